@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Set up tinygen in ./.venv: system packages (when root), torch==2.13.0 first, then the
+# project with its dev tools. Safe to run again; it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System tools the tests and builds call. gcc compiles the generated host C.
+APT_PACKAGES=(gcc make)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) -eq 0 ]]; then
+        echo "setup: apt-get install ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "setup: missing system packages; run: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+
+PYTHON=${PYTHON:-python3}
+if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv with $($PYTHON --version)"
+    "$PYTHON" -m venv .venv
+fi
+# torch first and pinned: a looser requirement with no torch installed pulls a CUDA build.
+.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+echo "setup: ready ($(.venv/bin/tinygen --version))"

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_tinygen(*args: str, cwd: Path | None = None, timeout: float = 300) -> CliResult:
+    """Run the CLI in a child process, exactly as a user would."""
+    proc = subprocess.run([sys.executable, "-m", "tinygen", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=timeout)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def assert_one_line_error(result: CliResult, *needles: str) -> None:
+    """A user mistake: non-zero exit, one 'tinygen: error:' line, no traceback."""
+    assert result.returncode != 0, result.stdout
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("tinygen: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture
+def cli():  # type: ignore[no-untyped-def]
+    return run_tinygen

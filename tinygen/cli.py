@@ -1,0 +1,134 @@
+"""The ``tinygen`` command line (argparse + rich).
+
+Every user mistake surfaces as one line on stderr, ``tinygen: error: ...``, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+
+from tinygen import __version__
+from tinygen.errors import TinygenError
+
+MODEL_HELP = "a checkpoint path, or preset:NAME (random init, fixed seed)"
+
+
+def _console():  # type: ignore[no-untyped-def]
+    from rich.console import Console
+
+    return Console()
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from tinygen.checkpoint import load_model
+    from tinygen.config import preset_names
+    from tinygen.summary import macs_per_second_of_audio, unique_params, virtual_params
+
+    rows = []
+    for name in preset_names():
+        model = load_model(f"preset:{name}")
+        cfg = model.cfg
+        rows.append({
+            "name": name,
+            "unique_params": unique_params(model),
+            "virtual_params": virtual_params(model),
+            "virtual_layers": cfg.virtual_layers,
+            "unique_blocks": cfg.unique_blocks,
+            "d_model": cfg.d_model,
+            "macs_per_second_of_audio": macs_per_second_of_audio(model),
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title="tinygen presets (use as preset:NAME)",
+                  caption="unique/virtual: parameters stored / applied per inference; "
+                          "MMAC/s: per second of audio")
+    for col in ("preset", "unique", "virtual", "reuse", "V/U", "d", "MMAC/s"):
+        table.add_column(col, justify="left" if col == "preset" else "right", no_wrap=True)
+    for r in rows:
+        table.add_row(r["name"], f"{r['unique_params']:,}", f"{r['virtual_params']:,}",
+                      f"{r['virtual_params'] / r['unique_params']:.2f}x",
+                      f"{r['virtual_layers']}/{r['unique_blocks']}", str(r["d_model"]),
+                      f"{r['macs_per_second_of_audio'] / 1e6:.1f}")
+    _console().print(table)
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from tinygen.checkpoint import load_model
+    from tinygen.summary import describe
+
+    info = describe(load_model(args.model))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    console = _console()
+    console.print(f"[bold]{info['name']}[/bold]  ({args.model})")
+    console.print(
+        f"unique params  {info['unique_params']:>12,}   (int8 flash ≈ "
+        f"{info['int8_weight_bytes_estimate'] / 1024:.0f} KiB)\n"
+        f"virtual params {info['virtual_params']:>12,}   ({info['sharing_ratio']}x reuse)\n"
+        f"layers         {info['virtual_layers']:>12} virtual over "
+        f"{info['unique_blocks']} unique blocks\n"
+        f"compute        {info['macs_per_second_of_audio'] / 1e6:>12.1f} MMAC per second "
+        "of audio")
+    table = Table(title="virtual layer -> parameter group")
+    for col in ("layer", "block", "ffn1", "attn", "conv", "ffn2", "norm", "shared factors"):
+        table.add_column(col)
+    for row in info["sharing"]["layers"]:
+        table.add_row(str(row["layer"]), str(row["block"]), row["ffn1"], row["attn"],
+                      row["conv"], row["ffn2"], row["norm"], ", ".join(row["factors"]) or "-")
+    console.print(table)
+    groups = Table(title="parameter groups")
+    for col in ("group", "params", "uses"):
+        groups.add_column(col, justify="left" if col == "group" else "right")
+    for name, g in info["sharing"]["groups"].items():
+        groups.add_row(name, f"{g['params']:,}", str(g["uses"]))
+    console.print(groups)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinygen",
+        description="Compile weight-shared, low-rank Conformer speech encoders to "
+                    "microcontroller firmware.")
+    parser.add_argument("--version", action="version", version=f"tinygen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("presets", help="list the named model presets")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_presets)
+
+    p = sub.add_parser("info", help="parameter counts, compute and weight sharing of a model")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except TinygenError as err:
+        print(f"tinygen: error: {err.line()}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("tinygen: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

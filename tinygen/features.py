@@ -1,0 +1,70 @@
+"""Log-mel front end in plain torch (torchaudio does not install beside the pinned torch).
+
+Power spectrum of a Hann-windowed STFT, an HTK-scale triangular mel filterbank, then
+``log(mel + 1e-6)``. Frames are centred (reflect padding), so ``N`` samples give
+``1 + N // hop_length`` frames: 1 s at 16 kHz is 101 frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from tinygen.config import ConformerConfig
+
+LOG_FLOOR = 1e-6
+
+
+def hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    return 700.0 * (10.0 ** (np.asarray(mel, dtype=np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int,
+                   f_min: float = 0.0, f_max: float | None = None) -> np.ndarray:
+    """(n_fft // 2 + 1, n_mels) triangular filters on the HTK mel scale, peak 1."""
+    f_max = sample_rate / 2 if f_max is None else f_max
+    freqs = np.linspace(0.0, sample_rate / 2, n_fft // 2 + 1)  # (bins,)
+    edges = mel_to_hz(np.linspace(hz_to_mel(f_min), hz_to_mel(f_max), n_mels + 2))
+    lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]  # (n_mels,) each
+    up = (freqs[:, None] - lower[None, :]) / (centre - lower)[None, :]
+    down = (upper[None, :] - freqs[:, None]) / (upper - centre)[None, :]
+    return np.maximum(0.0, np.minimum(up, down)).astype(np.float32)
+
+
+class LogMel(torch.nn.Module):
+    """(B, samples) float waveform in [-1, 1] -> (B, frames, n_mels) log-mel."""
+
+    def __init__(self, cfg: ConformerConfig) -> None:
+        super().__init__()
+        self.n_fft = cfg.n_fft
+        self.hop = cfg.hop_length
+        self.win = cfg.win_length
+        self.register_buffer("window", torch.hann_window(cfg.win_length, periodic=True))
+        fb = mel_filterbank(cfg.n_fft, cfg.n_mels, cfg.sample_rate)
+        self.register_buffer("fbank", torch.from_numpy(fb))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        spec = torch.stft(wave, self.n_fft, hop_length=self.hop, win_length=self.win,
+                          window=self.window, center=True, pad_mode="reflect",
+                          return_complex=True)  # (B, bins, frames)
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(power.transpose(1, 2), self.fbank)  # (B, frames, n_mels)
+        return torch.log(mel + LOG_FLOOR)
+
+
+def num_frames(samples: int, hop_length: int) -> int:
+    return 1 + samples // hop_length
+
+
+def samples_for_frames(frames: int, hop_length: int) -> int:
+    return max(0, (frames - 1) * hop_length)
+
+
+def seconds_to_frames(seconds: float, cfg: ConformerConfig) -> int:
+    return num_frames(math.floor(seconds * cfg.sample_rate), cfg.hop_length)
