@@ -1,0 +1,429 @@
+"""Frontend: capture any nn.Module with torch.export and lower it to tinygen's IR.
+
+Nothing here knows tinygen's model class. Parameters arrive as graph placeholders; the
+frontend keys them by the identity of the tensor object behind them, so a parameter
+that several placeholders (tied names) or several calls (repeated blocks) reach becomes
+one IR constant with many users.
+
+Convolutions are lowered to TFLite layouts (NHWC, OHWI / 1HWC weights) with explicit
+transposes around them; ``passes.optimize_layout`` removes the ones that cancel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from torch import fx
+
+from tinygen.errors import TinygenError
+from tinygen.ir import Graph, Node
+
+
+class UnsupportedOpError(TinygenError):
+    """The model uses an op the compiler cannot lower."""
+
+
+class FrontendError(TinygenError):
+    """The model could not be captured."""
+
+
+aten = torch.ops.aten
+Lowering = Callable[["_Lowerer", fx.Node, list[Any]], Any]
+_LOWERINGS: dict[Any, Lowering] = {}
+
+
+def _lowers(*targets: Any) -> Callable[[Lowering], Lowering]:
+    def register(fn: Lowering) -> Lowering:
+        for t in targets:
+            _LOWERINGS[t] = fn
+        return fn
+
+    return register
+
+
+def supported_ops() -> list[str]:
+    return sorted({str(t).replace("aten.", "").split(".")[0] for t in _LOWERINGS})
+
+
+def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
+    """torch.export ``module`` on ``example`` (eval mode) and lower it to IR."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            ep = torch.export.export(module, (example,))
+    except Exception as err:  # torch raises many types; report the first line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FrontendError(f"torch.export could not capture the model: {first[:200]}",
+                            "the model must be traceable with one tensor input") from None
+    finally:
+        module.train(was_training)
+    return _Lowerer(ep).run()
+
+
+def _origin(node: fx.Node) -> str:
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return "<top level>"
+    key = list(stack)[-1]
+    return key.removeprefix("L__self__").removeprefix("L['self'].") or "<top level>"
+
+
+def _scope(node: fx.Node) -> str:
+    """The top-level submodule call this node belongs to, e.g. 'blocks.0@1'."""
+    stack = node.meta.get("nn_module_stack") or {}
+    for key in stack:
+        name = key.removeprefix("L__self__").removeprefix("L['self'].")
+        if name:
+            return name
+    return ""
+
+
+class _Lowerer:
+    def __init__(self, ep: torch.export.ExportedProgram) -> None:
+        self.ep = ep
+        self.g = Graph()
+        self.env: dict[str, Any] = {}  # fx node name -> IR value name or python scalar
+        self.const_by_id: dict[int, str] = {}
+        self.keep_alive: list[torch.Tensor] = []  # ids stay valid while we hold these
+        self.derived_consts: dict[str, str] = {}
+        self.node: fx.Node | None = None
+
+    # ------------------------------------------------------------------ helpers
+    def shape(self, node: fx.Node) -> tuple[int, ...]:
+        val = node.meta.get("val")
+        if not isinstance(val, torch.Tensor):
+            raise FrontendError(f"op {node.target} at {_origin(node)} has no tensor shape")
+        return tuple(int(s) for s in val.shape)
+
+    def const(self, tensor: torch.Tensor, name: str) -> str:
+        key = id(tensor)
+        if key not in self.const_by_id:
+            self.keep_alive.append(tensor)
+            data = tensor.detach().cpu().to(torch.float32).numpy().copy()
+            self.const_by_id[key] = self.g.add_const(name.replace(".", "_"), data, name)
+        return self.const_by_id[key]
+
+    def derived(self, src: str, tag: str, make: Callable[[], np.ndarray]) -> str:
+        """A constant computed from constant ``src`` (a re-layout), made once per source.
+
+        A shared weight used by many convolutions gets one re-laid-out copy, not one per use.
+        """
+        key = f"{src}#{tag}"
+        if key not in self.derived_consts:
+            origin = self.g.values[src].origin
+            self.derived_consts[key] = self.g.add_const(f"{src}_{tag}", make(), origin)
+        return self.derived_consts[key]
+
+    def scalar_const(self, value: float) -> str:
+        name = f"scalar_{value:g}".replace("-", "m").replace(".", "p").replace("+", "")
+        for v in self.g.constants():
+            if v.shape == () and v.data is not None and float(v.data) == float(value):
+                return v.name
+        return self.g.add_const(name, np.array(value, dtype=np.float32), f"scalar {value:g}")
+
+    def emit(self, op: str, inputs: list[str],
+             out_shape: tuple[int, ...] | list[tuple[int, ...]], **attrs: Any) -> Any:
+        assert self.node is not None
+        base = self.node.name
+        shapes = out_shape if isinstance(out_shape, list) else [out_shape]
+        outs = [self.g.add_value(base if len(shapes) == 1 else f"{base}_{i}", s)
+                for i, s in enumerate(shapes)]
+        self.g.nodes.append(Node(op, inputs, outs, dict(attrs), origin=_origin(self.node),
+                                 name=base))
+        self.g.nodes[-1].attrs.setdefault("scope", _scope(self.node))
+        return outs if isinstance(out_shape, list) else outs[0]
+
+    def value(self, arg: Any) -> str:
+        if isinstance(arg, fx.Node):
+            v = self.env[arg.name]
+            if isinstance(v, str):
+                return v
+            return self.scalar_const(float(v))
+        if isinstance(arg, (int, float)):
+            return self.scalar_const(float(arg))
+        raise FrontendError(f"unexpected argument {arg!r} at {self.where()}")
+
+    def where(self) -> str:
+        return _origin(self.node) if self.node is not None else "?"
+
+    # ---------------------------------------------------------------------- run
+    def run(self) -> Graph:
+        sig = self.ep.graph_signature
+        tensors: dict[str, torch.Tensor] = {**self.ep.state_dict, **self.ep.constants}
+        kinds: dict[str, str] = {}
+        targets: dict[str, str] = {}
+        for spec in sig.input_specs:
+            arg_name = getattr(spec.arg, "name", None)
+            if arg_name is not None:
+                kinds[arg_name] = spec.kind.name
+                targets[arg_name] = spec.target or arg_name
+        for node in self.ep.graph.nodes:
+            self.node = node
+            if node.op == "placeholder":
+                kind = kinds.get(node.name, "USER_INPUT")
+                if kind == "USER_INPUT":
+                    name = self.g.add_value("input", self.shape(node), origin="input")
+                    self.g.inputs.append(name)
+                    self.env[node.name] = name
+                else:
+                    self.env[node.name] = self.const(tensors[targets[node.name]],
+                                                     targets[node.name])
+            elif node.op == "call_function":
+                lower = _LOWERINGS.get(node.target)
+                if lower is None:
+                    raise UnsupportedOpError(
+                        f"unsupported op {node.target} at {_origin(node)}",
+                        f"supported ops: {', '.join(supported_ops())}")
+                args = list(node.args)
+                self.env[node.name] = lower(self, node, args)
+            elif node.op == "output":
+                outs = node.args[0]
+                outs = outs if isinstance(outs, (list, tuple)) else [outs]
+                self.g.outputs = [self.value(o) for o in outs]
+            else:
+                raise UnsupportedOpError(f"unsupported graph node kind {node.op!r} "
+                                         f"at {_origin(node)}")
+        for i, name in enumerate(self.g.outputs):
+            if name in self.g.inputs or self.g.values[name].is_const:
+                raise FrontendError("the model output is an input or a constant")
+            self.g.values[name].origin = f"output {i}"
+        return self.g
+
+
+# --------------------------------------------------------------------- lowerings
+def _perm_to_nhwc(rank: int) -> list[int]:
+    return [0, *range(2, rank), 1]
+
+
+def _perm_to_nchw(rank: int) -> list[int]:
+    return [0, rank - 1, *range(1, rank - 1)]
+
+
+def _permuted(shape: tuple[int, ...], perm: list[int]) -> tuple[int, ...]:
+    return tuple(shape[p] for p in perm)
+
+
+@_lowers(aten.linear.default)
+def _linear(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    x, w = lw.value(args[0]), lw.value(args[1])
+    b = lw.value(args[2]) if len(args) > 2 and args[2] is not None else ""
+    return lw.emit("linear", [x, w, b], lw.shape(node))
+
+
+@_lowers(aten.conv2d.default, aten.conv1d.default)
+def _conv(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    x, w = lw.value(args[0]), lw.value(args[1])
+    b = lw.value(args[2]) if len(args) > 2 and args[2] is not None else ""
+    spatial = 2 if node.target == aten.conv2d.default else 1
+
+    def ints(i: int, default: int) -> list[int]:
+        v = args[i] if len(args) > i else default
+        if isinstance(v, str):
+            raise UnsupportedOpError(f"string padding at {lw.where()}", "use integer padding")
+        vals = [int(e) for e in v] if isinstance(v, (list, tuple)) else [int(v)]
+        return vals * spatial if len(vals) == 1 else vals
+
+    stride, padding, dilation = ints(3, 1), ints(4, 0), ints(5, 1)
+    groups = int(args[6]) if len(args) > 6 else 1
+    if any(d != 1 for d in dilation):
+        raise UnsupportedOpError(f"dilated convolution at {lw.where()}",
+                                 "tinygen supports dilation 1")
+    wv = lw.g.values[w]
+    xshape = lw.g.values[x].shape
+    out_nchw = lw.shape(node)
+    c_in, c_out = xshape[1], out_nchw[1]
+    # NCHW / NCW -> NHWC: conv1d runs as a 2D conv with width 1.
+    if spatial == 1:
+        x = lw.emit("reshape", [x], (*xshape, 1), shape=[*xshape, 1])
+        stride, padding = [stride[0], 1], [padding[0], 0]
+        xshape = (*xshape, 1)
+    x = lw.emit("transpose", [x], _permuted(xshape, _perm_to_nhwc(4)), perm=_perm_to_nhwc(4))
+    kh = wv.shape[2]
+    kw = wv.shape[3] if spatial == 2 else 1
+    depthwise = groups == c_in == c_out and groups > 1
+    if groups != 1 and not depthwise:
+        raise UnsupportedOpError(f"grouped convolution (groups={groups}) at {lw.where()}",
+                                 "use groups=1 or a depthwise convolution")
+    assert wv.data is not None
+    wdata = wv.data.reshape(c_out, c_in // groups, kh, kw)
+    if depthwise:  # (C, 1, KH, KW) -> (1, KH, KW, C)
+        w_new = lw.derived(w, "1hwc", lambda: wdata.transpose(1, 2, 3, 0))
+    else:  # (O, I, KH, KW) -> (O, KH, KW, I)
+        w_new = lw.derived(w, "ohwi", lambda: wdata.transpose(0, 2, 3, 1))
+    out_nhwc = (out_nchw[0], out_nchw[2], out_nchw[3] if spatial == 2 else 1, out_nchw[1])
+    y = lw.emit("depthwise_conv2d" if depthwise else "conv2d", [x, w_new, b], out_nhwc,
+                stride=[int(s) for s in stride], pad=[int(p) for p in padding])
+    y = lw.emit("transpose", [y], _permuted(out_nhwc, _perm_to_nchw(4)),
+                perm=_perm_to_nchw(4))
+    if spatial == 1:
+        y = lw.emit("reshape", [y], out_nchw, shape=list(out_nchw))
+    return y
+
+
+@_lowers(aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default)
+def _batch_norm(lw: _Lowerer, node: fx.Node, args: list[Any]) -> Any:
+    if node.target == aten.batch_norm.default:
+        x, gamma, beta, mean, var, training, _, eps = args[:8]
+        if training:
+            raise UnsupportedOpError(f"training-mode batch_norm at {lw.where()}",
+                                     "export the model in eval mode")
+    else:
+        x, gamma, beta, mean, var, _, eps = args[:7]
+    ins = [lw.value(x), lw.value(mean), lw.value(var),
+           lw.value(gamma) if gamma is not None else "",
+           lw.value(beta) if beta is not None else ""]
+    return lw.emit("batch_norm", ins, lw.g.values[ins[0]].shape, axis=1, eps=float(eps))
+
+
+@_lowers(aten.layer_norm.default)
+def _layer_norm(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    x, normalized = lw.value(args[0]), list(args[1])
+    if len(normalized) != 1:
+        raise UnsupportedOpError(f"layer_norm over {len(normalized)} dims at {lw.where()}",
+                                 "normalise the last dimension only")
+    gamma = lw.value(args[2]) if len(args) > 2 and args[2] is not None else ""
+    beta = lw.value(args[3]) if len(args) > 3 and args[3] is not None else ""
+    eps = float(args[4]) if len(args) > 4 else 1e-5
+    return lw.emit("layer_norm", [x, gamma, beta], lw.shape(node), eps=eps)
+
+
+@_lowers(aten.dropout.default, aten.alias.default, aten.clone.default,
+         aten.contiguous.default, aten.detach.default)
+def _identity(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    if node.target == aten.dropout.default and len(args) > 2 and args[2]:
+        raise UnsupportedOpError(f"training-mode dropout at {lw.where()}",
+                                 "export the model in eval mode")
+    return lw.value(args[0])
+
+
+def _binary(op: str) -> Lowering:
+    def lower(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+        a, b = args[0], args[1]
+        alpha = node.kwargs.get("alpha", 1)
+        if alpha != 1:
+            b_val = lw.value(b)
+            b = lw.emit("mul", [b_val, lw.scalar_const(float(alpha))],
+                        lw.g.values[b_val].shape)
+            return lw.emit(op, [lw.value(a), b], lw.shape(node))
+        return lw.emit(op, [lw.value(a), lw.value(b)], lw.shape(node))
+
+    return lower
+
+
+_lowers(aten.add.Tensor)(_binary("add"))
+_lowers(aten.sub.Tensor)(_binary("sub"))
+_lowers(aten.mul.Tensor)(_binary("mul"))
+
+
+@_lowers(aten.div.Tensor)
+def _div(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    if isinstance(args[1], (int, float)):
+        return lw.emit("mul", [lw.value(args[0]), lw.scalar_const(1.0 / float(args[1]))],
+                       lw.shape(node))
+    raise UnsupportedOpError(f"division by a tensor at {lw.where()}",
+                             "divide by a constant, or multiply")
+
+
+def _unary(op: str) -> Lowering:
+    def lower(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+        return lw.emit(op, [lw.value(args[0])], lw.shape(node))
+
+    return lower
+
+
+_lowers(aten.silu.default)(_unary("silu"))
+_lowers(aten.relu.default)(_unary("relu"))
+_lowers(aten.sigmoid.default)(_unary("logistic"))
+
+
+@_lowers(aten.glu.default)
+def _glu(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    x = lw.value(args[0])
+    rank = len(lw.g.values[x].shape)
+    dim = int(args[1]) if len(args) > 1 else -1
+    if dim % rank != rank - 1:
+        raise UnsupportedOpError(f"glu over dim {dim} at {lw.where()}",
+                                 "apply GLU to the last dimension")
+    return lw.emit("glu", [x], lw.shape(node), axis=-1)
+
+
+@_lowers(aten.softmax.int, aten._softmax.default)
+def _softmax(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    x = lw.value(args[0])
+    rank = len(lw.g.values[x].shape)
+    if int(args[1]) % rank != rank - 1:
+        raise UnsupportedOpError(f"softmax over dim {args[1]} at {lw.where()}",
+                                 "apply softmax to the last dimension")
+    return lw.emit("softmax", [x], lw.shape(node), axis=-1)
+
+
+@_lowers(aten.matmul.default, aten.bmm.default)
+def _matmul(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    a, b = lw.value(args[0]), lw.value(args[1])
+    sa, sb = lw.g.values[a].shape, lw.g.values[b].shape
+    if len(sa) < 2 or len(sb) < 2:
+        raise UnsupportedOpError(f"matmul of a vector at {lw.where()}",
+                                 "use 2-D or batched operands")
+    if lw.g.values[b].is_const and len(sb) == 2:  # x @ W: a linear layer with W^T
+        wv = lw.g.values[b]
+        assert wv.data is not None
+        w = lw.derived(b, "t", lambda: wv.data.T.copy())
+        return lw.emit("linear", [a, w, ""], lw.shape(node))
+    return lw.emit("batch_matmul", [a, b], lw.shape(node), adj_x=False, adj_y=False)
+
+
+@_lowers(aten.transpose.int)
+def _transpose(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    x = lw.value(args[0])
+    rank = len(lw.g.values[x].shape)
+    perm = list(range(rank))
+    d0, d1 = int(args[1]) % rank, int(args[2]) % rank
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return lw.emit("transpose", [x], lw.shape(node), perm=perm)
+
+
+@_lowers(aten.permute.default)
+def _permute(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    x = lw.value(args[0])
+    rank = len(lw.g.values[x].shape)
+    return lw.emit("transpose", [x], lw.shape(node), perm=[int(p) % rank for p in args[1]])
+
+
+@_lowers(aten.t.default)
+def _t(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    return lw.emit("transpose", [lw.value(args[0])], lw.shape(node), perm=[1, 0])
+
+
+@_lowers(aten.view.default, aten.reshape.default, aten.unsqueeze.default,
+         aten.squeeze.dim, aten.squeeze.default, aten.flatten.using_ints,
+         aten._unsafe_view.default)
+def _reshape(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    shape = lw.shape(node)
+    return lw.emit("reshape", [lw.value(args[0])], shape, shape=list(shape))
+
+
+@_lowers(aten.split.Tensor, aten.split_with_sizes.default, aten.chunk.default)
+def _split(lw: _Lowerer, node: fx.Node, args: list[Any]) -> list[str]:
+    x = lw.value(args[0])
+    vals = node.meta.get("val")
+    shapes = [tuple(int(s) for s in v.shape) for v in vals]
+    rank = len(lw.g.values[x].shape)
+    dim = int(args[2]) if len(args) > 2 else 0
+    if dim % rank != rank - 1:
+        raise UnsupportedOpError(f"split over dim {dim} at {lw.where()}",
+                                 "split the last dimension")
+    return lw.emit("split", [x], shapes, axis=-1, sections=[s[-1] for s in shapes])
+
+
+@_lowers(__import__("operator").getitem)
+def _getitem(lw: _Lowerer, node: fx.Node, args: list[Any]) -> Any:
+    src = lw.env[args[0].name]
+    if isinstance(src, list):
+        return src[int(args[1])]
+    if int(args[1]) == 0:  # first output of a multi-output aten op (batch_norm)
+        return src
+    raise UnsupportedOpError(f"output {args[1]} of {args[0].target} at {lw.where()}")
