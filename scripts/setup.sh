@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System tools the tests and builds call. gcc compiles the generated host C.
-APT_PACKAGES=(gcc make)
+APT_PACKAGES=(gcc make espeak-ng sox)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -111,6 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
+
+    from tinygen import data, evaluate, train  # speech data, CTC training, accuracy
+    for module in (data, train, evaluate):
+        module.register(sub)
     return parser
 
 

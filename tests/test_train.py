@@ -1,0 +1,165 @@
+"""CTC training: the loss falls, checkpoints load, resume continues, torchrun, eval JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tinygen.checkpoint import load_checkpoint, read_checkpoint
+from tinygen.config import ConformerConfig
+from tinygen.data.synth import synthesize
+from tinygen.evaluate import Tally, edit_distance, greedy_decode, score
+from tinygen.train import BatchPlan, TrainError, TrainOptions, fit, lr_factor, state_path
+
+# A Conformer small enough to train a few steps in well under a second.
+TINY = ConformerConfig(name="test-tiny", d_model=32, n_heads=2, ff_dim=64, conv_kernel=7,
+                       subsample_channels=8, block_order=(0, 0), share_macaron=True
+                       ).validate()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("train") / "corpus"
+    synthesize(out, 20, seed=5, jobs=2, progress=False)  # 16 train, 2 dev, 2 test
+    return out
+
+
+def options(corpus: Path, out: Path, **kw: object) -> TrainOptions:
+    base = TrainOptions(data=corpus, out=out, steps=6, batch=4, lr=3e-3, warmup=2,
+                        eval_every=3, threads=1, progress=False)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def run_env() -> dict[str, str]:
+    return dict(os.environ, OMP_NUM_THREADS="1")
+
+
+def test_loss_goes_down_and_checkpoint_loads(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.pt"
+    losses: list[float] = []
+    meta = fit(TINY, options(corpus, out, steps=40, batch=5, lr=5e-3, warmup=4,
+                             eval_every=20, dev_limit=2),
+               on_step=lambda step, loss: losses.append(loss))
+    assert len(losses) == 40 and all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5]), losses
+    model = load_checkpoint(out)
+    assert model.cfg == TINY
+    assert meta["step"] == read_checkpoint(out)["meta"]["step"] == 40
+    assert 0.0 <= read_checkpoint(out)["meta"]["dev_cer"] <= 1.5
+    state = torch.load(state_path(out), weights_only=True)
+    assert state["step"] == 40 and state["optimizer"]["state"]
+
+
+def test_interrupted_run_resumes_at_its_step(corpus: Path, tmp_path: Path) -> None:
+    whole = tmp_path / "whole.pt"
+    fit(TINY, options(corpus, whole))
+
+    cut = tmp_path / "cut.pt"
+
+    def interrupt(step: int, loss: float) -> None:
+        if step == 4:  # after the checkpoint of step 3
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(TINY, options(corpus, cut), on_step=interrupt)
+    assert read_checkpoint(cut)["meta"]["step"] == 3
+    steps: list[int] = []
+    fit(None, options(corpus, cut, resume=True), on_step=lambda s, _: steps.append(s))
+    assert steps == [4, 5, 6]
+    assert read_checkpoint(cut)["meta"]["step"] == 6
+    # batches, masks and dropout depend only on (seed, step): same weights as no stop
+    a, b = load_checkpoint(whole).state_dict(), load_checkpoint(cut).state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_resume_and_overwrite_mistakes(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.pt"
+    with pytest.raises(TrainError, match="does not exist"):
+        fit(TINY, options(corpus, out, resume=True))
+    fit(TINY, options(corpus, out, steps=2))
+    with pytest.raises(TrainError, match="already exists"):
+        fit(TINY, options(corpus, out))
+    with pytest.raises(TrainError, match="already at step 2"):
+        fit(None, options(corpus, out, steps=2, resume=True))
+    with pytest.raises(TrainError, match="differs from the config"):
+        fit(replace(TINY, d_model=16), options(corpus, out, steps=4, resume=True))
+    state_path(out).unlink()
+    with pytest.raises(TrainError, match=r"optimizer state .* is missing"):
+        fit(None, options(corpus, out, steps=4, resume=True))
+
+
+def test_schedule_and_batch_plan() -> None:
+    assert lr_factor(0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor(9, 100, 10) == pytest.approx(1.0)
+    assert lr_factor(99, 100, 10) < 0.1
+    plan = BatchPlan([float(i % 7) for i in range(20)], batch=3, world=2, seed=0)
+    assert plan.steps_per_epoch == 3
+    for step in range(6):  # ranks split each global batch; one epoch covers 18 items
+        r0, r1 = plan.indices(step, 0), plan.indices(step, 1)
+        assert len(r0) == len(r1) == 3 and not set(r0) & set(r1)
+    epoch = [i for s in range(3) for r in (0, 1) for i in plan.indices(s, r)]
+    assert len(set(epoch)) == 18
+    again = BatchPlan([float(i % 7) for i in range(20)], batch=3, world=2, seed=0)
+    assert again.indices(4, 1) == plan.indices(4, 1)
+
+
+def test_torchrun_two_processes(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ddp.pt"
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+         "2", "-m", "tinygen", "train", "--preset", "share-lowrank", "--data", str(corpus),
+         "--out", str(out), "--steps", "3", "--batch", "2", "--eval-every", "3"],
+        capture_output=True, text=True, env=run_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("saved ") == 1  # rank 0 alone reports and writes
+    meta = read_checkpoint(out)["meta"]
+    assert meta["world_size"] == 2 and meta["step"] == 3
+    assert load_checkpoint(out).cfg.name == "share-lowrank"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp.pt", "ddp.pt.state"]
+
+
+def test_metrics() -> None:
+    vocab = "_ ab"
+    assert greedy_decode(np.eye(4)[[2, 2, 0, 2, 1, 3, 3, 0]], vocab) == "aa b"
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance([], ["x"]) == 1
+    tally = Tally()
+    tally.add("ab ab", "ab b")
+    assert (tally.char_errors, tally.chars, tally.word_errors, tally.words) == (1, 5, 1, 2)
+
+    def perfect(feats: np.ndarray) -> np.ndarray:  # a backend that spells "ab"
+        return np.eye(4)[[2, 0, 3]]
+
+    pairs = [(np.zeros((10, 40), np.float32), "ab")] * 3
+    assert score(perfect, pairs, vocab).cer == 0.0
+    assert score(perfect, [(pairs[0][0], "ba")], vocab).cer == 1.0
+
+
+def test_eval_json_counts_a_corrupt_file(corpus: Path, tmp_path: Path) -> None:
+    data = tmp_path / "corpus"
+    shutil.copytree(corpus, data)
+    fit(TINY, options(corpus, tmp_path / "m.pt", steps=2))
+    first = json.loads((data / "test.jsonl").read_text().splitlines()[0])
+    (data / first["path"]).write_bytes(b"RIFF garbage")
+    proc = subprocess.run([sys.executable, "-m", "tinygen", "eval", str(tmp_path / "m.pt"),
+                           "--data", str(data), "--json"],
+                          capture_output=True, text=True, env=run_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert (report["split"], report["utterances"], report["skipped"]) == ("test", 1, 1)
+    (row,) = report["rows"]
+    assert row["backend"] == "float" and row["utterances"] == 1
+    assert row["cer"] == pytest.approx(row["char_errors"] / row["chars"], abs=1e-6)
+    assert {p["backend"] for p in report["pending"]} == {"int8-reference", "host-c"}
+    warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("tinygen: warning:")]
+    assert len(warnings) == 1 and first["path"].split("/")[-1] in warnings[0]

@@ -1,0 +1,543 @@
+"""CTC training (``tinygen train --preset P --data DIR --out models/NAME.pt``).
+
+- Loss: CTC over the characters of ``cfg.vocab``, blank = index 0.
+- Augmentation: SpecAugment frequency and time masks (:func:`tinygen.data.dataset.spec_augment`).
+- Optimiser: AdamW (no decay on biases and norms), linear warmup then cosine decay to
+  ``MIN_LR_FACTOR`` of the peak, gradient clipping.
+- Progress: a rich bar with the smoothed loss and the last dev CER; a log line per eval.
+- Checkpoints: every ``save_every`` steps and at the end, ``out`` through
+  :func:`tinygen.checkpoint.save_checkpoint` (weights, step and dev scores in its meta) and
+  ``out.state`` beside it (optimizer moments and step; plain tensors and numbers, loaded
+  with ``torch.load(weights_only=True)``). ``--resume`` loads both and continues at the
+  saved step.
+- Determinism: the batches of step s, the SpecAugment masks and the dropout draws are pure
+  functions of (seed, s, rank), so an interrupted run that resumes from its checkpoint
+  takes the same steps as one that never stopped.
+- Several processes: under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in
+  DistributedDataParallel over gloo (CPU). Every step each rank takes its own ``--batch``
+  items of one global batch; rank 0 alone evaluates, writes checkpoints and shows progress.
+
+This module imports torch only inside the functions that train, so the command line
+starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tinygen.errors import TinygenError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+
+    from tinygen.config import ConformerConfig
+    from tinygen.data.dataset import SpeechDataset
+    from tinygen.model import Conformer
+
+STATE_FORMAT = "tinygen-train-state"
+STATE_VERSION = 1
+MIN_LR_FACTOR = 0.05  # the cosine ends at 5% of the peak learning rate
+CACHE_HOURS = 5.0  # keep features in memory for corpora up to this much audio
+
+
+class TrainError(TinygenError):
+    """Training options or files that do not fit together."""
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    data: Path  # synth corpus or LibriSpeech root
+    out: Path  # checkpoint; its optimizer state goes to <out>.state
+    steps: int = 3000  # total optimizer steps (a resumed run continues up to this)
+    batch: int = 16  # utterances per step and process
+    lr: float = 2e-3  # peak learning rate
+    warmup: int | None = None  # warmup steps; None: min(500, steps // 10)
+    weight_decay: float = 1e-2
+    clip: float = 5.0  # max gradient norm
+    eval_every: int = 250  # dev CER every N steps (and at the end)
+    save_every: int | None = None  # checkpoint every N steps; None: eval_every
+    dev_limit: int = 200  # dev utterances scored during training
+    seed: int = 0
+    resume: bool = False
+    workers: int = 0  # DataLoader worker processes
+    threads: int | None = None  # torch intra-op threads; None: torch's default
+    progress: bool = True
+
+    def warmup_steps(self) -> int:
+        return self.warmup if self.warmup is not None else min(500, self.steps // 10)
+
+    def plain(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+# -------------------------------------------------------------------- schedule
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Multiplier of the peak rate at ``step``: linear warmup, then cosine."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return MIN_LR_FACTOR + (1 - MIN_LR_FACTOR) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def step_seed(seed: int, step: int, rank: int, stream: int) -> int:
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, step, rank, stream]).generate_state(1)[0])
+
+
+class BatchPlan:
+    """Which items each rank takes at each step, a pure function of (seed, step).
+
+    An epoch is a seeded permutation, cut into windows of ``bucket`` global batches; each
+    window is sorted by duration (less padding) and cut into global batches, whose order
+    is shuffled. Rank r takes every world-th item of its step's global batch.
+    """
+
+    def __init__(self, durations: list[float], batch: int, world: int, seed: int,
+                 bucket: int = 32) -> None:
+        import numpy as np
+
+        self.durations = np.asarray(durations, dtype=np.float64)
+        self.batch, self.world, self.seed, self.bucket = batch, world, seed, bucket
+        self.per_step = batch * world
+        self.steps_per_epoch = max(1, len(durations) // self.per_step)
+        self._epoch = -1
+        self._groups: list[np.ndarray] = []
+
+    def _plan_epoch(self, epoch: int) -> list[np.ndarray]:
+        import numpy as np
+
+        rng = np.random.default_rng([self.seed, epoch])
+        perm = rng.permutation(len(self.durations))
+        if len(perm) < self.per_step:  # a corpus smaller than one global batch repeats
+            perm = np.resize(perm, self.per_step)
+        perm = perm[:self.steps_per_epoch * self.per_step]
+        groups = []
+        window = self.per_step * self.bucket
+        for w0 in range(0, len(perm), window):
+            win = perm[w0:w0 + window]
+            win = win[np.argsort(self.durations[win], kind="stable")]
+            groups += [win[i:i + self.per_step] for i in range(0, len(win), self.per_step)]
+        return [groups[int(i)] for i in rng.permutation(len(groups))]
+
+    def indices(self, step: int, rank: int) -> list[int]:
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            self._groups, self._epoch = self._plan_epoch(epoch), epoch
+        return [int(i) for i in self._groups[pos][rank::self.world]]
+
+
+class _StepBatches:
+    """A DataLoader batch_sampler: the rank's indices for steps start..stop-1."""
+
+    def __init__(self, plan: BatchPlan, start: int, stop: int, rank: int) -> None:
+        self.plan, self.start, self.stop, self.rank = plan, start, stop, rank
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.start, self.stop):
+            yield self.plan.indices(step, self.rank)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+# -------------------------------------------------------------- distributed
+@dataclass(frozen=True)
+class World:
+    rank: int = 0
+    size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> World:
+        """torchrun sets RANK and WORLD_SIZE; a plain run is rank 0 of 1."""
+        try:
+            return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")))
+        except ValueError:
+            raise TrainError("RANK/WORLD_SIZE are not integers",
+                             "launch with torchrun, or unset them") from None
+
+
+# ---------------------------------------------------------------- state files
+def state_path(out: Path) -> Path:
+    return out.with_name(out.name + ".state")
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    import torch
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_state(path: Path, ckpt_step: int) -> dict[str, Any]:
+    import torch
+
+    if not path.is_file():
+        raise TrainError(f"--resume: optimizer state {path} is missing",
+                         "resume needs the .state file written beside the checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any damage: pickle, zip, truncation
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise TrainError(f"--resume: optimizer state {path} is unreadable ({first[:100]})",
+                         "delete it and the checkpoint to start over") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TrainError(f"--resume: {path} is not a tinygen training state")
+    if state.get("step") != ckpt_step:
+        raise TrainError(f"--resume: {path} is at step {state.get('step')} but the "
+                         f"checkpoint is at step {ckpt_step}",
+                         "the run stopped between the two writes; delete both to start over")
+    return state
+
+
+# ------------------------------------------------------------------- training
+def fit(cfg: ConformerConfig | None, opts: TrainOptions,
+        on_step: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) and return the final meta; see the module docstring.
+
+    ``cfg`` may be None with ``opts.resume`` (the checkpoint's config is used).
+    ``on_step(step, loss)`` runs after every optimizer step on every rank.
+    """
+    import torch
+    import torch.distributed as dist
+
+    world = World.from_env()
+    threads = torch.get_num_threads()
+    if opts.threads is not None:
+        torch.set_num_threads(opts.threads)
+    init = world.size > 1 and not dist.is_initialized()
+    if init:
+        dist.init_process_group("gloo")
+    try:
+        return _fit(cfg, opts, world, on_step)
+    finally:
+        if init:
+            dist.destroy_process_group()
+        torch.set_num_threads(threads)
+
+
+def _check(opts: TrainOptions) -> None:
+    for name in ("steps", "batch", "eval_every", "dev_limit"):
+        if getattr(opts, name) < 1:
+            raise TrainError(f"--{name.replace('_', '-')} {getattr(opts, name)} is too small",
+                             "give a positive number")
+    if opts.save_every is not None and opts.save_every < 1:
+        raise TrainError(f"--save-every {opts.save_every} is too small",
+                         "give a positive number")
+    if not opts.lr > 0:
+        raise TrainError(f"--lr {opts.lr} must be positive")
+    if opts.workers < 0:
+        raise TrainError(f"--workers {opts.workers} must be >= 0")
+    if opts.threads is not None and opts.threads < 1:
+        raise TrainError(f"--threads {opts.threads} must be >= 1")
+
+
+def _start(cfg: ConformerConfig | None, opts: TrainOptions
+           ) -> tuple[Conformer, int, dict[str, Any], dict[str, Any] | None]:
+    """(model, start step, meta of the checkpoint, optimizer state or None)."""
+    from tinygen.checkpoint import load_checkpoint, read_checkpoint
+    from tinygen.model import build_model
+
+    if not opts.resume:
+        if cfg is None:
+            raise TrainError("no model config", "give --preset NAME")
+        if opts.out.exists():
+            raise TrainError(f"{opts.out} already exists",
+                             "pass --resume to continue it, or choose another --out")
+        return build_model(cfg, seed=opts.seed), 0, {}, None
+    if not opts.out.exists():
+        raise TrainError(f"--resume: {opts.out} does not exist",
+                         "drop --resume to start a new run")
+    meta = read_checkpoint(opts.out).get("meta", {})
+    model = load_checkpoint(opts.out)
+    if cfg is not None and cfg != model.cfg:
+        raise TrainError(f"--preset {cfg.name} differs from the config in {opts.out} "
+                         f"({model.cfg.name})", "drop --preset to continue the checkpoint")
+    step = meta.get("step")
+    if not isinstance(step, int):
+        raise TrainError(f"--resume: {opts.out} has no training step in its meta",
+                         "it was not written by tinygen train")
+    if step >= opts.steps:
+        raise TrainError(f"{opts.out} is already at step {step} (--steps {opts.steps})",
+                         "raise --steps to train further")
+    return model, step, meta, _load_state(state_path(opts.out), step)
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    rest = [p for p in model.parameters() if p.ndim < 2]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": rest, "weight_decay": 0.0}]
+
+
+def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
+         on_step: Callable[[int, float], None] | None) -> dict[str, Any]:
+    import torch
+    import torch.distributed as dist
+    import torch.nn.functional as F
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data import DataLoader
+
+    from tinygen.checkpoint import save_checkpoint
+    from tinygen.data.dataset import SkipLog, SpeechDataset, collate, has_split, load_split
+    from tinygen.data.dataset import spec_augment as augment
+    from tinygen.summary import unique_params
+
+    _check(opts)
+    model, start, meta, state = _start(cfg, opts)
+    cfg = model.cfg
+    train_utts = load_split(opts.data, "train", cfg.vocab)
+    if not train_utts:
+        raise TrainError(f"{opts.data} has no training utterances",
+                         "give a corpus whose train split is not empty")
+    dev_utts = (load_split(opts.data, "dev", cfg.vocab)[:opts.dev_limit]
+                if has_split(opts.data, "dev") else [])
+    hours = sum(u.duration or 0.0 for u in train_utts) / 3600
+    train_ds = SpeechDataset(train_utts, cfg, cache=hours <= CACHE_HOURS)
+    dev_ds = SpeechDataset(dev_utts, cfg, cache=True)
+
+    model.train()
+    net: torch.nn.Module = model
+    if world.size > 1:
+        net = DistributedDataParallel(model)
+    optimizer = torch.optim.AdamW(_param_groups(model, opts.weight_decay), lr=opts.lr,
+                                  betas=(0.9, 0.98), eps=1e-8)
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    plan = BatchPlan(train_ds.durations(), opts.batch, world.size, opts.seed)
+    loader = DataLoader(train_ds, batch_sampler=_StepBatches(plan, start, opts.steps,
+                                                             world.rank),
+                        collate_fn=collate, num_workers=opts.workers)
+    save_every = opts.save_every or opts.eval_every
+    warmup = opts.warmup_steps()
+    skips = SkipLog()
+    report = _Report(opts, world, start, meta)
+    report.intro(cfg.name, unique_params(model), len(train_ds), hours, len(dev_ds))
+    loss_avg = meta.get("loss")
+    with report:
+        for step, batch in zip(range(start, opts.steps), loader, strict=True):
+            skips.add(batch.skipped)
+            torch.manual_seed(step_seed(opts.seed, step, world.rank, 0))  # dropout
+            gen = torch.Generator().manual_seed(step_seed(opts.seed, step, world.rank, 1))
+            lr = opts.lr * lr_factor(step, opts.steps, warmup)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            if len(batch) == 0:  # every item was unusable: join the gradient all-reduce
+                loss = net(torch.zeros(1, 16, cfg.n_mels)).sum() * 0.0
+            else:
+                feats = augment(batch.feats, batch.feat_lens, gen)
+                logits = net(feats, batch.feat_lens)  # (B, T', vocab)
+                log_probs = logits.log_softmax(-1).transpose(0, 1)  # (T', B, vocab)
+                loss = F.ctc_loss(log_probs, batch.labels, model.output_lengths(
+                    batch.feat_lens), batch.label_lens, blank=0, reduction="mean",
+                    zero_infinity=True)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
+            if torch.isfinite(norm):
+                optimizer.step()
+            value = loss.detach().clone()
+            if world.size > 1:
+                dist.all_reduce(value)
+                value /= world.size
+            loss_avg = (float(value) if loss_avg is None
+                        else 0.95 * loss_avg + 0.05 * float(value))
+            done = step + 1
+            if world.main:
+                dev = None
+                if dev_ds and (done % opts.eval_every == 0 or done == opts.steps):
+                    dev = dev_scores(model, dev_ds)
+                    model.train()
+                report.step(done, loss_avg, lr, dev)
+                if done % save_every == 0 or done == opts.steps:
+                    meta = report.meta(cfg.name, done, loss_avg, skips.count)
+                    opts.out.parent.mkdir(parents=True, exist_ok=True)
+                    _atomic_save({"format": STATE_FORMAT, "version": STATE_VERSION,
+                                  "step": done, "optimizer": optimizer.state_dict()},
+                                 state_path(opts.out))
+                    save_checkpoint(model, opts.out, meta)
+            if on_step is not None:
+                on_step(done, float(value))
+    if skips.count:
+        report.line(skips.summary())
+    return report.meta(cfg.name, opts.steps, loss_avg, skips.count)
+
+
+def dev_scores(model: Conformer, dev: SpeechDataset, batch: int = 32
+               ) -> dict[str, float]:
+    """Greedy-decoded CER and WER of the model (in eval mode) on a dataset."""
+    import torch
+
+    from tinygen.data.dataset import Example, collate
+    from tinygen.evaluate import Tally, greedy_decode
+
+    model.eval()
+    items = [x for x in (dev[i] for i in range(len(dev))) if isinstance(x, Example)]
+    items.sort(key=lambda x: x.feats.shape[0])
+    tally = Tally()
+    with torch.no_grad():
+        for b0 in range(0, len(items), batch):
+            chunk = collate(items[b0:b0 + batch])
+            logits = model(chunk.feats, chunk.feat_lens)  # (B, T', vocab)
+            lens = model.output_lengths(chunk.feat_lens)
+            for b, text in enumerate(chunk.texts):
+                tally.add(text, greedy_decode(logits[b, :int(lens[b])].numpy(),
+                                              model.cfg.vocab))
+    return {"cer": tally.cer, "wer": tally.wer}
+
+
+# ------------------------------------------------------------------- progress
+class _Report:
+    """Rank 0's progress bar, log lines and checkpoint meta; silent on other ranks."""
+
+    def __init__(self, opts: TrainOptions, world: World, start: int,
+                 meta: dict[str, Any]) -> None:
+        self.opts, self.world, self.start = opts, world, start
+        self.dev: dict[str, float] | None = (
+            {"cer": meta["dev_cer"], "wer": meta["dev_wer"]}
+            if isinstance(meta.get("dev_cer"), float) and isinstance(meta.get("dev_wer"), float)
+            else None)
+        self.bar: Any = None
+        self.task: Any = None
+        self.console: Any = None
+        if world.main:
+            from rich.console import Console
+
+            self.console = Console(stderr=True)
+
+    def __enter__(self) -> _Report:
+        if not (self.world.main and self.opts.progress):
+            return self
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("loss {task.fields[loss]}"),
+                            TextColumn("dev CER {task.fields[cer]}"), TimeElapsedColumn(),
+                            TimeRemainingColumn(), console=self.console)
+        self.task = self.bar.add_task("train", total=self.opts.steps, completed=self.start,
+                                      loss="-", cer=self._cer())
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def _cer(self) -> str:
+        return f"{100 * self.dev['cer']:.1f}%" if self.dev else "-"
+
+    def line(self, text: str) -> None:
+        if self.world.main and self.opts.progress:
+            (self.bar.console if self.bar is not None else self.console).print(text)
+
+    def intro(self, name: str, params: int, n_train: int, hours: float, n_dev: int) -> None:
+        what = f"resuming at step {self.start}" if self.start else "training"
+        self.line(f"{what}: {name} ({params:,} unique params) on {n_train} utterances "
+                  f"({hours * 60:.1f} min), dev {n_dev}; {self.world.size} process(es) x "
+                  f"batch {self.opts.batch}; {self.opts.steps} steps")
+
+    def step(self, done: int, loss: float, lr: float, dev: dict[str, float] | None) -> None:
+        if dev is not None:
+            self.dev = dev
+            self.line(f"step {done}/{self.opts.steps}  loss {loss:.3f}  dev CER "
+                      f"{100 * dev['cer']:.1f}%  WER {100 * dev['wer']:.1f}%  lr {lr:.2e}")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, loss=f"{loss:.3f}", cer=self._cer())
+
+    def meta(self, name: str, step: int, loss: float | None, skipped: int) -> dict[str, Any]:
+        return {
+            "step": step,
+            "loss": loss,
+            "dev_cer": self.dev["cer"] if self.dev else None,
+            "dev_wer": self.dev["wer"] if self.dev else None,
+            "preset": name,
+            "world_size": self.world.size,
+            "skipped_audio": skipped,
+            "options": self.opts.plain(),
+        }
+
+
+# ------------------------------------------------------------------------ CLI
+def cmd_train(args: argparse.Namespace) -> int:
+    from tinygen.config import load_preset
+    from tinygen.data.dataset import warnings_as_lines
+
+    opts = TrainOptions(data=args.data, out=args.out, steps=args.steps, batch=args.batch,
+                        lr=args.lr, warmup=args.warmup, eval_every=args.eval_every,
+                        save_every=args.save_every, dev_limit=args.dev_limit,
+                        seed=args.seed, resume=args.resume, workers=args.workers,
+                        threads=args.threads, progress=not args.quiet)
+    cfg = load_preset(args.preset) if args.preset else None
+    with warnings_as_lines():
+        meta = fit(cfg, opts)
+    if World.from_env().main:
+        cer = meta["dev_cer"]
+        print(f"saved {args.out} (step {meta['step']}, loss {meta['loss']:.3f}, dev CER "
+              f"{'-' if cer is None else f'{100 * cer:.1f}%'})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``tinygen train`` to the top-level subcommands."""
+    p = sub.add_parser(
+        "train", help="train a preset with CTC on a speech corpus",
+        description="Train a model preset with character CTC and SpecAugment. Runs under "
+                    "torchrun for several processes (DistributedDataParallel, gloo); "
+                    "--batch is per process.")
+    p.add_argument("--preset", metavar="P", help="model preset (see `tinygen presets`); "
+                   "optional with --resume")
+    p.add_argument("--data", type=Path, required=True, metavar="DIR",
+                   help="a corpus from `tinygen data synth`, or a LibriSpeech root")
+    p.add_argument("--out", type=Path, required=True, metavar="PATH",
+                   help="checkpoint to write, e.g. models/NAME.pt (+ PATH.state)")
+    d = TrainOptions(data=Path(), out=Path())
+    p.add_argument("--steps", type=int, default=d.steps, metavar="N",
+                   help=f"total optimizer steps (default {d.steps})")
+    p.add_argument("--batch", type=int, default=d.batch, metavar="B",
+                   help=f"utterances per step and process (default {d.batch})")
+    p.add_argument("--lr", type=float, default=d.lr, metavar="LR",
+                   help=f"peak learning rate (default {d.lr})")
+    p.add_argument("--warmup", type=int, default=None, metavar="N",
+                   help="warmup steps (default min(500, steps/10))")
+    p.add_argument("--eval-every", type=int, default=d.eval_every, metavar="N",
+                   help=f"dev CER every N steps (default {d.eval_every})")
+    p.add_argument("--save-every", type=int, default=None, metavar="N",
+                   help="checkpoint every N steps (default: --eval-every)")
+    p.add_argument("--dev-limit", type=int, default=d.dev_limit, metavar="N",
+                   help=f"dev utterances scored while training (default {d.dev_limit})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue PATH from its saved step")
+    p.add_argument("--seed", type=int, default=d.seed, metavar="S",
+                   help="initial weights, batch order, augmentation (default 0)")
+    p.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                   help="DataLoader worker processes (default 0)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads per process (default: torch's; small models on a "
+                        "busy machine often run fastest with 1)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
+    p.set_defaults(func=cmd_train)
