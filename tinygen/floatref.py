@@ -102,6 +102,12 @@ def _run_node(n: Node, a: list[Array | None]) -> list[Array]:
         out = x - a[1]
     elif op == "mul":
         out = x * a[1]
+    elif op == "mean":
+        out = x.mean(-1, keepdims=True)
+    elif op == "squared_difference":
+        out = (x - a[1]) ** 2
+    elif op == "rsqrt":
+        out = 1.0 / np.sqrt(x)
     elif op == "transpose":
         out = np.transpose(x, at["perm"])
     elif op == "reshape":

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygen.ir import Graph, Node
+from tinygen.ir import Graph, Node, Value
 
 Pass = Callable[[Graph], Graph]
 
@@ -510,6 +510,60 @@ def _out_shapes(n: Node, ins: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
     if n.op == "split":
         return [(*x[:-1], s) for s in n.attrs["sections"]]
     return [x]  # elementwise and normalisations keep the shape
+
+
+# ------------------------------------------------------- layer norm for TFLite
+def decompose_layer_norm(graph: Graph) -> Graph:
+    """Rewrite layer_norm as TFLite builtins (TFLite has no LAYER_NORM):
+
+        m = mean(x); v = mean(squared_difference(x, m)); r = rsqrt(v + eps)
+        y = (x - m) * r * gamma + beta
+
+    Used for the .tflite export; the native int8 graph keeps tinygen's integer
+    layer_norm, which is more accurate (docs/quantization.md).
+    """
+    g = graph.copy()
+    out_nodes: list[Node] = []
+    for n in g.nodes:
+        if n.op != "layer_norm":
+            out_nodes.append(n)
+            continue
+        x = n.inputs[0]
+        shape = g.values[x].shape
+        row = (*shape[:-1], 1)
+
+        def new(suffix: str, shp: tuple[int, ...], n: Node = n) -> str:
+            return g.add_value(f"{n.outputs[0]}_{suffix}", shp, origin=n.origin)
+
+        def node(op: str, ins: list[str], out: str, n: Node = n, **attrs: Any) -> None:
+            out_nodes.append(Node(op, ins, [out], {"scope": n.attrs.get("scope", ""), **attrs},
+                                  origin=n.origin, name=n.name))
+
+        m, sq, v = new("mean", row), new("sqdiff", shape), new("var", row)
+        ve, r, d = new("var_eps", row), new("rstd", row), new("centred", shape)
+        eps_key = f"layer_norm_eps_{n.attrs['eps']:g}"
+        if eps_key not in g.values:  # one constant per distinct eps, not one per use
+            g.values[eps_key] = Value(eps_key, (), "float32",
+                                      np.array(n.attrs["eps"], np.float32), eps_key)
+        eps = eps_key
+        node("mean", [x], m, axis=-1)
+        node("squared_difference", [x, m], sq)
+        node("mean", [sq], v, axis=-1)
+        node("add", [v, eps], ve)
+        node("rsqrt", [ve], r)
+        node("sub", [x, m], d)
+        gamma, beta = n.inputs[1], n.inputs[2]
+        y = n.outputs[0]
+        normed = new("normed", shape) if (gamma or beta) else y
+        node("mul", [d, r], normed)
+        if gamma:
+            scaled = new("scaled", shape) if beta else y
+            node("mul", [normed, gamma], scaled)
+            normed = scaled
+        if beta:
+            node("add", [normed, beta], y)
+    g.nodes = out_nodes
+    return g
 
 
 # ------------------------------------------------------------------- pipeline

@@ -1,0 +1,8 @@
+"""The golden reference: numpy int8 kernels that define tinygen's integer semantics.
+
+``kernels`` reproduces TensorFlow Lite Micro's *reference* kernels bit for bit (tests check
+every op against the TFLM interpreter). Each op is split the way TFLM splits it: a
+``prepare_<op>`` that turns float32 scales into integer multipliers, shifts and clamps
+(TFLM's Prepare, done here at compile time), and an ``<op>_s8`` kernel that only runs
+integer arithmetic (TFLM's Eval, later the generated C).
+"""
