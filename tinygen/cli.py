@@ -158,6 +158,52 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from tinygen.build import BuildOptions, build, check_out
+    from tinygen.calib import inputs, window_frames
+    from tinygen.checkpoint import check_finite, load_model
+    from tinygen.targets import check_target
+
+    check_target(args.target)  # cheap checks first: nothing is computed for a bad call
+    check_out(args.output, args.force)
+    model = load_model(args.model)
+    check_finite(model)
+    cfg = model.cfg
+    frames = window_frames(cfg, args.window_ms)
+    calib = inputs(cfg, frames, args.calib, seed=0, data=args.data, split="train")
+    vecs = inputs(cfg, frames, args.vectors, seed=1, data=args.data,
+                  split="test" if args.data else "train")
+    opts = BuildOptions(target=args.target, force=args.force, vectors=args.vectors)
+    name = cfg.name if str(args.model).startswith("preset:") else Path(args.model).stem
+    with _progress("calibrating", len(calib), args.json) as tick:
+        report = build(model, args.output, calib, vecs, opts, name, progress=tick)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    f = report["flash"]
+    _console().print(
+        f"built {args.output} for {report['target']}: flash {f['total_bytes']:,} B "
+        f"(weights {f['weights_bytes']:,}, quantization data {f['quant_bytes']:,}, "
+        f"schedule {f['schedule_bytes']:,}), arena {report['arena_bytes']:,} B, "
+        f"{report['macs_per_inference']:,} MACs per inference, "
+        f"{report['test_vectors']} test vectors")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from tinygen.verify import verify
+
+    result = verify(args.out, sanitize=args.sanitize)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        verdict = ("bit-exact with the golden reference" if result["bit_exact"]
+                   else f"MISMATCH on vectors {result['mismatched']}")
+        _console().print(f"{result['vectors']} test vectors on {result['target']}: {verdict}"
+                         f"; float vs C SNR {result['snr_db']} dB")
+    return 0 if result["bit_exact"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tinygen",
@@ -184,6 +230,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="held-out inputs run through TFLite Micro and compared (default 4)")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.set_defaults(func=cmd_export_tflite)
+
+    p = sub.add_parser("build", help="compile a model to C for a target")
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("--target", default="host", help="host (more targets: see README)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                   help="output folder (written completely or not at all)")
+    p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    p.add_argument("--vectors", type=int, default=16, metavar="K",
+                   help="test vectors written to OUT/test_vectors (default 16)")
+    _add_calibration_args(p)
+    p.add_argument("--json", action="store_true", help="print report.json")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("verify", help="run a build's C on its test vectors and compare")
+    p.add_argument("out", metavar="OUT", type=Path, help="a folder from `tinygen build`")
+    p.add_argument("--sanitize", action="store_true",
+                   help="compile with -fsanitize=address,undefined")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_verify)
 
     from tinygen import data, evaluate, train  # speech data, CTC training, accuracy
     for module in (data, train, evaluate):

@@ -1,0 +1,77 @@
+/*
+ * tg_softmax_s8: int8 softmax over the last axis, int8 output with scale 1/256 and zero
+ * point -128. Bit-exact with TFLM reference_ops::Softmax for int8 in and out: differences
+ * to the row maximum are rescaled to Q5.26, exponentiated with gemmlowp's fixed-point
+ * exp_on_negative_values, summed in Q12.19 and normalised by a fixed-point reciprocal.
+ *
+ * input   [in]  int8 (rows, depth). Its zero point does not matter (only differences do).
+ * output  [out] int8 (rows, depth); must not overlap input.
+ * p       [in]  tg_softmax_params_t:
+ *   rows >= 0; depth in [1, 512] (TFLM's int8 softmax needs the sum of exps, at most
+ *                     depth * 2^19 in Q12.19, below 2^28).
+ *   input_multiplier  in [2^30, INT32_MAX]; input_left_shift in [0, 31]: the rescale of
+ *                     beta * input_scale to Q5.26 (TFLM PreprocessSoftmaxScaling).
+ *   diff_min          <= 0: differences below it give an output of -128.
+ */
+#include <stddef.h>
+
+#include "../tg_kernels.h"
+#include "../tg_math.h"
+
+enum {
+    TG_SOFTMAX_DIFF_INTEGER_BITS = 5,   /* rescaled differences: Q5.26 */
+    TG_SOFTMAX_ACCUM_INTEGER_BITS = 12  /* sum of exps: Q12.19 */
+};
+
+/* exp(beta * scale * diff) in Q0.31 for one difference diff <= 0. */
+static int32_t tg_softmax_exp(int32_t diff, const tg_softmax_params_t *p)
+{
+    const int32_t rescaled = tg_sat_rounding_doubling_high_mul(
+        tg_shl_wrap_s32(diff, p->input_left_shift), p->input_multiplier);
+    return tg_exp_on_negative_values(rescaled, TG_SOFTMAX_DIFF_INTEGER_BITS);
+}
+
+void tg_softmax_s8(const int8_t *input, int8_t *output, const tg_softmax_params_t *p)
+{
+    const int32_t depth = p->depth;
+    int32_t r, c;
+
+    for (r = 0; r < p->rows; ++r) {
+        const int8_t *in_row = input + (size_t)r * (size_t)depth;
+        int8_t *out_row = output + (size_t)r * (size_t)depth;
+        int32_t max_in_row = INT8_MIN;
+        int32_t sum_of_exps = 0;
+        int32_t headroom_plus_one, exponent, shifted_scale;
+
+        for (c = 0; c < depth; ++c) {
+            max_in_row = tg_max_s32(max_in_row, in_row[c]);
+        }
+        for (c = 0; c < depth; ++c) {
+            const int32_t diff = (int32_t)in_row[c] - max_in_row;
+            if (diff >= p->diff_min) {
+                sum_of_exps = tg_add_wrap_s32(
+                    sum_of_exps, tg_rounding_divide_by_pot(tg_softmax_exp(diff, p),
+                                                           TG_SOFTMAX_ACCUM_INTEGER_BITS));
+            }
+        }
+        /* TFLM GetReciprocal: the row maximum contributes exp(0), so sum_of_exps >= 2^19
+         * and headroom_plus_one <= 12. 1 / sum = shifted_scale * 2^-num_bits_over_unit. */
+        headroom_plus_one = tg_clz_u32((uint32_t)sum_of_exps);
+        shifted_scale = tg_one_over_one_plus_x_for_x_in_0_1(tg_s32_from_u32(
+            ((uint32_t)sum_of_exps << headroom_plus_one) - 0x80000000u));
+        /* num_bits_over_unit + 31 - 8 */
+        exponent = (TG_SOFTMAX_ACCUM_INTEGER_BITS - headroom_plus_one) + 31 - 8;
+
+        for (c = 0; c < depth; ++c) {
+            const int32_t diff = (int32_t)in_row[c] - max_in_row;
+            int32_t out = INT8_MIN;
+            if (diff >= p->diff_min) {
+                const int32_t unsat = tg_rounding_divide_by_pot(
+                    tg_sat_rounding_doubling_high_mul(shifted_scale, tg_softmax_exp(diff, p)),
+                    exponent);
+                out = tg_clamp_s32(unsat + INT8_MIN, INT8_MIN, INT8_MAX);
+            }
+            out_row[c] = (int8_t)out;
+        }
+    }
+}

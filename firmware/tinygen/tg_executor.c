@@ -1,0 +1,71 @@
+/* tinygen runtime: schedule executor (see tg_executor.h). */
+#include "tg_executor.h"
+
+#include <stddef.h>
+
+static int run_step(const tg_step_t *st, int8_t *const *t, const void *params)
+{
+    switch ((tg_op_kind_t)st->kind) {
+    case TG_OP_FULLY_CONNECTED:
+        tg_fully_connected_s8(t[0], t[1], (const tg_fc_params_t *)params);
+        return 0;
+    case TG_OP_CONV2D:
+        tg_conv2d_s8(t[0], t[1], (const tg_conv_params_t *)params);
+        return 0;
+    case TG_OP_DEPTHWISE_CONV2D:
+        tg_depthwise_conv2d_s8(t[0], t[1], (const tg_conv_params_t *)params);
+        return 0;
+    case TG_OP_BATCH_MATMUL:
+        tg_batch_matmul_s8(t[0], t[1], t[2], (const tg_batch_matmul_params_t *)params);
+        return 0;
+    case TG_OP_ADD:
+        tg_add_s8(t[0], t[1], t[2], (const tg_add_params_t *)params);
+        return 0;
+    case TG_OP_MUL:
+        tg_mul_s8(t[0], t[1], t[2], (const tg_mul_params_t *)params);
+        return 0;
+    case TG_OP_LUT:
+        tg_lut_s8(t[0], t[1], (const tg_lut_params_t *)params);
+        return 0;
+    case TG_OP_SOFTMAX:
+        tg_softmax_s8(t[0], t[1], (const tg_softmax_params_t *)params);
+        return 0;
+    case TG_OP_LAYER_NORM:
+        tg_layer_norm_s8(t[0], t[1], (const tg_layer_norm_params_t *)params);
+        return 0;
+    case TG_OP_TRANSPOSE:
+        tg_transpose_s8(t[0], t[1], (const tg_transpose_params_t *)params);
+        return 0;
+    case TG_OP_SPLIT:
+        tg_split_s8(t[0], t + 1, (const tg_split_params_t *)params);
+        return 0;
+    }
+    return -1;
+}
+
+int tg_execute(const tg_schedule_t *schedule, int8_t *arena)
+{
+    uint32_t index = 0;
+    uint16_t s;
+    for (s = 0; s < schedule->n_segments; ++s) {
+        const tg_segment_t *seg = &schedule->segments[s];
+        const tg_program_t *prog = seg->program;
+        uint16_t i;
+        for (i = 0; i < prog->n_steps; ++i, ++index) {
+            const tg_step_t *st = &prog->steps[i];
+            int8_t *t[TG_MAX_STEP_IO];
+            uint8_t j;
+            int rc;
+            for (j = 0; j < st->n_io; ++j) {
+                t[j] = arena + seg->offsets[st->io[j]];
+            }
+            TG_STEP_BEGIN(index, st->kind);
+            rc = run_step(st, t, seg->params[i]);
+            TG_STEP_END(index, st->kind);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,171 @@
+/*
+ * tinygen runtime: int8 kernel interface.
+ *
+ * Every kernel is bit-exact with TensorFlow Lite Micro's reference kernel of the same
+ * op (and with tinygen's golden reference, tinygen/reference/), so a CMSIS-NN or ESP-NN
+ * adapter with the same signature can replace a portable one without changing outputs.
+ * All "prepare" work (multipliers, shifts, zero points, clamps, shapes) is done by the
+ * compiler; the structs below hold its results and live in flash.
+ *
+ * Conventions
+ *   - Activations are int8 with a zero point; weights int8 symmetric (zero point 0).
+ *   - Shifts follow TFLM: real multiplier = multiplier * 2^(shift - 31); shift > 0 is a
+ *     left shift.
+ *   - Layouts follow TFLite: row-major, channels last (NHWC), FC weights (out, in),
+ *     conv weights OHWI, depthwise weights 1HWC.
+ *   - Input and output buffers never overlap unless a kernel says so.
+ *   - No kernel allocates memory; none uses floating point.
+ */
+#ifndef TG_KERNELS_H
+#define TG_KERNELS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------- fully connected */
+typedef struct {
+    const int8_t *weights;      /* (out_features, in_features) */
+    const int32_t *bias;        /* (out_features) or NULL */
+    const int32_t *multiplier;  /* (out_features): per-channel requantization */
+    const int32_t *shift;       /* (out_features) */
+    int32_t rows;               /* product of the leading dims of the input */
+    int32_t in_features;
+    int32_t out_features;
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t act_min;            /* fused clamp, e.g. -128 / 127, or zp_out / 127 (ReLU) */
+    int32_t act_max;
+} tg_fc_params_t;
+
+/* out[r][o] = clamp(MBQM(sum_i (in[r][i] - zp_in) * w[o][i] + bias[o], mult[o], shift[o])
+ *                   + zp_out, act_min, act_max). in: (rows, in_features), out: (rows, out_features). */
+void tg_fully_connected_s8(const int8_t *input, int8_t *output, const tg_fc_params_t *p);
+
+/* ------------------------------------------------------------ conv2d / depthwise */
+typedef struct {
+    const int8_t *weights;      /* conv: (out_c, kh, kw, in_c); depthwise: (1, kh, kw, c) */
+    const int32_t *bias;        /* (out_c) or NULL */
+    const int32_t *multiplier;  /* (out_c) */
+    const int32_t *shift;       /* (out_c) */
+    int32_t batches;
+    int32_t in_h, in_w, in_c;
+    int32_t out_h, out_w, out_c; /* depthwise: out_c == in_c (depth multiplier 1) */
+    int32_t kernel_h, kernel_w;
+    int32_t stride_h, stride_w;
+    int32_t pad_h, pad_w;       /* top/left padding; outside taps are skipped */
+    int32_t input_zero_point;
+    int32_t output_zero_point;
+    int32_t act_min;
+    int32_t act_max;
+} tg_conv_params_t;
+
+void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p);
+void tg_depthwise_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p);
+
+/* ------------------------------------------------------------------ batch matmul */
+typedef struct {
+    int32_t batches;            /* product of the batch dims (no broadcasting) */
+    int32_t m, k, n;            /* out (batches, m, n) = lhs (m, k) x rhs (k, n) */
+    int32_t adj_x;              /* lhs is stored (batches, k, m) */
+    int32_t adj_y;              /* rhs is stored (batches, n, k) */
+    int32_t lhs_zero_point;
+    int32_t rhs_zero_point;
+    int32_t output_zero_point;
+    int32_t multiplier;
+    int32_t shift;
+} tg_batch_matmul_params_t;
+
+void tg_batch_matmul_s8(const int8_t *lhs, const int8_t *rhs, int8_t *output,
+                        const tg_batch_matmul_params_t *p);
+
+/* ------------------------------------------------------------- add (same shapes) */
+typedef struct {
+    int32_t size;               /* elements */
+    int32_t input1_zero_point, input2_zero_point, output_zero_point;
+    int32_t left_shift;         /* 20 */
+    int32_t input1_multiplier, input1_shift;
+    int32_t input2_multiplier, input2_shift;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} tg_add_params_t;
+
+/* TFLM ADD int8: both inputs rescaled to a common scale, summed, requantized. */
+void tg_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
+               const tg_add_params_t *p);
+
+/* ------------------------------------------------------------- mul (same shapes) */
+typedef struct {
+    int32_t size;
+    int32_t input1_zero_point, input2_zero_point, output_zero_point;
+    int32_t output_multiplier, output_shift;
+    int32_t act_min, act_max;
+} tg_mul_params_t;
+
+void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
+               const tg_mul_params_t *p);
+
+/* ------------------------------------------------- elementwise lookup (logistic) */
+typedef struct {
+    int32_t size;
+    const int8_t *table;        /* 256 entries, indexed by (uint8_t)(x + 128) */
+} tg_lut_params_t;
+
+/* out[i] = table[in[i] + 128]. The compiler fills the table with TFLM's LOGISTIC of
+ * every int8 value, so this is bit-exact and in-place safe (input == output allowed). */
+void tg_lut_s8(const int8_t *input, int8_t *output, const tg_lut_params_t *p);
+
+/* ----------------------------------------------------------------------- softmax */
+typedef struct {
+    int32_t rows;
+    int32_t depth;              /* softmax over the last axis, this long */
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t diff_min;           /* differences below it give 0 */
+} tg_softmax_params_t;
+
+/* TFLM SOFTMAX int8 -> int8 (scale 1/256, zero point -128), gemmlowp fixed-point exp. */
+void tg_softmax_s8(const int8_t *input, int8_t *output, const tg_softmax_params_t *p);
+
+/* -------------------------------------------------------------------- layer norm */
+typedef struct {
+    int32_t rows;
+    int32_t depth;              /* D, normalised axis (last), D <= 1024 */
+    int32_t input_zero_point;
+    int64_t eps_q;              /* >= 1 */
+    const int32_t *multiplier;  /* (D) */
+    const int32_t *shift;       /* (D) */
+    const int8_t *sign;         /* (D) +1 / -1: sign of gamma */
+    const int32_t *bias;        /* (D) round(beta / s_y) + zp_y */
+} tg_layer_norm_params_t;
+
+/* tinygen's integer LayerNorm (docs/quantization.md). */
+void tg_layer_norm_s8(const int8_t *input, int8_t *output, const tg_layer_norm_params_t *p);
+
+/* --------------------------------------------------------------------- transpose */
+typedef struct {
+    int32_t rank;               /* 1..4 */
+    int32_t in_shape[4];        /* input dims, rank entries used */
+    int32_t perm[4];            /* out dim d is input dim perm[d] */
+} tg_transpose_params_t;
+
+void tg_transpose_s8(const int8_t *input, int8_t *output, const tg_transpose_params_t *p);
+
+/* ------------------------------------------------------------------------- split */
+typedef struct {
+    int32_t rows;               /* product of all dims but the last */
+    int32_t depth;              /* last dim of the input */
+    int32_t parts;              /* 2..4 */
+    int32_t sections[4];        /* last-dim length of each output */
+} tg_split_params_t;
+
+/* Copies input (rows, depth) into outputs[j] (rows, sections[j]). */
+void tg_split_s8(const int8_t *input, int8_t *const *outputs, const tg_split_params_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TG_KERNELS_H */

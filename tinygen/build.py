@@ -1,0 +1,174 @@
+"""``tinygen build``: model -> int8 -> plan -> C -> target, written to OUT atomically.
+
+Everything is produced in a temp folder beside OUT and renamed into place at the end, so
+OUT is complete or untouched. The same model and flags give byte-identical files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tinygen import __version__, codegen, plan
+from tinygen.compiler import Compiled, compile_model
+from tinygen.errors import TinygenError
+from tinygen.fsutil import OutputError
+from tinygen.ir import Graph
+from tinygen.targets import TargetContext, check_target, copy_runtime, target_module
+
+
+@dataclass
+class BuildOptions:
+    target: str = "host"
+    backend: str = "portable"
+    force: bool = False
+    vectors: int = 16  # test vectors written to OUT/test_vectors
+    compiler: str | None = None
+    board: str | None = None  # PlatformIO board for cortex-m / esp32 targets
+
+
+def macs(graph: Graph) -> int:
+    """Multiply-accumulates of one inference of the int8 graph."""
+    total = 0
+    for n in graph.nodes:
+        p = n.attrs.get("params")
+        out = graph.values[n.outputs[0]].shape
+        if n.op == "fully_connected":
+            w = graph.values[n.inputs[1]].shape
+            total += int(np.prod(out[:-1])) * w[0] * w[1]
+        elif n.op == "conv2d":
+            w = graph.values[n.inputs[1]].shape
+            total += int(np.prod(out)) * w[1] * w[2] * w[3]
+        elif n.op == "depthwise_conv2d":
+            w = graph.values[n.inputs[1]].shape
+            total += int(np.prod(out)) * w[1] * w[2]
+        elif n.op == "batch_matmul":
+            a = graph.values[n.inputs[0]].shape
+            k = a[-2] if p.adj_x else a[-1]
+            total += int(np.prod(out)) * k
+    return total
+
+
+def check_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output {out} exists and is not a folder", "choose another -o")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise OutputError(f"output folder {out} is not empty",
+                          "pass --force to replace it, or choose another -o")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {out}: folder {parent} does not exist",
+                          "create it first")
+
+
+def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
+          vectors: list[np.ndarray], opts: BuildOptions, model_name: str,
+          progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Compile and write OUT; returns report.json's content."""
+    check_target(opts.target)
+    check_out(out, opts.force)
+    frames = calib[0].shape[1]
+    compiled = compile_model(model, frames, calib, progress)
+    planned = plan.make_plan(compiled.int8)
+    gen = codegen.generate(compiled.int8, planned, model_name, {})
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+    except OSError as err:
+        raise OutputError(f"cannot write {out}: {err.strerror}",
+                          "choose a writable location") from None
+    try:
+        codegen.write_files(tmp, gen.files)
+        copy_runtime(tmp)
+        vec = _write_vectors(tmp, compiled, vectors)
+        report = _report(model, compiled, planned, gen, opts, len(vec))
+        ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
+                            {"compiler": opts.compiler, "board": opts.board})
+        module = target_module(opts.target)
+        module.write(tmp, ctx)
+        module.build(tmp, ctx)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+        from tinygen.report import write_markdown, write_png
+
+        write_markdown(tmp / "report.md", report)
+        write_png(tmp / "report.png", compiled.int8, planned, gen)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _write_vectors(root: Path, compiled: Compiled, vectors: list[np.ndarray]
+                   ) -> list[tuple[bytes, bytes]]:
+    folder = root / "test_vectors"
+    folder.mkdir()
+    written = []
+    for k, x in enumerate(vectors):
+        xq = compiled.quantize_input(x).tobytes()
+        expected = compiled.run_int8(np.frombuffer(xq, np.int8)).tobytes()
+        (folder / f"input_{k}.bin").write_bytes(xq)
+        (folder / f"expected_{k}.bin").write_bytes(expected)
+        (folder / f"float_{k}.bin").write_bytes(
+            compiled.run_float(x).astype("<f4").tobytes())
+        written.append((xq, expected))
+    return written
+
+
+def _io(compiled: Compiled, name: str) -> dict[str, Any]:
+    v = compiled.int8.values[name]
+    assert v.quant is not None
+    return {"shape": list(v.shape), "dtype": v.dtype, "scale": v.quant.s,
+            "zero_point": v.quant.zp}
+
+
+def _report(model: torch.nn.Module, compiled: Compiled, planned: plan.Plan,
+            gen: codegen.Generated, opts: BuildOptions, vectors: int) -> dict[str, Any]:
+    from tinygen.summary import unique_params, virtual_params
+
+    g = compiled.int8
+    cfg = getattr(model, "cfg", None)
+    report: dict[str, Any] = {
+        "tinygen_version": __version__,
+        "model": cfg.name if cfg is not None else type(model).__name__,
+        "target": opts.target,
+        "backend": opts.backend,
+        "input": _io(compiled, g.inputs[0]),
+        "output": _io(compiled, g.outputs[0]),
+        "flash": {
+            "weights_bytes": gen.weights_bytes,
+            "quant_bytes": gen.quant_bytes,
+            "schedule_bytes": gen.schedule_bytes,
+            "total_bytes": gen.weights_bytes + gen.quant_bytes + gen.schedule_bytes,
+        },
+        "arena_bytes": planned.arena_bytes,
+        "macs_per_inference": macs(g),
+        "ops": g.op_counts(),
+        "steps": len(planned.steps),
+        "segments": len(planned.segments),
+        "programs": len(planned.programs),
+        "param_records": gen.param_records,
+        "weight_arrays": sum(1 for a in gen.pool.arrays if a.kind == "weights"),
+        "calibration_inputs": compiled.ranges.samples,
+        "test_vectors": vectors,
+        "window_frames": compiled.frames,
+    }
+    if cfg is not None:
+        report.update(unique_params=unique_params(model),  # type: ignore[arg-type]
+                      virtual_params=virtual_params(model),  # type: ignore[arg-type]
+                      virtual_layers=cfg.virtual_layers, unique_blocks=cfg.unique_blocks)
+    return report
+
+
+class BuildError(TinygenError):
+    """A build that cannot proceed."""
