@@ -57,10 +57,15 @@ def save_checkpoint(model: Conformer, path: str | Path, meta: dict[str, Any] | N
         "meta": dict(meta or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_torch_save(payload, path)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file beside ``path``, then rename: complete or untouched."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

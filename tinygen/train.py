@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -175,16 +174,9 @@ def state_path(out: Path) -> Path:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    import torch
+    from tinygen.checkpoint import atomic_torch_save
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_torch_save(obj, path)
 
 
 def _load_state(path: Path, ckpt_step: int) -> dict[str, Any]:
