@@ -166,3 +166,22 @@ def test_eval_json_counts_a_corrupt_file(corpus: Path, tmp_path: Path) -> None:
     assert rows["host-c"]["char_errors"] == rows["int8-reference"]["char_errors"]
     warnings = [ln for ln in proc.stderr.splitlines() if ln.startswith("tinygen: warning:")]
     assert len(warnings) == 1 and first["path"].split("/")[-1] in warnings[0]
+
+
+def test_deployment_window_places_speech_in_silence() -> None:
+    import torch
+
+    from tinygen.data.dataset import deployment_window
+    from tinygen.features import silence_value
+
+    feats = torch.randn(3, 50, 40)
+    lengths = torch.tensor([50, 30, 10])
+    out = deployment_window(feats, lengths, torch.Generator().manual_seed(0))
+    assert out.shape[0] == 3 and out.shape[1] >= 50 and out.shape[2] == 40
+    for i, n in enumerate(lengths.tolist()):
+        row = out[i]
+        speech = (row != silence_value()).any(dim=1).nonzero().flatten()
+        start = int(speech[0])
+        assert torch.equal(row[start:start + n], feats[i, :n])  # the utterance, intact
+        assert bool((row[:start] == silence_value()).all())
+        assert bool((row[start + n:] == silence_value()).all())

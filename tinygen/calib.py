@@ -17,7 +17,7 @@ import torch
 
 from tinygen.config import ConformerConfig
 from tinygen.errors import TinygenError
-from tinygen.features import LogMel, samples_for_frames
+from tinygen.features import LogMel, samples_for_frames, silence_value
 
 
 class CalibrationError(TinygenError):
@@ -87,7 +87,7 @@ def corpus_inputs(cfg: ConformerConfig, frames: int, n: int, seed: int, data: Pa
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(utts))
     logmel = LogMel(cfg)
-    silence = float(logmel(torch.zeros(1, cfg.win_length * 2))[0, 0, 0])
+    silence = silence_value()
     out: list[np.ndarray] = []
     with torch.no_grad():
         for i in order:

@@ -124,12 +124,10 @@ class _Window:
     """Centre features in a fixed window padded with silence; trim logits back."""
 
     def __init__(self, cfg: Any, frames: int) -> None:
-        import torch
-
-        from tinygen.features import LogMel
+        from tinygen.features import silence_value
 
         self.cfg, self.frames = cfg, frames
-        self.silence = float(LogMel(cfg)(torch.zeros(1, cfg.win_length * 2))[0, 0, 0])
+        self.silence = silence_value()
 
     def pad(self, feats: np.ndarray) -> tuple[np.ndarray, int]:
         import numpy as np

@@ -63,6 +63,11 @@ class LogMel(torch.nn.Module):
         return (torch.log(mel + LOG_FLOOR) - LOG_OFFSET) / LOG_SCALE
 
 
+def silence_value() -> float:
+    """The feature value of digital silence (zero power in every mel band)."""
+    return (math.log(LOG_FLOOR) - LOG_OFFSET) / LOG_SCALE
+
+
 def num_frames(samples: int, hop_length: int) -> int:
     return 1 + samples // hop_length
 

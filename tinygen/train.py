@@ -1,7 +1,10 @@
 """CTC training (``tinygen train --preset P --data DIR --out models/NAME.pt``).
 
 - Loss: CTC over the characters of ``cfg.vocab``, blank = index 0.
-- Augmentation: SpecAugment frequency and time masks (:func:`tinygen.data.dataset.spec_augment`).
+- Augmentation: SpecAugment frequency and time masks (:func:`tinygen.data.dataset.spec_augment`),
+  and, for a share ``window_prob`` of the steps, the deployment window: utterances placed
+  in digital silence with no padding mask, as a compiled model runs them
+  (:func:`tinygen.data.dataset.deployment_window`).
 - Optimiser: AdamW (no decay on biases and norms), linear warmup then cosine decay to
   ``MIN_LR_FACTOR`` of the peak, gradient clipping.
 - Progress: a rich bar with the smoothed loss and the last dev CER; a log line per eval.
@@ -69,6 +72,7 @@ class TrainOptions:
     workers: int = 0  # DataLoader worker processes
     threads: int | None = None  # torch intra-op threads; None: torch's default
     progress: bool = True
+    window_prob: float = 0.5  # share of steps trained on unmasked silence windows
 
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else min(500, self.steps // 10)
@@ -290,6 +294,7 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
 
     from tinygen.checkpoint import save_checkpoint
     from tinygen.data.dataset import SkipLog, SpeechDataset, collate, has_split, load_split
+    from tinygen.data.dataset import deployment_window as window
     from tinygen.data.dataset import spec_augment as augment
     from tinygen.summary import unique_params
 
@@ -336,11 +341,16 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
                 loss = net(torch.zeros(1, 16, cfg.n_mels)).sum() * 0.0
             else:
                 feats = augment(batch.feats, batch.feat_lens, gen)
-                logits = net(feats, batch.feat_lens)  # (B, T', vocab)
+                if float(torch.rand(1, generator=gen)) < opts.window_prob:
+                    feats = window(feats, batch.feat_lens, gen)  # no mask, like a device
+                    logits = net(feats)  # (B, T', vocab)
+                    out_lens = torch.full((len(batch),), logits.shape[1], dtype=torch.long)
+                else:
+                    logits = net(feats, batch.feat_lens)  # (B, T', vocab)
+                    out_lens = model.output_lengths(batch.feat_lens)
                 log_probs = logits.log_softmax(-1).transpose(0, 1)  # (T', B, vocab)
-                loss = F.ctc_loss(log_probs, batch.labels, model.output_lengths(
-                    batch.feat_lens), batch.label_lens, blank=0, reduction="mean",
-                    zero_infinity=True)
+                loss = F.ctc_loss(log_probs, batch.labels, out_lens, batch.label_lens,
+                                  blank=0, reduction="mean", zero_infinity=True)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
@@ -483,7 +493,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         lr=args.lr, warmup=args.warmup, eval_every=args.eval_every,
                         save_every=args.save_every, dev_limit=args.dev_limit,
                         seed=args.seed, resume=args.resume, workers=args.workers,
-                        threads=args.threads, progress=not args.quiet)
+                        threads=args.threads, progress=not args.quiet,
+                        window_prob=args.window_prob)
     cfg = load_preset(args.preset) if args.preset else None
     with warnings_as_lines():
         meta = fit(cfg, opts)
@@ -531,5 +542,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch threads per process (default: torch's; small models on a "
                         "busy machine often run fastest with 1)")
+    p.add_argument("--window-prob", type=float, default=d.window_prob, metavar="P",
+                   help="share of steps on unmasked silence windows, as a compiled model "
+                        f"runs (default {d.window_prob})")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=cmd_train)

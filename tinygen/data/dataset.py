@@ -247,6 +247,29 @@ def warnings_as_lines() -> Iterator[None]:
 
 
 # ----------------------------------------------------------------- augmentation
+def deployment_window(feats: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator,
+                      max_lead: int = 40, max_tail: int = 120) -> torch.Tensor:
+    """Place each utterance in a window of digital silence, as a compiled model sees it.
+
+    A compiled model runs on fixed windows with no padding mask: whatever is not speech
+    is silence that the model must read as blanks. Each utterance starts after 0 to
+    ``max_lead`` frames of silence; the window ends 0 to ``max_tail`` frames after the
+    longest utterance. (B, T, F) -> (B, T2, F); no frame is masked.
+    """
+    from tinygen.features import silence_value
+
+    b, t, f = feats.shape
+    leads = torch.randint(0, max_lead + 1, (b,), generator=gen)
+    t2 = int((leads + lengths).max()) + int(torch.randint(0, max_tail + 1, (1,),
+                                                          generator=gen))
+    out = torch.full((b, max(t2, t), f), silence_value())
+    for i in range(b):
+        n, s = int(lengths[i]), int(leads[i])
+        out[i, s:s + n] = feats[i, :n]
+    return out
+
+
+
 def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator,
                  freq_masks: int = 2, freq_width: int = 8, time_masks: int = 2,
                  time_width: int = 20, time_frac: float = 0.1) -> torch.Tensor:
