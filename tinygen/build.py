@@ -91,7 +91,8 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
         vec = _write_vectors(tmp, compiled, vectors)
         report = _report(model, compiled, planned, gen, opts, len(vec))
         ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
-                            {"compiler": opts.compiler, "board": opts.board})
+                            {"compiler": opts.compiler, "board": opts.board,
+                             "plan": planned, "compiled": compiled})  # (backend files, tflm)
         module = target_module(opts.target)
         module.write(tmp, ctx)
         module.build(tmp, ctx)

@@ -159,12 +159,19 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from tinygen import boards
     from tinygen.build import BuildOptions, build, check_out
     from tinygen.calib import inputs, window_frames
     from tinygen.checkpoint import check_finite, load_model
     from tinygen.targets import check_target
 
-    check_target(args.target)  # cheap checks first: nothing is computed for a bad call
+    # cheap checks first: nothing is computed for a bad call
+    target = args.target or (boards.target_of(args.board) if args.board else "host")
+    check_target(target)
+    if args.board:
+        boards.resolve(target, args.board)
+    backend = args.backend or boards.default_backend(target, args.board)
+    boards.check_backend(target, backend)
     check_out(args.output, args.force)
     model = load_model(args.model)
     check_finite(model)
@@ -173,7 +180,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     calib = inputs(cfg, frames, args.calib, seed=0, data=args.data, split="train")
     vecs = inputs(cfg, frames, args.vectors, seed=1, data=args.data,
                   split="test" if args.data else "train")
-    opts = BuildOptions(target=args.target, force=args.force, vectors=args.vectors)
+    opts = BuildOptions(target=target, backend=backend, force=args.force,
+                        vectors=args.vectors, board=args.board)
     name = cfg.name if str(args.model).startswith("preset:") else Path(args.model).stem
     with _progress("calibrating", len(calib), args.json) as tick:
         report = build(model, args.output, calib, vecs, opts, name, progress=tick)
@@ -187,6 +195,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"schedule {f['schedule_bytes']:,}), arena {report['arena_bytes']:,} B, "
         f"{report['macs_per_inference']:,} MACs per inference, "
         f"{report['test_vectors']} test vectors")
+    if "board" in report:  # a PlatformIO project
+        fit = report["fit"]
+        _console().print(
+            f"{report['board']}, backend {report['backend']}: flash ~{fit['flash_needed_bytes']:,}"
+            f" of {fit['flash_available_bytes']:,} B, arena in {report['arena_placement']}; "
+            f"next: cd {args.output} && pio run -t upload && pio device monitor")
     return 0
 
 
@@ -201,6 +215,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
                    else f"MISMATCH on vectors {result['mismatched']}")
         _console().print(f"{result['vectors']} test vectors on {result['target']}: {verdict}"
                          f"; float vs C SNR {result['snr_db']} dB")
+        if result.get("instructions_per_inference"):  # qemu-* targets
+            counts = result["instructions_per_inference"]
+            _console().print(f"{sum(counts) // len(counts):,} instructions per inference "
+                             f"(mean of {len(counts)}; per step: verify --json)")
     return 0 if result["bit_exact"] else 1
 
 
@@ -233,7 +251,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="compile a model to C for a target")
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    p.add_argument("--target", default="host", help="host (more targets: see README)")
+    p.add_argument("--target", default=None,
+                   help="host, qemu-m4|m7|m55, esp32s3 or cortex-m4|m7|m55 (PlatformIO "
+                        "projects); default: the --board's target, else host")
+    p.add_argument("--board", default=None, metavar="NAME",
+                   help="PlatformIO board for esp32s3 / cortex-m targets (default: the "
+                        "target's; see README)")
+    p.add_argument("--backend", default=None,
+                   choices=("portable", "cmsis-nn", "esp-nn", "tflm"),
+                   help="kernels: portable C, CMSIS-NN, ESP-NN or TFLite Micro (default: "
+                        "the board's; portable for host and qemu)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="output folder (written completely or not at all)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")

@@ -1,5 +1,8 @@
 """``tinygen verify OUT``: run a build's C on its test vectors and compare.
 
+A host build is recompiled from OUT's sources and run here; a qemu-* build's firmware runs
+under qemu-system-arm, which also counts the instructions of each inference and step.
+
 Against the golden reference (``expected_K.bin``) the outputs must be identical; against
 the float model (``float_K.bin``) the dequantized outputs give an SNR.
 """
@@ -14,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from tinygen.errors import TinygenError
-from tinygen.targets import host
+from tinygen.targets import host, qemu
 
 
 class VerifyError(TinygenError):
@@ -52,22 +55,33 @@ def verify(out: Path, compiler: str | None = None, sanitize: bool = False) -> di
     out = Path(out)
     report = load_report(out)
     target = report.get("target")
-    if target != "host":
+    if target != "host" and target not in qemu.BOARDS:
         raise VerifyError(f"verify of target '{target}' is not available yet",
-                          "build with --target host")
+                          "build with --target host or a qemu-* target")
     vecs = vectors(out)
-    with tempfile.TemporaryDirectory() as tmp:
-        exe = Path(tmp) / "tinygen_model"
-        extra = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g") \
-            if sanitize else ()
-        host.compile_exe(out, compiler, extra, exe)  # always from OUT's sources
-        outputs = host.run(exe, [inp for inp, _, _ in vecs])
-    mismatched = [k for k, ((_, exp, _), got) in enumerate(zip(vecs, outputs, strict=True))
-                  if exp != got]
+    counts: dict[str, Any] = {}
+    if target in qemu.BOARDS:  # run OUT's firmware under QEMU, counting instructions
+        if sanitize:
+            raise VerifyError("--sanitize applies to host builds only",
+                              "verify this build without it")
+        ran = qemu.run(out, report)
+        outputs = ran.outputs
+        counts = {"exit_code": ran.exit_code,
+                  "instructions_per_inference": ran.instructions_per_inference,
+                  "instructions_per_step": ran.instructions_per_step}
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            exe = Path(tmp) / "tinygen_model"
+            extra = ("-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-g") \
+                if sanitize else ()
+            host.compile_exe(out, compiler, extra, exe)  # always from OUT's sources
+            outputs = host.run(exe, [inp for inp, _, _ in vecs])
+    mismatched = [k for k, (_, exp, _) in enumerate(vecs)
+                  if k >= len(outputs) or outputs[k] != exp]
     scale = float(report["output"]["scale"])
     zp = int(report["output"]["zero_point"])
     signal = noise = 0.0
-    have_float = all(fl is not None for _, _, fl in vecs)
+    have_float = all(fl is not None for _, _, fl in vecs) and len(outputs) == len(vecs)
     if have_float:
         for (_, _, fl), got in zip(vecs, outputs, strict=True):
             assert fl is not None
@@ -77,8 +91,9 @@ def verify(out: Path, compiler: str | None = None, sanitize: bool = False) -> di
     return {
         "target": target,
         "vectors": len(vecs),
-        "bit_exact": not mismatched,
+        "bit_exact": not mismatched and counts.get("exit_code", 0) == 0,
         "mismatched": mismatched,
         "snr_db": round(10 * np.log10(signal / max(noise, 1e-30)), 2) if have_float else None,
         "sanitizers": sanitize,
+        **counts,
     }

@@ -6,6 +6,7 @@ Every target gets the same ``OUT/model/`` (weight pool, schedule, header) and
     write(out: Path, ctx: TargetContext) -> None   # files into the (temp) OUT folder
     build(out: Path, ctx: TargetContext) -> None   # compile what can be compiled here
     run(out: Path, report: dict, inputs: list[bytes]) -> list[bytes]   # optional
+                                                     # (qemu: run(out, report) -> QemuRun)
 
 ``TARGETS`` maps each target name to its module and a one-line description.
 """
@@ -54,6 +55,20 @@ class TargetInfo:
 TARGETS: dict[str, TargetInfo] = {
     "host": TargetInfo("host", "host", "an executable for this machine: raw int8 in on "
                                        "stdin, raw int8 out on stdout"),
+    "qemu-m4": TargetInfo("qemu-m4", "qemu", "firmware for QEMU mps2-an386 (Cortex-M4); "
+                                             "tinygen verify runs it"),
+    "qemu-m7": TargetInfo("qemu-m7", "qemu", "firmware for QEMU mps2-an500 (Cortex-M7); "
+                                             "tinygen verify runs it"),
+    "qemu-m55": TargetInfo("qemu-m55", "qemu", "firmware for QEMU mps3-an547 (Cortex-M55); "
+                                               "tinygen verify runs it"),
+    "esp32s3": TargetInfo("esp32s3", "platformio", "a PlatformIO project for "
+                                                   "esp32-s3-devkitc-1 (ESP-IDF)"),
+    "cortex-m4": TargetInfo("cortex-m4", "platformio", "a PlatformIO project for a "
+                                                       "Cortex-M4 board (nucleo_f446re)"),
+    "cortex-m7": TargetInfo("cortex-m7", "platformio", "a PlatformIO project for a "
+                                                       "Cortex-M7 board (nucleo_h743zi)"),
+    "cortex-m55": TargetInfo("cortex-m55", "platformio", "a PlatformIO project for the "
+                                                         "Cortex-M55 MPS3 AN547"),
 }
 
 

@@ -1,0 +1,30 @@
+/*
+ * tinygen QEMU boards: Arm semihosting, the few calls the regression firmware needs.
+ *
+ * Each call is a BKPT 0xAB with the operation in r0 and its argument in r1 (the Arm
+ * "Semihosting for AArch32 and AArch64" specification, M-profile form). QEMU serves
+ * them when run with -semihosting-config enable=on,target=native; on a real board with
+ * no debugger attached the BKPT would lock up, so this layer is for emulation only.
+ */
+#ifndef TG_SEMIHOST_H
+#define TG_SEMIHOST_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Write a NUL-terminated string to the host console (SYS_WRITE0). */
+void tg_sh_write0(const char *text);
+
+/* Write one character to the host console (SYS_WRITEC). */
+void tg_sh_writec(char c);
+
+/* End the emulation with exit status ``status`` (SYS_EXIT_EXTENDED with
+ * ADP_Stopped_ApplicationExit; QEMU passes the status through). Never returns. */
+void tg_sh_exit(int status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TG_SEMIHOST_H */

@@ -1,0 +1,67 @@
+/*
+ * tg_depthwise_conv2d_s8 (CMSIS-NN): arm_depthwise_conv_wrapper_s8, which picks
+ * arm_depthwise_conv_3x3_s8, arm_depthwise_conv_s8_opt or arm_depthwise_conv_s8 for the
+ * shape, as TFLM's cmsis_nn/depthwise_conv.cc does. Same contract as
+ * ../portable/tg_depthwise_conv2d_s8.c; bit-exact with TFLM's reference
+ * DepthwiseConvPerChannel.
+ *
+ * input   [in]  int8 (batches, in_h, in_w, c), zero point p->input_zero_point.
+ * output  [out] int8 (batches, out_h, out_w, c); must not overlap input.
+ * p       [in]  tg_conv_params_t; weights (1, kernel_h, kernel_w, c); depth multiplier 1.
+ *
+ * CMSIS-NN layout: input_dims [1, H, W, C_IN] (the wrapper assumes one batch, so batches
+ * are looped here), filter_dims [1, HK, WK, C_OUT], bias_dims [1, 1, 1, C_OUT],
+ * output_dims [1, H, W, C_OUT]. dw_conv_params: input_offset = -zp_in,
+ * output_offset = +zp_out, ch_mult = 1, stride/padding as {w, h} tiles, dilation {1, 1}.
+ * Scratch: arm_depthwise_conv_wrapper_s8_get_buffer_size.
+ * Note (arm_nnfunctions.h): with MVE, arm_depthwise_conv_s8_opt may read up to 3 elements
+ * past the end of the kernel, bias, multiplier and shift arrays when the channel count is
+ * not a multiple of 4. Those are const arrays in flash; the reads are harmless there.
+ */
+#include <stddef.h>
+
+#include "arm_nnfunctions.h"
+
+#include "../tg_kernels.h"
+#include "../tg_nn_scratch.h"
+
+void tg_depthwise_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p)
+{
+    const cmsis_nn_dims input_dims = {1, p->in_h, p->in_w, p->in_c};
+    const cmsis_nn_dims filter_dims = {1, p->kernel_h, p->kernel_w, p->out_c};
+    const cmsis_nn_dims bias_dims = {1, 1, 1, p->out_c};
+    const cmsis_nn_dims output_dims = {1, p->out_h, p->out_w, p->out_c};
+    const cmsis_nn_dw_conv_params dw_conv_params = {-p->input_zero_point,
+                                                    p->output_zero_point,
+                                                    1,
+                                                    {p->stride_w, p->stride_h},
+                                                    {p->pad_w, p->pad_h},
+                                                    {1, 1},
+                                                    {p->act_min, p->act_max}};
+    /* CMSIS-NN takes non-const pointers here but only reads them. */
+    const cmsis_nn_per_channel_quant_params quant_params = {(int32_t *)p->multiplier,
+                                                            (int32_t *)p->shift};
+    const int32_t buf_size = arm_depthwise_conv_wrapper_s8_get_buffer_size(
+        &dw_conv_params, &input_dims, &filter_dims, &output_dims);
+    const size_t in_batch = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
+    const size_t out_batch = (size_t)p->out_h * (size_t)p->out_w * (size_t)p->out_c;
+    cmsis_nn_context ctx = {NULL, 0};
+    int32_t b;
+
+    if (buf_size > 0) {
+        ctx.buf = tg_nn_scratch(buf_size);
+        if (ctx.buf == NULL) {
+            return;
+        }
+        ctx.size = buf_size;
+    }
+    for (b = 0; b < p->batches; ++b) {
+        if (arm_depthwise_conv_wrapper_s8(&ctx, &dw_conv_params, &quant_params, &input_dims,
+                                          input + (size_t)b * in_batch, &filter_dims,
+                                          p->weights, &bias_dims, p->bias, &output_dims,
+                                          output + (size_t)b * out_batch) !=
+            ARM_CMSIS_NN_SUCCESS) {
+            tg_nn_fail();
+        }
+    }
+}

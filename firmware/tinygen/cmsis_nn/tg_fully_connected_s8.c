@@ -1,0 +1,63 @@
+/*
+ * tg_fully_connected_s8 (CMSIS-NN): arm_fully_connected_per_channel_s8.
+ * Same contract as ../portable/tg_fully_connected_s8.c (see ../tg_kernels.h); CMSIS-NN
+ * is bit-exact with TFLM's reference FullyConnectedPerChannel.
+ *
+ * input   [in]  int8 (rows, in_features), zero point p->input_zero_point.
+ * output  [out] int8 (rows, out_features); must not overlap input.
+ * p       [in]  tg_fc_params_t; weights (out_features, in_features) symmetric int8.
+ *
+ * CMSIS-NN layout: input_dims [N = rows, 1, 1, C = in_features]; filter_dims
+ * [N = accumulation depth = in_features, 1, 1, C = out_features]; output_dims
+ * [N = rows, 1, 1, C = out_features]. fc_params: input_offset = -zp_in,
+ * filter_offset = 0, output_offset = +zp_out, activation = [act_min, act_max].
+ *
+ * Precomputed data: with MVE (Cortex-M55) the kernel reads per-output "kernel sums",
+ * bias[o] + input_offset * sum_i w[o][i], from ctx->buf and ignores bias_data
+ * (arm_fully_connected_s8_get_buffer_size returns out_features * 4 bytes). They depend
+ * on the per-use input zero point and bias, so this adapter fills them with
+ * arm_vector_sum_s8 on every call (out_features * in_features additions, i.e. one row of
+ * the product); a compiler pass could emit them as const per-use tables instead. With the
+ * DSP extension (Cortex-M4/M7) or none the buffer size is 0 and nothing is precomputed.
+ */
+#include <stddef.h>
+
+#include "arm_nnfunctions.h"
+
+#include "../tg_kernels.h"
+#include "../tg_nn_scratch.h"
+
+void tg_fully_connected_s8(const int8_t *input, int8_t *output, const tg_fc_params_t *p)
+{
+    const cmsis_nn_dims input_dims = {p->rows, 1, 1, p->in_features};
+    const cmsis_nn_dims filter_dims = {p->in_features, 1, 1, p->out_features};
+    const cmsis_nn_dims bias_dims = {1, 1, 1, p->out_features};
+    const cmsis_nn_dims output_dims = {p->rows, 1, 1, p->out_features};
+    const cmsis_nn_fc_params fc_params = {
+        -p->input_zero_point, 0, p->output_zero_point, {p->act_min, p->act_max}};
+    /* CMSIS-NN takes non-const pointers here but only reads them. */
+    const cmsis_nn_per_channel_quant_params quant_params = {(int32_t *)p->multiplier,
+                                                            (int32_t *)p->shift};
+    const int32_t buf_size = arm_fully_connected_s8_get_buffer_size(&filter_dims);
+    cmsis_nn_context ctx = {NULL, 0};
+
+    if (buf_size > 0) {
+        int8_t *buf = tg_nn_scratch(buf_size);
+        if (buf == NULL) {
+            return;
+        }
+        if (arm_vector_sum_s8((int32_t *)(void *)buf, p->in_features, p->out_features,
+                              p->weights, -p->input_zero_point, 0,
+                              p->bias) != ARM_CMSIS_NN_SUCCESS) {
+            tg_nn_fail();
+            return;
+        }
+        ctx.buf = buf;
+        ctx.size = buf_size;
+    }
+    if (arm_fully_connected_per_channel_s8(&ctx, &fc_params, &quant_params, &input_dims, input,
+                                           &filter_dims, p->weights, &bias_dims, p->bias,
+                                           &output_dims, output) != ARM_CMSIS_NN_SUCCESS) {
+        tg_nn_fail();
+    }
+}

@@ -1,0 +1,25 @@
+/*
+ * tg_mul_s8 (CMSIS-NN): arm_elementwise_mul_s8. Same contract as ../portable/tg_mul_s8.c
+ * (TFLM MUL int8, non-broadcast).
+ *
+ * input1, input2 [in]  int8 (size); output [out] int8 (size), may alias an input.
+ * p              [in]  tg_mul_params_t.
+ *
+ * Arguments: input offsets = -zero_point (range [-127, 128]), out_offset = +zp_out,
+ * out_mult / out_shift unchanged, activation [act_min, act_max], block_size = size.
+ */
+#include "arm_nnfunctions.h"
+
+#include "../tg_kernels.h"
+#include "../tg_nn_scratch.h"
+
+void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
+               const tg_mul_params_t *p)
+{
+    if (arm_elementwise_mul_s8(input1, input2, -p->input1_zero_point, -p->input2_zero_point,
+                               output, p->output_zero_point, p->output_multiplier,
+                               p->output_shift, p->act_min, p->act_max,
+                               p->size) != ARM_CMSIS_NN_SUCCESS) {
+        tg_nn_fail();
+    }
+}

@@ -1,0 +1,19 @@
+/*
+ * tg_softmax_s8 (CMSIS-NN): arm_softmax_s8, documented as bit-accurate with TFLM's int8
+ * softmax. Same contract as ../portable/tg_softmax_s8.c: int8 in, int8 out with scale
+ * 1/256 and zero point -128, over the last axis.
+ *
+ * input   [in]  int8 (rows, depth).
+ * output  [out] int8 (rows, depth); must not overlap input.
+ * p       [in]  tg_softmax_params_t: input_multiplier / input_left_shift (shift in
+ *               [0, 31]) and diff_min, exactly as TFLM's cmsis_nn/softmax.cc passes them.
+ */
+#include "arm_nnfunctions.h"
+
+#include "../tg_kernels.h"
+
+void tg_softmax_s8(const int8_t *input, int8_t *output, const tg_softmax_params_t *p)
+{
+    arm_softmax_s8(input, p->rows, p->depth, p->input_multiplier, p->input_left_shift,
+                   p->diff_min, output);
+}

@@ -1,0 +1,464 @@
+"""PlatformIO targets: a complete project for an ESP32-S3 (ESP-IDF) or a Cortex-M board
+(Zephyr), so that ``pio run -t upload`` is the only step left.
+
+OUT holds, besides the common ``model/``, ``lib/tinygen`` and ``test_vectors/``:
+
+    platformio.ini             the board's env (platform, board, framework, lib_deps, flags)
+    src/                       main, the model (copied from model/), embedded test vectors
+    lib/tinygen/library.json   the runtime as a PlatformIO library, for this backend
+    lib/cmsis-nn/library.json  cmsis-nn: build config for the CMSIS-NN that lib_deps fetches
+    lib/tflite-micro/...       tflm on Cortex-M: build config for the TFLM tree lib_deps fetches
+    CMakeLists.txt, src/CMakeLists.txt, src/idf_component.yml, sdkconfig.defaults,
+    partitions.csv             ESP-IDF (esp32s3)
+    zephyr/CMakeLists.txt, zephyr/prj.conf   Zephyr (Cortex-M)
+    boards/<id>.json           a custom board manifest (the Cortex-M55 system)
+
+Frameworks: ESP-IDF for the ESP32-S3 (app_main in C, ESP-NN and esp-tflite-micro through
+the component manager). Zephyr for every Cortex-M board: PlatformIO supports it on all of
+them (STM32 Nucleo/Discovery and nRF52840-DK alike), its main is a plain C ``int main``,
+and printk reaches the debug probe's serial port with no board code: the board's
+devicetree configures clocks and the console UART. stm32cube would need clock and UART
+code per board and has no nRF52; arduino's entry point is C++ setup()/loop().
+
+Backends: a backend folder of the runtime (``cmsis_nn/``, ``esp_nn/``) replaces the
+portable kernels of the same name: ``lib/tinygen/library.json`` builds ``portable/`` minus
+those files plus the adapters, and the other backend folders are left out of OUT. ``tflm``
+runs the .tflite export with TensorFlow Lite Micro instead of tinygen's runtime.
+
+``write`` runs the fit check before it writes anything; ``build`` compiles every C file
+of the project that needs no framework header with arm-none-eabi-gcc for the board's CPU
+(-Wall -Wextra -Werror, -c) as a check. No Xtensa compiler exists here, so an esp32s3
+project is not compiled.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinygen import boards
+from tinygen.codegen import c_ident, int8_literal, render
+from tinygen.resources import firmware_dir
+from tinygen.targets import TargetContext, TargetError
+
+EMBEDDED_VECTORS = 4  # test vectors compiled into the firmware (flash is precious)
+
+CMSIS_NN_URL, CMSIS_NN_TAG = "https://github.com/ARM-software/CMSIS-NN.git", "v7.0.0"
+ESP_NN = ("espressif/esp-nn", "~1.1.2")  # esp_nn_fully_connected_per_ch_s8 is from 1.1.2
+ESP_TFLM = ("espressif/esp-tflite-micro", "~1.3.8")  # TFLM with BATCH_MATMUL
+TFLM_URL, TFLM_TAG = "https://github.com/espressif/esp-tflite-micro.git", "v1.3.8"
+
+BACKEND_DIRS = {"cmsis-nn": "cmsis_nn", "esp-nn": "esp_nn"}
+BACKEND_DOC = {
+    "portable": "tinygen's portable C kernels (bit-exact with TFLM's reference kernels)",
+    "cmsis-nn": f"CMSIS-NN {CMSIS_NN_TAG} (lib_deps) for {{kernels}}; portable C for the rest",
+    "esp-nn": f"ESP-NN {ESP_NN[1]} (component manager) for {{kernels}}; portable C for the "
+              "rest",
+    "tflm": "TensorFlow Lite Micro running the .tflite export (src/tinygen_tflite.c)",
+}
+
+# IR op of the .tflite flavour graph -> MicroMutableOpResolver method.
+TFLM_RESOLVER = {
+    "fully_connected": "AddFullyConnected", "conv2d": "AddConv2D",
+    "depthwise_conv2d": "AddDepthwiseConv2D", "batch_matmul": "AddBatchMatMul",
+    "add": "AddAdd", "sub": "AddSub", "mul": "AddMul",
+    "squared_difference": "AddSquaredDifference", "logistic": "AddLogistic",
+    "rsqrt": "AddRsqrt", "relu": "AddRelu", "softmax": "AddSoftmax", "mean": "AddMean",
+    "transpose": "AddTranspose", "reshape": "AddReshape", "split": "AddSplit",
+}
+# What the esp-tflite-micro tree builds (its CMakeLists.txt), minus the ESP-only parts.
+TFLM_SRC_FILTER = [
+    "+<tensorflow/lite/micro/*.cc>", "-<tensorflow/lite/micro/fake_micro_context.cc>",
+    "-<tensorflow/lite/micro/mock_micro_graph.cc>", "-<tensorflow/lite/micro/test_helpers.cc>",
+    "-<tensorflow/lite/micro/test_helper_custom_ops.cc>",
+    "-<tensorflow/lite/micro/hexdump.cc>",
+    "+<tensorflow/lite/micro/kernels/*.cc>",
+    "-<tensorflow/lite/micro/kernels/kernel_runner.cc>",  # a test helper
+    "+<tensorflow/lite/micro/tflite_bridge/*.cc>",
+    "+<tensorflow/lite/micro/memory_planner/greedy_memory_planner.cc>",
+    "+<tensorflow/lite/micro/memory_planner/linear_memory_planner.cc>",
+    "+<tensorflow/lite/micro/arena_allocator/*.cc>", "+<tensorflow/lite/core/c/common.cc>",
+    "+<tensorflow/lite/core/api/flatbuffer_conversions.cc>",
+    "+<tensorflow/lite/core/api/tensor_utils.cc>", "+<tensorflow/lite/kernels/kernel_util.cc>",
+    "+<tensorflow/lite/kernels/internal/*.cc>",
+    "+<tensorflow/lite/kernels/internal/reference/portable_tensor_utils.cc>",
+    "+<tensorflow/compiler/mlir/lite/core/api/error_reporter.cc>",
+    "+<tensorflow/compiler/mlir/lite/schema/schema_utils.cc>",
+]
+TFLM_THIRD_PARTY = ("third_party/flatbuffers/include", "third_party/gemmlowp",
+                    "third_party/ruy", "third_party/kissfft")
+ARM_CHECK_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-mthumb")
+
+
+# ------------------------------------------------------------------------- backends
+def adapters(backend: str, steps: list[Any]) -> tuple[list[str], dict[str, str]]:
+    """The adapter files that replace portable kernels, and those left out (with why)."""
+    folder = BACKEND_DIRS.get(backend)
+    if folder is None:
+        return [], {}
+    root = firmware_dir() / "tinygen"
+    files = sorted(p.name for p in (root / folder).glob("*.c")
+                   if (root / "portable" / p.name).is_file())
+    dropped: dict[str, str] = {}
+    if backend == "esp-nn":
+        for st in steps:
+            p, name = st.params, f"tg_{st.kind}_s8.c"
+            if st.kind == "add" and max(p["input1_shift"], p["input2_shift"],
+                                        p["output_shift"]) > 0:
+                dropped[name] = "ESP-NN's add needs shifts <= 0"
+            elif st.kind == "mul" and p["output_shift"] > 0:
+                dropped[name] = "ESP-NN's mul needs an output shift <= 0"
+            elif st.kind == "fully_connected" and max(p["in_features"],
+                                                      p["out_features"]) > 0xFFFF:
+                dropped[name] = "ESP-NN takes uint16_t feature counts"
+            elif st.kind in ("conv2d", "depthwise_conv2d") and max(
+                    p[k] for k in ("in_h", "in_w", "in_c", "out_h", "out_w", "out_c")) > 0xFFFF:
+                dropped[name] = "ESP-NN takes uint16_t dimensions"
+    return [f for f in files if f not in dropped], dropped
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
+    """CMSIS-NN v7.0.0's *_get_buffer_size for the call the adapter makes (GCC build)."""
+    if kind == "fully_connected":  # arm_fully_connected_s8_get_buffer_size: kernel sums
+        return 4 * p["out_features"] if family == "mve" else 0
+    if kind == "depthwise_conv2d":  # arm_depthwise_conv_wrapper_s8_get_buffer_size
+        kh, kw = p["kernel_h"], p["kernel_w"]
+        if family == "mve":
+            return 4 * 124 * kw * kh  # arm_depthwise_conv_s8_opt: CH_IN_BLOCK_MVE = 124
+        if kh == 3 and kw == 3 and p["pad_h"] <= 1 and p["pad_w"] <= 1:
+            return 0  # arm_depthwise_conv_3x3_s8
+        return p["in_c"] * kw * kh * 2  # arm_depthwise_conv_s8_opt (DSP): int16 im2col
+    if kind != "conv2d":
+        return 0
+    c, kh, kw = p["in_c"], p["kernel_h"], p["kernel_w"]
+    if p["pad_w"] == 0 and p["pad_h"] == 0 and kh == 1 and kw == 1:
+        return 0  # arm_convolve_1x1_s8(_fast): no buffer with GCC
+    if family == "mve":
+        im2col = 4 * 16 * _ceil(c * kh * kw, 16)  # arm_convolve_s8_get_buffer_size_mve
+        if p["in_h"] == 1 and kh == 1 and (p["stride_w"] * c) % 4 == 0:
+            return _conv_1xn_mve(p, im2col)
+        return im2col
+    return 2 * 2 * _ceil(kw * kh * c, 4) * 4  # arm_convolve_s8: two int16 columns
+
+
+def _conv_1xn_mve(p: dict[str, Any], im2col: int) -> int:
+    """arm_convolve_1_x_n_s8_get_buffer_size_mve."""
+    c, kw, pad, stride = p["in_c"], p["kernel_w"], p["pad_w"], p["stride_w"]
+    out_x, in_x = p["out_w"], p["in_w"]
+    asym = ((out_x - 1) * stride + kw - in_x) % 2
+    right = max(1, (pad + asym + stride - 1) // stride) if pad + asym != 0 else 0
+    left = max(1, (pad + stride - 1) // stride) if pad != 0 else 0
+    if right + max(out_x - (right + left), 0) + left != out_x:
+        return im2col
+    pad_left = pad * c
+    pad_right = right * c if asym else pad_left
+    return max(kw * c + pad_left, kw * c - c + pad_right)
+
+
+def _esp_scratch(kind: str, p: dict[str, Any]) -> int:
+    """ESP-NN 1.1.2's ESP32-S3 scratch sizes (the ANSI versions need none)."""
+    if kind == "softmax":
+        return 4 * p["depth"]  # esp_nn_get_softmax_scratch_size_opt
+    if kind == "conv2d":  # esp_nn_get_conv_scratch_size_esp32s3
+        w, h, c, kw, kh = p["in_w"], p["in_h"], p["in_c"], p["kernel_w"], p["kernel_h"]
+        pw, ph, out_c = p["pad_w"], p["pad_h"], p["out_c"]
+        if kw == 1 and kh == 1 and pw == 0 and ph == 0 and p["stride_w"] == 1 \
+                and p["stride_h"] == 1:
+            ch8 = (c + 7) & ~7
+            transpose = 0 if w * h < 8 else 2 * 8 * ch8
+            return (w * h * ch8 if c % 8 else 0) + ch8 * out_c + transpose + 32
+        ch16 = (c + 15) & ~15
+        padded = 0 if pw == 0 and ph == 0 else (w + 2 * pw) * (h + 2 * ph) * c
+        return padded + kw * kh * ch16 * out_c + 32 + 4 * out_c
+    if kind == "depthwise_conv2d":  # esp_nn_get_depthwise_conv_scratch_size_esp32s3
+        w, h, c, kw, kh = p["in_w"], p["in_h"], p["in_c"], p["kernel_w"], p["kernel_h"]
+        filt = kw * kh * c
+        if c % 8 == 0 and kw == 3 and kh == 3:
+            if c % 16 == 0:
+                if p["pad_w"] or p["pad_h"]:
+                    pad_w, pad_h = 2 * p["pad_w"], 2 * p["pad_h"]
+                else:
+                    pad_w = p["out_w"] * p["stride_w"] + kw - 1 - w
+                    pad_h = p["out_h"] * p["stride_h"] + kh - 1 - h
+                if pad_w or pad_h:
+                    return filt + (w + pad_w) * (h + pad_h) * c + 16
+                return filt + 16
+            return 2 * (filt + w * h * c) + 16
+        return 32
+    return 0
+
+
+def scratch_bytes(backend: str, board: boards.Board, steps: list[Any],
+                  files: list[str]) -> int:
+    """The scratch the largest accelerated step asks for (0 for portable and tflm). The
+    adapters check it again at run time with the library's own size function."""
+    need = 0
+    for st in steps:
+        if f"tg_{st.kind}_s8.c" not in files:
+            continue
+        if backend == "cmsis-nn":
+            need = max(need, _cmsis_scratch(st.kind, st.params, board.cpu_family))
+        elif backend == "esp-nn":
+            need = max(need, _esp_scratch(st.kind, st.params))
+    return need
+
+
+# ----------------------------------------------------------------------------- write
+def write(out: Path, ctx: TargetContext) -> None:
+    board = boards.resolve(ctx.target, ctx.options.get("board"))
+    backend = ctx.backend
+    boards.check_backend(ctx.target, backend)
+    report = ctx.report
+    plan = ctx.options.get("plan")
+    steps = list(plan.steps) if plan is not None else []
+    files, dropped = adapters(backend, steps)
+    scratch = scratch_bytes(backend, board, steps, files)
+    vectors = ctx.vectors[:EMBEDDED_VECTORS]
+    if not vectors:
+        raise TargetError("a PlatformIO project needs at least one test vector",
+                          "build with --vectors 1 or more")
+    expected = [e for _, e in vectors]
+    tflm: dict[str, Any] | None = None
+    blob = b""
+    if backend == "tflm":
+        blob, tflm, expected = _tflite(ctx, [x for x, _ in vectors])
+        report["tflm"] = tflm
+    report["scratch_bytes"] = scratch
+    report["vectors_bytes"] = sum(len(x) + len(e) for x, e in vectors)
+    estimate = boards.code_estimate(out / "lib" / "tinygen", board, backend)
+    figures = boards.fit(report, board, estimate)  # raises before anything is written
+    report.update(board=board.name, arena_placement=figures["arena_placement"],
+                  fit=figures, platformio=_summary(board, backend, files, dropped))
+
+    env = board.name
+    src = out / "src"
+    src.mkdir(parents=True, exist_ok=True)
+    common = {"version": ctx.version, "model_name": ctx.model_name, "board": board,
+              "backend": backend, "env": env, "project": c_ident(f"tinygen_{ctx.model_name}")}
+    nn = backend in BACKEND_DIRS
+    if tflm is None:
+        for name in ("tinygen_model.c", "tinygen_model.h", "tinygen_weights.c",
+                     "tinygen_weights.h"):
+            shutil.copyfile(out / "model" / name, src / name)
+    else:
+        data = np.frombuffer(blob, dtype=np.int8)
+        (src / "tinygen_tflite.h").write_text(render(
+            "platformio/tinygen_tflite.h.j2", **common, model_bytes=len(blob),
+            measured=tflm["measured_arena_bytes"], arena_bytes=tflm["arena_bytes"]))
+        (src / "tinygen_tflite.c").write_text(render(
+            "platformio/tinygen_tflite.c.j2", **common, model_bytes=len(blob),
+            body=int8_literal(data)))
+    (src / "tinygen_board.h").write_text(render(
+        "platformio/tinygen_board.h.j2", **common, flash=report["flash"],
+        scratch_bytes=scratch, placement=figures["arena_placement"]))
+    _write_vectors(src, common, vectors, expected, len(ctx.vectors), backend)
+    main_ctx = {**common, "nn": nn,
+                "resolver": _resolver(ctx) if tflm is not None else []}
+    fw = "espidf" if board.framework == "espidf" else "zephyr"
+    if tflm is None:
+        (src / "main.c").write_text(render(f"platformio/{fw}/main.c.j2", **main_ctx))
+    else:
+        (src / "main.cc").write_text(render(f"platformio/{fw}/main_tflm.cc.j2", **main_ctx))
+
+    _write_library(out, common, backend, files, scratch)
+    # lib/tinygen is tinygen's runtime; the tflm backend runs the .tflite instead.
+    lib_deps = [] if backend == "tflm" else ["tinygen"]
+    wrappers: list[str] = []  # lib/<name>/library.json: a build config for a download
+    lib_ignore: list[str] = []  # the downloads themselves, which those configs compile
+    build_flags: list[str] = []
+    if board.framework == "espidf":
+        _write_espidf(out, common, backend, figures["arena_placement"] == "PSRAM")
+    else:
+        _write_zephyr(out, common, backend == "tflm")
+        if backend == "cmsis-nn":
+            wrappers, lib_ignore = ["cmsis-nn"], ["cmsis-nn-src"]
+            lib_deps += [*wrappers, f"cmsis-nn-src={CMSIS_NN_URL}#{CMSIS_NN_TAG}"]
+            _write_wrapper(out, "cmsis-nn", "platformio/lib/cmsis-nn.json.j2",
+                           {**common, "cmsis_nn_version": CMSIS_NN_TAG.lstrip("v"),
+                            "source_name": "cmsis-nn-src"})
+        elif backend == "tflm":
+            wrappers, lib_ignore = ["tflite-micro"], ["tflite-micro-src"]
+            lib_deps += [*wrappers, f"tflite-micro-src={TFLM_URL}#{TFLM_TAG}"]
+            build_flags += ["-DTF_LITE_STATIC_MEMORY"] + [
+                f"-I.pio/libdeps/{env}/tflite-micro-src/{d}" for d in TFLM_THIRD_PARTY]
+            _write_wrapper(out, "tflite-micro", "platformio/lib/tflm.json.j2",
+                           {**common, "tflm_version": TFLM_TAG.lstrip("v"),
+                            "source_name": "tflite-micro-src",
+                            "src_filter": TFLM_SRC_FILTER})
+    if board.custom_board:
+        (out / "boards").mkdir(exist_ok=True)
+        (out / "boards" / f"{board.pio_board}.json").write_text(
+            render("platformio/board.json.j2", **common))
+    (out / "platformio.ini").write_text(render(
+        "platformio/platformio.ini.j2", **common, lib_deps=lib_deps, lib_ignore=lib_ignore,
+        wrappers=wrappers, build_flags=build_flags))
+    kernels = ", ".join(f[3:-5] for f in files) or "no kernel"
+    (out / "README.md").write_text(render(
+        "platformio/README.md.j2", **common, fit=figures, vectors=len(vectors),
+        checked=bool(board.cpu and shutil.which("arm-none-eabi-gcc")),
+        backend_doc=BACKEND_DOC[backend].format(kernels=kernels)))
+
+
+def _summary(board: boards.Board, backend: str, files: list[str],
+             dropped: dict[str, str]) -> dict[str, Any]:
+    return {"platform": board.platform, "board": board.pio_board,
+            "framework": board.framework, "mcu": board.mcu, "cpu": board.cpu or board.mcu,
+            "clock_mhz": board.clock_mhz, "flash_bytes": board.flash_bytes,
+            "ram_bytes": board.ram_bytes, "psram_bytes": board.psram_bytes,
+            "board_source": board.source, "note": board.note,
+            "accelerated_kernels": [f[3:-5] for f in files],
+            "portable_kept": dropped, "embedded_vectors": EMBEDDED_VECTORS,
+            "checked": "not yet"}
+
+
+def _tflite(ctx: TargetContext, inputs: list[bytes]
+            ) -> tuple[bytes, dict[str, Any], list[bytes]]:
+    """The .tflite export, TFLM's arena for it, and the tflite-flavour golden outputs
+    (TFLM decomposes LayerNorm into builtins, so its outputs are those, not
+    expected_K.bin's)."""
+    from tinygen.tflite.export import to_tflite
+    from tinygen.tflite.runner import tflm_arena_bytes
+
+    compiled = ctx.options.get("compiled")
+    if compiled is None:
+        raise TargetError("the tflm backend needs the compiled model",
+                          "build through tinygen.build.build")
+    graph = compiled.tflite_int8
+    blob, _ = to_tflite(graph)
+    measured = tflm_arena_bytes(blob)
+    expected = [compiled.run_int8(np.frombuffer(x, np.int8), tflite_flavour=True).tobytes()
+                for x in inputs]
+    # host (64-bit) count + 10 % + 8 KiB: target structs are smaller, kernel scratch larger
+    arena = (measured * 11 // 10 + 8 * 1024 + 15) // 16 * 16
+    return blob, {"model_bytes": len(blob), "measured_arena_bytes": measured,
+                  "arena_bytes": arena, "ops": graph.op_counts()}, expected
+
+
+def _resolver(ctx: TargetContext) -> list[str]:
+    ops = ctx.report["tflm"]["ops"]
+    missing = sorted(set(ops) - set(TFLM_RESOLVER))
+    if missing:
+        raise TargetError(f"no TFLM op resolver entry for {', '.join(missing)}",
+                          "this is a tinygen bug; please report it with the model")
+    return sorted({TFLM_RESOLVER[op] for op in ops})
+
+
+def _write_vectors(src: Path, common: dict[str, Any], vectors: list[tuple[bytes, bytes]],
+                   expected: list[bytes], total: int, backend: str) -> None:
+    def body(b: bytes) -> str:
+        return int8_literal(np.frombuffer(b, np.int8))
+
+    doc = ("golden outputs of the .tflite graph (TFLM's LayerNorm is decomposed into "
+           "builtins)" if backend == "tflm" else "OUT/test_vectors/expected_K.bin")
+    ctx = {**common, "count": len(vectors), "total": total,
+           "input_bytes": len(vectors[0][0]), "output_bytes": len(expected[0]),
+           "expected_doc": doc}
+    (src / "tinygen_vectors.h").write_text(render("platformio/tinygen_vectors.h.j2", **ctx))
+    (src / "tinygen_vectors.c").write_text(render(
+        "platformio/tinygen_vectors.c.j2", **ctx, inputs=[body(x) for x, _ in vectors],
+        expected=[body(e) for e in expected]))
+
+
+def library_src_filter(backend: str, files: list[str]) -> list[str]:
+    """lib/tinygen/library.json's srcFilter: the runtime, the portable kernels minus those
+    the backend overrides, plus the backend's same-named adapters."""
+    folder = BACKEND_DIRS.get(backend)
+    items = ["+<*.c>", "+<portable/*.c>"]
+    if folder:
+        items += [f"-<portable/{f}>" for f in files] + [f"+<{folder}/{f}>" for f in files]
+    return items
+
+
+def _write_library(out: Path, common: dict[str, Any], backend: str, files: list[str],
+                   scratch: int) -> None:
+    lib = out / "lib" / "tinygen"
+    for folder in BACKEND_DIRS.values():  # only the active backend's adapters ship
+        if folder != BACKEND_DIRS.get(backend) and (lib / folder).is_dir():
+            shutil.rmtree(lib / folder)
+    flags = [f"-DTG_NN_SCRATCH_BYTES={scratch}"] if backend in BACKEND_DIRS else []
+    (lib / "library.json").write_text(render(
+        "platformio/library.json.j2", **common, src_filter=library_src_filter(backend, files),
+        flags=flags))
+
+
+def _write_wrapper(out: Path, name: str, template: str, ctx: dict[str, Any]) -> None:
+    folder = out / "lib" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "library.json").write_text(render(template, **ctx))
+
+
+def _write_espidf(out: Path, common: dict[str, Any], backend: str, psram: bool) -> None:
+    components = {"esp-nn": [ESP_NN], "tflm": [ESP_TFLM]}.get(backend, [])
+    (out / "CMakeLists.txt").write_text(render("platformio/espidf/CMakeLists.txt.j2", **common))
+    (out / "src" / "CMakeLists.txt").write_text(
+        render("platformio/espidf/src_CMakeLists.txt.j2", **common))
+    (out / "src" / "idf_component.yml").write_text(
+        render("platformio/espidf/idf_component.yml.j2", **common, components=components))
+    (out / "sdkconfig.defaults").write_text(render(
+        "platformio/espidf/sdkconfig.defaults.j2", **common, esp_nn=backend == "esp-nn",
+        psram=psram))
+    (out / "partitions.csv").write_text(render("platformio/espidf/partitions.csv.j2",
+                                               **common))
+
+
+def _write_zephyr(out: Path, common: dict[str, Any], tflm: bool) -> None:
+    (out / "zephyr").mkdir(exist_ok=True)
+    (out / "zephyr" / "CMakeLists.txt").write_text(
+        render("platformio/zephyr/CMakeLists.txt.j2", **common))
+    (out / "zephyr" / "prj.conf").write_text(
+        render("platformio/zephyr/prj.conf.j2", **common, tflm=tflm))
+
+
+# ----------------------------------------------------------------------------- build
+def check_sources(out: Path) -> list[Path]:
+    """The project's C files that need no framework or library header: the runtime and
+    portable kernels it builds, the model, the test vectors (and the .tflite array)."""
+    lib = out / "lib" / "tinygen"
+    srcs = sorted(lib.glob("*.c")) + sorted((lib / "portable").glob("*.c"))
+    return srcs + sorted(p for p in (out / "src").glob("tinygen_*.c"))
+
+
+def compile_check(out: Path, cpu: str, gcc: str = "arm-none-eabi-gcc",
+                  extra: tuple[str, ...] = ()) -> None:
+    """Compile ``check_sources`` with -Wall -Wextra -Werror (-c) for ``cpu`` (or for the
+    host when cpu is empty); raise TargetError on the first diagnostic."""
+    flags = [*ARM_CHECK_FLAGS, f"-mcpu={cpu}"] if cpu else ["-std=c99", "-O2", "-Wall",
+                                                            "-Wextra", "-Werror"]
+    includes = [f"-I{out / 'src'}", f"-I{out / 'lib' / 'tinygen'}"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [gcc, *flags, *extra, *includes, "-c", *[str(s) for s in check_sources(out)]]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp)
+        except FileNotFoundError:
+            raise TargetError(f"{gcc} not found", "install it (gcc-arm-none-eabi)") from None
+    if proc.returncode != 0 or proc.stderr.strip():
+        first = (proc.stderr.strip().splitlines() or ["no output"])[0]
+        raise TargetError(f"{gcc} -mcpu={cpu}: {first[:300]}",
+                          "this is a tinygen bug; please report it with the model")
+
+
+def build(out: Path, ctx: TargetContext) -> None:
+    board = boards.resolve(ctx.target, ctx.options.get("board"))
+    summary = ctx.report["platformio"]
+    if not board.cpu:
+        summary["checked"] = "platformio.ini generated; no Xtensa compiler here, nothing compiled"
+        return
+    if shutil.which("arm-none-eabi-gcc") is None:
+        summary["checked"] = "not compiled: arm-none-eabi-gcc not found"
+        return
+    compile_check(out, board.cpu)
+    summary["checked"] = (f"runtime, portable kernels, model and vectors compiled with "
+                          f"arm-none-eabi-gcc -mcpu={board.cpu} -Wall -Wextra -Werror")
+
+
+def describe() -> dict[str, Any]:
+    return {"runs_here": False}
