@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
     p.add_argument("--vectors", type=int, default=16, metavar="K",
                    help="test vectors written to OUT/test_vectors (default 16)")
-    _add_calibration_args(p)
+    _add_calibration_args(p, held_out=False)
     p.add_argument("--json", action="store_true", help="print report.json")
     p.set_defaults(func=cmd_build)
 
@@ -283,11 +283,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_calibration_args(p: argparse.ArgumentParser) -> None:
+def _add_calibration_args(p: argparse.ArgumentParser, held_out: bool = True) -> None:
     p.add_argument("--calib", type=int, default=32, metavar="N",
                    help="calibration inputs (default 32)")
-    p.add_argument("--eval", type=int, default=32, metavar="N",
-                   help="held-out inputs for the float-vs-int8 SNR (default 32)")
+    if held_out:
+        p.add_argument("--eval", type=int, default=32, metavar="N",
+                       help="held-out inputs for the float-vs-int8 SNR (default 32)")
     p.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="corpus for calibration (train split) and evaluation (dev split); "
                         "default: synthetic speech-like signals")
