@@ -20,6 +20,7 @@ from tests.conftest import assert_one_line_error, run_tinygen
 from tinygen.build import BuildOptions, build
 from tinygen.calib import inputs, window_frames
 from tinygen.checkpoint import load_model
+from tinygen.errors import TinygenError
 from tinygen.summary import unique_params, virtual_params
 from tinygen.verify import verify
 
@@ -177,6 +178,17 @@ def test_build_refuses_non_empty_out_and_keeps_it(tmp_path: Path) -> None:
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_failed_build_removes_the_folders_it_created(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load_model("preset:share-blocks")
+    x = inputs(model.cfg, 41, 1, seed=0)
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no compiler: fails after mkdir
+    with pytest.raises(TinygenError, match="no C compiler"):
+        build(model, tmp_path / "a" / "b" / "out", x, x, BuildOptions(), "bad")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_unknown_target(tmp_path: Path) -> None:
     res = run_tinygen("build", "preset:share-blocks", "--target", "pdp11", "-o",
                       str(tmp_path / "o"))
@@ -208,7 +220,7 @@ def test_verify_errors(tmp_path: Path) -> None:
 
 
 def test_cli_build_and_verify(tmp_path: Path) -> None:
-    out = tmp_path / "o"
+    out = tmp_path / "new" / "o"  # missing parents are created, like mkdir -p
     res = run_tinygen("build", "preset:share-lowrank", "--target", "host", "-o", str(out),
                       "--calib", "2", "--vectors", "3", "--json")
     assert res.returncode == 0, res.stderr

@@ -64,9 +64,9 @@ def check_out(out: Path, force: bool) -> None:
         raise OutputError(f"output folder {out} is not empty",
                           "pass --force to replace it, or choose another -o")
     parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError(f"cannot write {out}: folder {parent} does not exist",
-                          "create it first")
+    if parent.exists() and not parent.is_dir():
+        raise OutputError(f"cannot write {out}: {parent} is not a folder",
+                          "choose another -o")
 
 
 def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
@@ -80,7 +80,9 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
     planned = plan.make_plan(compiled.int8)
     gen = codegen.generate(compiled.int8, planned, model_name, {})
     parent = out.parent if str(out.parent) else Path(".")
+    created = [p for p in (parent, *parent.parents) if not p.exists()]
     try:
+        parent.mkdir(parents=True, exist_ok=True)  # like mkdir -p: -o out/host just works
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
     except OSError as err:
         raise OutputError(f"cannot write {out}: {err.strerror}",
@@ -106,6 +108,9 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:  # a failed build leaves no folder it made behind
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         raise
     return report
 
