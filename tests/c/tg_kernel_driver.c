@@ -18,21 +18,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_executor.h" /* the kernel kinds, TG_OP_*: one list for runtime and tests */
 #include "tg_kernels.h"
 #include "tg_math.h"
 
 enum {
-    TG_OP_FULLY_CONNECTED = 1,
-    TG_OP_CONV2D = 2,
-    TG_OP_DEPTHWISE_CONV2D = 3,
-    TG_OP_BATCH_MATMUL = 4,
-    TG_OP_ADD = 5,
-    TG_OP_MUL = 6,
-    TG_OP_LUT = 7,
-    TG_OP_SOFTMAX = 8,
-    TG_OP_LAYER_NORM = 9,
-    TG_OP_TRANSPOSE = 10,
-    TG_OP_SPLIT = 11,
     /* tg_math.h helpers, elementwise over int32 blobs, int32 outputs */
     TG_OP_SRDHM = 20,           /* blobs a, b */
     TG_OP_ROUNDING_DIV_POT = 21, /* blobs x, exponent */
