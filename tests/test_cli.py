@@ -79,3 +79,55 @@ def test_version_and_usage() -> None:
     assert run_tinygen("--version").stdout.startswith("tinygen ")
     res = run_tinygen("frobnicate")
     assert res.returncode == 2 and "invalid choice" in res.stderr
+
+
+def test_pack_fp16_halves_the_file_and_keeps_the_model(tmp_path: Path) -> None:
+    from tinygen.checkpoint import load_checkpoint, read_checkpoint
+    from tinygen.summary import unique_params
+
+    model = load_model("preset:share-lowrank")
+    src = tmp_path / "trained.pt"
+    save_checkpoint(model, src, {"step": 7, "dev_cer": 0.25})
+    res = run_tinygen("pack", str(src), "-o", str(tmp_path / "ship.pt"), "--fp16")
+    assert res.returncode == 0, res.stderr
+    ship = tmp_path / "ship.pt"
+    assert ship.stat().st_size < 0.6 * src.stat().st_size
+    meta = read_checkpoint(ship)["meta"]
+    assert meta["step"] == 7 and meta["storage"] == "float16" and meta["packed_from"] == src.name
+    packed = load_checkpoint(ship)
+    assert packed.cfg == model.cfg and unique_params(packed) == unique_params(model)
+    for (name, a), b in zip(model.state_dict().items(), packed.state_dict().values(),
+                            strict=True):
+        assert b.dtype == a.dtype, name  # widened back on load
+        want = a.half().to(a.dtype) if a.is_floating_point() else a
+        assert torch.equal(b, want), name
+    # without --fp16 the weights are untouched
+    assert run_tinygen("pack", str(src), "-o", str(tmp_path / "f32.pt")).returncode == 0
+    for a, b in zip(model.state_dict().values(),
+                    load_checkpoint(tmp_path / "f32.pt").state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_pack_bad_inputs_write_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "ship.pt"
+    assert_one_line_error(run_tinygen("pack", str(tmp_path / "x.pt"), "-o", str(out)),
+                          "does not exist")
+    assert not out.exists()
+    model = load_model("preset:share-lowrank")
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("nan")
+    save_checkpoint(model, tmp_path / "nan.pt")
+    assert_one_line_error(run_tinygen("pack", str(tmp_path / "nan.pt"), "-o", str(out)),
+                          "NaN/Inf")
+    assert not out.exists()
+    big = load_model("preset:share-lowrank")
+    with torch.no_grad():
+        next(big.parameters())[0, 0] = 1e6
+    save_checkpoint(big, tmp_path / "big.pt")
+    assert_one_line_error(run_tinygen("pack", str(tmp_path / "big.pt"), "-o", str(out),
+                                      "--fp16"), "float16's range")
+    assert not out.exists()
+    out.write_bytes(b"keep me")
+    assert_one_line_error(run_tinygen("pack", str(tmp_path / "big.pt"), "-o", str(out)),
+                          "already exists")
+    assert out.read_bytes() == b"keep me"

@@ -18,6 +18,7 @@ from tinygen.checkpoint import load_checkpoint, read_checkpoint
 from tinygen.config import ConformerConfig
 from tinygen.data.synth import synthesize
 from tinygen.evaluate import Tally, edit_distance, greedy_decode, score
+from tinygen.summary import unique_params, virtual_params
 from tinygen.train import BatchPlan, TrainError, TrainOptions, fit, lr_factor, state_path
 
 # A Conformer small enough to train a few steps in well under a second.
@@ -98,6 +99,26 @@ def test_resume_and_overwrite_mistakes(corpus: Path, tmp_path: Path) -> None:
         fit(None, options(corpus, out, steps=4, resume=True))
 
 
+def test_init_fine_tunes_from_a_checkpoint(corpus: Path, tmp_path: Path) -> None:
+    base = tmp_path / "base.pt"
+    fit(TINY, options(corpus, base, steps=3))
+    tuned = tmp_path / "tuned.pt"
+    steps: list[int] = []
+    fit(None, options(corpus, tuned, steps=2, init=base), on_step=lambda s, _: steps.append(s))
+    assert steps == [1, 2]  # a new run: step 0, its own schedule, a fresh optimizer
+    meta = read_checkpoint(tuned)["meta"]
+    assert meta["init"] == str(base) and meta["step"] == 2
+    assert load_checkpoint(tuned).cfg == TINY
+    # resuming the fine-tuned run keeps where its weights came from
+    fit(None, options(corpus, tuned, steps=3, resume=True))
+    assert read_checkpoint(tuned)["meta"]["init"] == str(base)
+    with pytest.raises(TrainError, match="differs from the config"):
+        fit(replace(TINY, d_model=16), options(corpus, tmp_path / "x.pt", init=base))
+    with pytest.raises(TrainError, match="do not go together"):
+        fit(None, options(corpus, tuned, steps=4, resume=True, init=base))
+    assert not (tmp_path / "x.pt").exists()
+
+
 def test_schedule_and_batch_plan() -> None:
     assert lr_factor(0, 100, 10) == pytest.approx(0.1)
     assert lr_factor(9, 100, 10) == pytest.approx(1.0)
@@ -151,12 +172,20 @@ def test_eval_json_counts_a_corrupt_file(corpus: Path, tmp_path: Path) -> None:
     fit(TINY, options(corpus, tmp_path / "m.pt", steps=2))
     first = json.loads((data / "test.jsonl").read_text().splitlines()[0])
     (data / first["path"]).write_bytes(b"RIFF garbage")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
     proc = subprocess.run([sys.executable, "-m", "tinygen", "eval", str(tmp_path / "m.pt"),
                            "--data", str(data), "--calib", "2", "--json"],
-                          capture_output=True, text=True, env=run_env(), timeout=300)
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(run_env(), TMPDIR=str(scratch)))
     assert proc.returncode == 0, proc.stderr
+    assert not any(scratch.iterdir())  # the host build it ran is cleaned up
     report = json.loads(proc.stdout)
     assert (report["split"], report["utterances"], report["skipped"]) == ("test", 1, 1)
+    model = load_checkpoint(tmp_path / "m.pt")
+    assert report["unique_params"] == unique_params(model)
+    assert report["virtual_params"] == virtual_params(model)
+    assert report["flash_bytes"] > 0 and report["arena_bytes"] > 0
     rows = {r["backend"]: r for r in report["rows"]}
     assert list(rows) == ["float", "float-window", "int8-reference", "host-c"]
     row = rows["float"]
@@ -177,7 +206,11 @@ def test_deployment_window_places_speech_in_silence() -> None:
     feats = torch.randn(3, 50, 40)
     lengths = torch.tensor([50, 30, 10])
     out = deployment_window(feats, lengths, torch.Generator().manual_seed(0))
-    assert out.shape[0] == 3 and out.shape[1] >= 50 and out.shape[2] == 40
+    assert out.shape[0] == 3 and 50 <= out.shape[1] <= 480 and out.shape[2] == 40
+    # the window length spreads up to the longest deployment window
+    sizes = {deployment_window(feats, lengths, torch.Generator().manual_seed(s),
+                               frames=300).shape[1] for s in range(40)}
+    assert max(sizes) <= 300 and max(sizes) > 200 and min(sizes) < 150
     for i, n in enumerate(lengths.tolist()):
         row = out[i]
         speech = (row != silence_value()).any(dim=1).nonzero().flatten()

@@ -45,15 +45,24 @@ def unique_tensors(model: Conformer) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_checkpoint(model: Conformer, path: str | Path, meta: dict[str, Any] | None = None
-                    ) -> None:
-    """Write atomically: a temp file in the same folder, then rename."""
+def save_checkpoint(model: Conformer, path: str | Path, meta: dict[str, Any] | None = None,
+                    storage: torch.dtype | None = None) -> None:
+    """Write atomically: a temp file in the same folder, then rename.
+
+    ``storage`` (e.g. torch.float16) stores the floating tensors in that type to make a
+    smaller file; :func:`load_checkpoint` widens them back to the model's float32.
+    """
     path = Path(path)
+
+    def stored(t: torch.Tensor) -> torch.Tensor:
+        t = t.clone().cpu()
+        return t.to(storage) if storage is not None and t.is_floating_point() else t
+
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "config": model.cfg.to_dict(),
-        "tensors": {k: v.clone().cpu() for k, v in unique_tensors(model).items()},
+        "tensors": {k: stored(v) for k, v in unique_tensors(model).items()},
         "meta": dict(meta or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -204,6 +204,34 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    import torch
+
+    from tinygen.checkpoint import check_finite, load_checkpoint, read_checkpoint, save_checkpoint
+    from tinygen.errors import CheckpointError
+
+    src, out = Path(args.checkpoint), Path(args.output)
+    if out.resolve() == src.resolve():
+        raise CheckpointError(f"-o {out} is the checkpoint itself", "write to another path")
+    if out.exists() and not args.force:
+        raise CheckpointError(f"{out} already exists", "pass --force to replace it")
+    meta = dict(read_checkpoint(src).get("meta", {}))
+    model = load_checkpoint(src)
+    check_finite(model)
+    storage = torch.float16 if args.fp16 else None
+    if storage is not None:
+        for name, t in model.state_dict().items():
+            if t.is_floating_point() and bool((t.abs() > torch.finfo(storage).max).any()):
+                raise CheckpointError(f"tensor {name} holds values beyond float16's range",
+                                      "pack it without --fp16")
+    meta.update(packed_from=src.name, storage="float16" if args.fp16 else "float32")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(model, out, meta, storage=storage)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes; weights and config, no optimizer "
+          "state)")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from tinygen.verify import verify
 
@@ -269,6 +297,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibration_args(p, held_out=False)
     p.add_argument("--json", action="store_true", help="print report.json")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("pack", help="a checkpoint ready to ship: weights, config and "
+                       "training meta, no optimizer state; --fp16 halves it")
+    p.add_argument("checkpoint", metavar="CKPT", help="a checkpoint from `tinygen train`")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                   help="the packed checkpoint to write")
+    p.add_argument("--fp16", action="store_true",
+                   help="store weights as float16 (loading widens them back to float32; "
+                        "evaluate the packed file, it is the model you ship)")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT")
+    p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("verify", help="run a build's C on its test vectors and compare")
     p.add_argument("out", metavar="OUT", type=Path, help="a folder from `tinygen build`")

@@ -5,8 +5,8 @@ float32 array, to CTC logits, a (T', vocab) array. Rows:
 
 - ``float``: the PyTorch model on each whole utterance;
 - ``float-window``: the same model on the fixed window a compiled model takes (the
-  utterance centred, padded with the features of silence), so the next rows differ
-  from it by quantization alone;
+  utterance at its start, the rest the features of digital silence), so the next rows
+  differ from it by quantization alone;
 - ``int8-reference``: the golden reference of the compiled int8 model on that window;
 - ``host-c``: the generated C, built for the host and run as a process per utterance.
   It equals the int8 row exactly when the C is bit-exact, which is the point.
@@ -95,12 +95,14 @@ class Tally:
                 "utterances": self.utterances}
 
 
-def score(backend: Backend, examples: Iterable[tuple[np.ndarray, str]], vocab: str
-          ) -> Tally:
+def score(backend: Backend, examples: Iterable[tuple[np.ndarray, str]], vocab: str,
+          advance: Callable[[], None] | None = None) -> Tally:
     """Run ``backend`` on each (features, reference text) pair and tally the errors."""
     tally = Tally()
     for feats, text in examples:
         tally.add(text, greedy_decode(backend(feats), vocab))
+        if advance is not None:
+            advance()
     return tally
 
 
@@ -121,7 +123,7 @@ def float_backend(model: Conformer) -> Backend:
 
 
 class _Window:
-    """Centre features in a fixed window padded with silence; trim logits back."""
+    """Put features at the start of a fixed window of silence; trim logits back."""
 
     def __init__(self, cfg: Any, frames: int) -> None:
         from tinygen.features import silence_value
@@ -146,10 +148,11 @@ class _Window:
 
 
 def compiled_backends(model: Conformer, examples: list[tuple[np.ndarray, str]], data: Path,
-                      window_ms: float, calib: int) -> tuple[dict[str, Backend], int]:
-    """float-window, int8-reference and host-c rows for the compiled ``model``."""
+                      window_ms: float, calib: int, workdir: Path
+                      ) -> tuple[dict[str, Backend], int, dict[str, Any]]:
+    """float-window, int8-reference and host-c rows for the compiled ``model``, the
+    window in frames, and the host build's report (flash bytes and arena)."""
     import subprocess
-    import tempfile
 
     import numpy as np
 
@@ -172,8 +175,8 @@ def compiled_backends(model: Conformer, examples: list[tuple[np.ndarray, str]], 
     def int8(x: np.ndarray) -> np.ndarray:
         return dequantize_array(compiled.run_int8(compiled.quantize_input(x)), q_out)
 
-    tmp = Path(tempfile.mkdtemp(prefix="tinygen-eval-"))
-    build(model, tmp / "host", cal, [], BuildOptions(target="host"), cfg.name)
+    tmp = workdir
+    report = build(model, tmp / "host", cal, [], BuildOptions(target="host"), cfg.name)
     exe = tmp / "host" / "host" / "tinygen_model"
     shape = (1, *compiled.int8.values[compiled.int8.outputs[0]].shape[1:])
 
@@ -183,7 +186,7 @@ def compiled_backends(model: Conformer, examples: list[tuple[np.ndarray, str]], 
         return dequantize_array(np.frombuffer(proc.stdout, np.int8).reshape(shape), q_out)
 
     return ({"float-window": win.wrap(float_window), "int8-reference": win.wrap(int8),
-             "host-c": win.wrap(host_c)}, frames)
+             "host-c": win.wrap(host_c)}, frames, report)
 
 
 # ------------------------------------------------------------------------ report
@@ -191,11 +194,14 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
              progress: bool = True, compiled: bool = True, window_ms: float = 0.0,
              calib: int = 32) -> dict[str, Any]:
     """Score every available backend of ``model_spec`` on ``split`` of ``data``."""
+    import tempfile
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from tinygen.checkpoint import load_model
     from tinygen.data.dataset import Example, SkipLog, SpeechDataset, load_split
+    from tinygen.summary import unique_params, virtual_params
 
     model = load_model(model_spec)
     cfg = model.cfg
@@ -203,23 +209,34 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
     dataset = SpeechDataset(utterances, cfg)
     skips = SkipLog()
     examples: list[tuple[np.ndarray, str]] = []
-    with Progress("[progress.description]{task.description}", BarColumn(),
-                  MofNCompleteColumn(), TimeElapsedColumn(), console=Console(stderr=True),
-                  disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"eval {split}", total=len(dataset))
+    def bar() -> Progress:
+        return Progress("[progress.description]{task.description}", BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=Console(stderr=True), disable=not progress, transient=True)
+
+    with bar() as features:
+        task = features.add_task(f"features {split}", total=len(dataset))
         for i in range(len(dataset)):
             item = dataset[i]
             if isinstance(item, Example):
                 examples.append((item.feats.numpy(), item.text))
             else:
                 skips.add([item])
-            bar.advance(task)
+            features.advance(task)
     backends: dict[str, Backend] = {"float": float_backend(model)}
     frames = None
-    if compiled and examples:
-        more, frames = compiled_backends(model, examples, data, window_ms, calib)
-        backends.update(more)
-    rows = [score(fn, examples, cfg.vocab).row(name) for name, fn in backends.items()]
+    build_report: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="tinygen-eval-") as workdir:
+        if compiled and examples:
+            more, frames, build_report = compiled_backends(model, examples, data, window_ms,
+                                                           calib, Path(workdir))
+            backends.update(more)
+        rows = []
+        with bar() as scoring:
+            for name, fn in backends.items():
+                task = scoring.add_task(f"score {name}", total=len(examples))
+                rows.append(score(fn, examples, cfg.vocab,
+                                  lambda t=task: scoring.advance(t)).row(name))
     return {
         "model": str(model_spec),
         "name": cfg.name,
@@ -228,6 +245,10 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
         "utterances": len(examples),
         "skipped": skips.count,
         "window_frames": frames,
+        "unique_params": unique_params(model),
+        "virtual_params": virtual_params(model),
+        "flash_bytes": build_report.get("flash", {}).get("total_bytes"),
+        "arena_bytes": build_report.get("arena_bytes"),
         "rows": rows,
     }
 

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 STATE_FORMAT = "tinygen-train-state"
 STATE_VERSION = 1
 MIN_LR_FACTOR = 0.05  # the cosine ends at 5% of the peak learning rate
-CACHE_HOURS = 5.0  # keep features in memory for corpora up to this much audio
+CACHE_HOURS = 12.0  # keep features in memory for corpora up to this much audio (~58 MB/h)
 
 
 class TrainError(TinygenError):
@@ -73,6 +73,8 @@ class TrainOptions:
     threads: int | None = None  # torch intra-op threads; None: torch's default
     progress: bool = True
     window_prob: float = 0.5  # share of steps trained on unmasked silence windows
+    window_ms: float = 4800.0  # longest deployment window those steps draw
+    init: Path | None = None  # start from these weights (fine-tuning); fresh optimizer
 
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else min(500, self.steps // 10)
@@ -244,6 +246,13 @@ def _check(opts: TrainOptions) -> None:
         raise TrainError(f"--workers {opts.workers} must be >= 0")
     if opts.threads is not None and opts.threads < 1:
         raise TrainError(f"--threads {opts.threads} must be >= 1")
+    if not 0.0 <= opts.window_prob <= 1.0:
+        raise TrainError(f"--window-prob {opts.window_prob} must be between 0 and 1")
+    if not opts.window_ms > 0:
+        raise TrainError(f"--window-ms {opts.window_ms} must be positive")
+    if opts.init is not None and opts.resume:
+        raise TrainError("--init and --resume do not go together",
+                         "--resume continues OUT; --init starts a new run from other weights")
 
 
 def _start(cfg: ConformerConfig | None, opts: TrainOptions
@@ -253,11 +262,18 @@ def _start(cfg: ConformerConfig | None, opts: TrainOptions
     from tinygen.model import build_model
 
     if not opts.resume:
-        if cfg is None:
-            raise TrainError("no model config", "give --preset NAME")
         if opts.out.exists():
             raise TrainError(f"{opts.out} already exists",
                              "pass --resume to continue it, or choose another --out")
+        if opts.init is not None:
+            model = load_checkpoint(opts.init)
+            if cfg is not None and cfg != model.cfg:
+                raise TrainError(f"--preset {cfg.name} differs from the config in "
+                                 f"{opts.init} ({model.cfg.name})",
+                                 "drop --preset to fine-tune the checkpoint as it is")
+            return model, 0, {"init": str(opts.init)}, None
+        if cfg is None:
+            raise TrainError("no model config", "give --preset NAME or --init CHECKPOINT")
         return build_model(cfg, seed=opts.seed), 0, {}, None
     if not opts.out.exists():
         raise TrainError(f"--resume: {opts.out} does not exist",
@@ -292,6 +308,7 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
 
+    from tinygen.calib import window_frames
     from tinygen.checkpoint import save_checkpoint
     from tinygen.data.dataset import SkipLog, SpeechDataset, collate, has_split, load_split
     from tinygen.data.dataset import deployment_window as window
@@ -324,6 +341,7 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
                                                              world.rank),
                         collate_fn=collate, num_workers=opts.workers)
     save_every = opts.save_every or opts.eval_every
+    window_max = window_frames(cfg, opts.window_ms)
     warmup = opts.warmup_steps()
     skips = SkipLog()
     report = _Report(opts, world, start, meta)
@@ -342,7 +360,8 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
             else:
                 feats = augment(batch.feats, batch.feat_lens, gen)
                 if float(torch.rand(1, generator=gen)) < opts.window_prob:
-                    feats = window(feats, batch.feat_lens, gen)  # no mask, like a device
+                    feats = window(feats, batch.feat_lens, gen,  # no mask, like a device
+                                   frames=window_max)
                     logits = net(feats)  # (B, T', vocab)
                     out_lens = torch.full((len(batch),), logits.shape[1], dtype=torch.long)
                 else:
@@ -413,6 +432,8 @@ class _Report:
     def __init__(self, opts: TrainOptions, world: World, start: int,
                  meta: dict[str, Any]) -> None:
         self.opts, self.world, self.start = opts, world, start
+        init = opts.init if opts.init is not None else meta.get("init")
+        self.init = None if init is None else str(init)  # kept across --resume
         self.dev: dict[str, float] | None = (
             {"cer": meta["dev_cer"], "wer": meta["dev_wer"]}
             if isinstance(meta.get("dev_cer"), float) and isinstance(meta.get("dev_wer"), float)
@@ -458,7 +479,8 @@ class _Report:
             (self.bar.console if self.bar is not None else self.console).print(text)
 
     def intro(self, name: str, params: int, n_train: int, hours: float, n_dev: int) -> None:
-        what = f"resuming at step {self.start}" if self.start else "training"
+        what = (f"resuming at step {self.start}" if self.start
+                else f"fine-tuning {self.init}" if self.init else "training")
         self.line(f"{what}: {name} ({params:,} unique params) on {n_train} utterances "
                   f"({hours * 60:.1f} min), dev {n_dev}; {self.world.size} process(es) x "
                   f"batch {self.opts.batch}; {self.opts.steps} steps")
@@ -480,6 +502,7 @@ class _Report:
             "preset": name,
             "world_size": self.world.size,
             "skipped_audio": skipped,
+            "init": self.init,
             "options": self.opts.plain(),
         }
 
@@ -494,7 +517,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         save_every=args.save_every, dev_limit=args.dev_limit,
                         seed=args.seed, resume=args.resume, workers=args.workers,
                         threads=args.threads, progress=not args.quiet,
-                        window_prob=args.window_prob)
+                        window_prob=args.window_prob, window_ms=args.window_ms,
+                        init=args.init)
     cfg = load_preset(args.preset) if args.preset else None
     with warnings_as_lines():
         meta = fit(cfg, opts)
@@ -545,5 +569,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--window-prob", type=float, default=d.window_prob, metavar="P",
                    help="share of steps on unmasked silence windows, as a compiled model "
                         f"runs (default {d.window_prob})")
+    p.add_argument("--window-ms", type=float, default=d.window_ms, metavar="MS",
+                   help="longest window those steps draw: the longest window you will "
+                        f"build for (default {d.window_ms:g})")
+    p.add_argument("--init", type=Path, default=None, metavar="CKPT",
+                   help="start from the weights of CKPT (fine-tuning, e.g. a shipped model "
+                        "on your own data) with a fresh optimizer and schedule")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=cmd_train)

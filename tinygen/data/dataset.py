@@ -248,26 +248,27 @@ def warnings_as_lines() -> Iterator[None]:
 
 # ----------------------------------------------------------------- augmentation
 def deployment_window(feats: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator,
-                      max_lead: int = 40, max_tail: int = 120) -> torch.Tensor:
+                      max_lead: int = 40, frames: int = 480) -> torch.Tensor:
     """Place each utterance in a window of digital silence, as a compiled model sees it.
 
     A compiled model runs on fixed windows with no padding mask: whatever is not speech
     is silence that the model must read as blanks. Each utterance starts after 0 to
-    ``max_lead`` frames of silence; the window ends 0 to ``max_tail`` frames after the
-    longest utterance. (B, T, F) -> (B, T2, F); no frame is masked.
+    ``max_lead`` frames of silence; the window is drawn uniformly between the shortest
+    that holds every utterance of the batch and ``frames`` (the longest deployment window
+    trained for), so short commands also learn to sit in a long window of silence.
+    (B, T, F) -> (B, T2, F); no frame is masked.
     """
     from tinygen.features import silence_value
 
     b, t, f = feats.shape
     leads = torch.randint(0, max_lead + 1, (b,), generator=gen)
-    t2 = int((leads + lengths).max()) + int(torch.randint(0, max_tail + 1, (1,),
-                                                          generator=gen))
-    out = torch.full((b, max(t2, t), f), silence_value())
+    need = max(int((leads + lengths).max()), t)
+    t2 = need + int(torch.randint(0, max(frames - need, 0) + 1, (1,), generator=gen))
+    out = torch.full((b, t2, f), silence_value())
     for i in range(b):
         n, s = int(lengths[i]), int(leads[i])
         out[i, s:s + n] = feats[i, :n]
     return out
-
 
 
 def spec_augment(feats: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator,
