@@ -17,7 +17,7 @@ import torch
 from tinygen.checkpoint import load_checkpoint, read_checkpoint
 from tinygen.config import ConformerConfig
 from tinygen.data.synth import synthesize
-from tinygen.evaluate import Tally, edit_distance, greedy_decode, score
+from tinygen.evaluate import Tally, Window, edit_distance, greedy_decode, score
 from tinygen.summary import unique_params, virtual_params
 from tinygen.train import BatchPlan, TrainError, TrainOptions, fit, lr_factor, state_path
 
@@ -164,6 +164,28 @@ def test_metrics() -> None:
     pairs = [(np.zeros((10, 40), np.float32), "ab")] * 3
     assert score(perfect, pairs, vocab).cer == 0.0
     assert score(perfect, [(pairs[0][0], "ba")], vocab).cer == 1.0
+
+
+def test_window_rows_decode_the_whole_window() -> None:
+    # A CTC model may spell the end of an utterance on the silence after it; a device
+    # decodes every output frame of its window, and so does eval.
+    from tinygen.features import silence_value
+
+    vocab = "_ ab"
+    seen: list[np.ndarray] = []
+
+    def late(window: np.ndarray) -> np.ndarray:  # "a" on frame 1, "b" on the last frame
+        seen.append(window)
+        return np.eye(4)[[0, 2, 0, 0, 0, 0, 0, 3]][None]
+
+    backend = Window(frames=30).wrap(late)
+    feats = np.ones((12, 40), np.float32)
+    assert greedy_decode(backend(feats), vocab) == "ab"
+    (window,) = seen
+    assert window.shape == (1, 30, 40)
+    assert (window[0, :12] == 1).all() and (window[0, 12:] == np.float32(silence_value())).all()
+    backend(np.ones((50, 40), np.float32))  # longer than the window: cut to it
+    assert seen[-1].shape == (1, 30, 40) and (seen[-1] == 1).all()
 
 
 def test_eval_json_counts_a_corrupt_file(corpus: Path, tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ float32 array, to CTC logits, a (T', vocab) array. Rows:
 - ``host-c``: the generated C, built for the host and run as a process per utterance.
   It equals the int8 row exactly when the C is bit-exact, which is the point.
 
-The windowed rows decode only the encoder frames that the utterance itself covers.
+The windowed rows decode every output frame of the window, as a device does: a CTC
+model may emit the last characters of an utterance on the frames of silence after it.
 
 Decoding is greedy CTC: argmax per frame, merge repeats, drop the blank (vocab index 0).
 CER and WER are corpus-level: total edit distance over total reference characters
@@ -122,27 +123,27 @@ def float_backend(model: Conformer) -> Backend:
     return run
 
 
-class _Window:
-    """Put features at the start of a fixed window of silence; trim logits back."""
+class Window:
+    """Put features at the start of a fixed window of silence; decode the whole output."""
 
-    def __init__(self, cfg: Any, frames: int) -> None:
+    def __init__(self, frames: int) -> None:
         from tinygen.features import silence_value
 
-        self.cfg, self.frames = cfg, frames
+        self.frames = frames
         self.silence = silence_value()
 
-    def pad(self, feats: np.ndarray) -> tuple[np.ndarray, int]:
+    def pad(self, feats: np.ndarray) -> np.ndarray:
+        """(T, n_mels) -> (1, frames, n_mels); an utterance longer than the window is cut."""
         import numpy as np
 
         t = min(feats.shape[0], self.frames)
         window = np.full((self.frames, feats.shape[1]), self.silence, np.float32)
         window[:t] = feats[:t]
-        return window[None], max(1, self.cfg.subsampled_frames(t))
+        return window[None]
 
     def wrap(self, run: Callable[[np.ndarray], np.ndarray]) -> Backend:
         def backend(feats: np.ndarray) -> np.ndarray:
-            window, valid = self.pad(feats)
-            return run(window)[0][:valid]
+            return run(self.pad(feats))[0]
 
         return backend
 
@@ -164,7 +165,7 @@ def compiled_backends(model: Conformer, examples: list[tuple[np.ndarray, str]], 
     cfg = model.cfg
     longest = max(f.shape[0] for f, _ in examples)
     frames = window_frames(cfg, window_ms) if window_ms > 0 else longest
-    win = _Window(cfg, frames)
+    win = Window(frames)
     cal = inputs(cfg, frames, calib, seed=0, data=data, split="train")
     compiled = compile_model(model, frames, cal)
     q_out = compiled.output_quant
