@@ -8,7 +8,10 @@ the CER of each backend. The first model is the reference for the ratio columns.
 
 Usage:
     python bench/ablation.py models/baseline-tiny.pt models/mcu-tiny.pt \\
-        --data /tmp/corpus [--split test] [--limit N] [--json]
+        --data /tmp/corpus [--split test] [--limit N] [--window-ms MS] [--json]
+
+A MODEL ending in .json is read as the output of ``tinygen eval --json`` instead of
+being evaluated again (to put evaluations run separately, e.g. in parallel, side by side).
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ def table(reports: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("models", nargs="+", help="checkpoints; the first is the reference")
-    ap.add_argument("--data", type=Path, required=True, help="corpus from tinygen data synth")
+    ap.add_argument("models", nargs="+", help="checkpoints (or `tinygen eval --json` "
+                    "outputs); the first is the reference")
+    ap.add_argument("--data", type=Path, help="corpus from tinygen data synth")
     ap.add_argument("--split", default="test")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--window-ms", type=float, default=0.0,
@@ -61,6 +65,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     reports = []
     for spec in args.models:
+        if spec.endswith(".json"):
+            reports.append(json.loads(Path(spec).read_text()))
+            continue
+        if args.data is None:
+            ap.error(f"--data is needed to evaluate {spec}")
         print(f"evaluating {spec} ...", file=sys.stderr)
         reports.append(evaluate(spec, args.data, args.split, limit=args.limit,
                                 window_ms=args.window_ms))
