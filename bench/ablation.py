@@ -45,7 +45,7 @@ def table(reports: list[dict[str, Any]]) -> str:
         r = rows_of(rep)
         u = rep["unique_params"] / ref["unique_params"]
         f = rep["flash_bytes"] / ref["flash_bytes"]
-        cers = " | ".join(f"{100 * r[c]['cer']:.1f}%" for c in COLUMNS)
+        cers = " | ".join(f"{100 * r[c]['cer']:.2f}%" for c in COLUMNS)
         lines.append(f"| {rep['name']} | {rep['unique_params']:,} ({u:.2f}×) | "
                      f"{rep['virtual_params']:,} | {rep['flash_bytes']:,} B ({f:.2f}×) | "
                      f"{cers} |")
