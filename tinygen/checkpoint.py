@@ -120,7 +120,11 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path) -> Conformer:
-    data = read_checkpoint(path)
+    return model_from_checkpoint(read_checkpoint(path), path)
+
+
+def model_from_checkpoint(data: dict[str, Any], path: str | Path) -> Conformer:
+    """The model of a dict from :func:`read_checkpoint` (``path`` names it in errors)."""
     try:
         cfg = ConformerConfig.from_dict(data["config"])
     except ConfigError as err:

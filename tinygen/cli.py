@@ -207,7 +207,12 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_pack(args: argparse.Namespace) -> int:
     import torch
 
-    from tinygen.checkpoint import check_finite, load_checkpoint, read_checkpoint, save_checkpoint
+    from tinygen.checkpoint import (
+        check_finite,
+        model_from_checkpoint,
+        read_checkpoint,
+        save_checkpoint,
+    )
     from tinygen.errors import CheckpointError
 
     src, out = Path(args.checkpoint), Path(args.output)
@@ -215,8 +220,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
         raise CheckpointError(f"-o {out} is the checkpoint itself", "write to another path")
     if out.exists() and not args.force:
         raise CheckpointError(f"{out} already exists", "pass --force to replace it")
-    meta = dict(read_checkpoint(src).get("meta", {}))
-    model = load_checkpoint(src)
+    data = read_checkpoint(src)
+    meta = dict(data.get("meta", {}))
+    model = model_from_checkpoint(data, src)
     check_finite(model)
     storage = torch.float16 if args.fp16 else None
     if storage is not None:

@@ -258,7 +258,7 @@ def _check(opts: TrainOptions) -> None:
 def _start(cfg: ConformerConfig | None, opts: TrainOptions
            ) -> tuple[Conformer, int, dict[str, Any], dict[str, Any] | None]:
     """(model, start step, meta of the checkpoint, optimizer state or None)."""
-    from tinygen.checkpoint import load_checkpoint, read_checkpoint
+    from tinygen.checkpoint import load_checkpoint, model_from_checkpoint, read_checkpoint
     from tinygen.model import build_model
 
     if not opts.resume:
@@ -278,8 +278,9 @@ def _start(cfg: ConformerConfig | None, opts: TrainOptions
     if not opts.out.exists():
         raise TrainError(f"--resume: {opts.out} does not exist",
                          "drop --resume to start a new run")
-    meta = read_checkpoint(opts.out).get("meta", {})
-    model = load_checkpoint(opts.out)
+    data = read_checkpoint(opts.out)
+    meta = data.get("meta", {})
+    model = model_from_checkpoint(data, opts.out)
     if cfg is not None and cfg != model.cfg:
         raise TrainError(f"--preset {cfg.name} differs from the config in {opts.out} "
                          f"({model.cfg.name})", "drop --preset to continue the checkpoint")
