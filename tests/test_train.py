@@ -19,7 +19,15 @@ from tinygen.config import ConformerConfig
 from tinygen.data.synth import synthesize
 from tinygen.evaluate import Tally, Window, edit_distance, greedy_decode, score
 from tinygen.summary import unique_params, virtual_params
-from tinygen.train import BatchPlan, TrainError, TrainOptions, fit, lr_factor, state_path
+from tinygen.train import (
+    BatchPlan,
+    TrainError,
+    TrainOptions,
+    distill_loss,
+    fit,
+    lr_factor,
+    state_path,
+)
 
 # A Conformer small enough to train a few steps in well under a second.
 TINY = ConformerConfig(name="test-tiny", d_model=32, n_heads=2, ff_dim=64, conv_kernel=7,
@@ -116,6 +124,44 @@ def test_init_fine_tunes_from_a_checkpoint(corpus: Path, tmp_path: Path) -> None
         fit(replace(TINY, d_model=16), options(corpus, tmp_path / "x.pt", init=base))
     with pytest.raises(TrainError, match="do not go together"):
         fit(None, options(corpus, tuned, steps=4, resume=True, init=base))
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_distill_loss_is_the_temperature_scaled_kl_on_valid_frames() -> None:
+    gen = torch.Generator().manual_seed(0)
+    teacher = torch.randn(2, 5, 4, generator=gen)
+    lens = torch.tensor([5, 3])
+    assert float(distill_loss(teacher, teacher, lens, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    student = torch.randn(2, 5, 4, generator=gen)
+    p, q = (teacher / 2).softmax(-1), (student / 2).softmax(-1)
+    kl = [float((p[b, t] * (p[b, t] / q[b, t]).log()).sum())
+          for b in range(2) for t in range(int(lens[b]))]
+    assert float(distill_loss(student, teacher, lens, 2.0)) == pytest.approx(
+        4 * sum(kl) / len(kl), rel=1e-5)
+    garbage = student.clone()
+    garbage[1, 3:] = 1e4  # frames past an item's length do not count
+    assert float(distill_loss(garbage, teacher, lens, 2.0)) == pytest.approx(
+        float(distill_loss(student, teacher, lens, 2.0)), rel=1e-6)
+
+
+def test_teacher_distils_into_a_smaller_student(corpus: Path, tmp_path: Path) -> None:
+    teacher = tmp_path / "teacher.pt"
+    fit(replace(TINY, block_order=(0, 1), share_macaron=False), options(corpus, teacher))
+    student = tmp_path / "student.pt"
+    losses: list[float] = []
+    fit(TINY, options(corpus, student, steps=30, batch=5, lr=5e-3, eval_every=30,
+                      teacher=teacher, distill=1.0),  # the loss is the KL alone
+        on_step=lambda _, loss: losses.append(loss))
+    assert all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+    meta = read_checkpoint(student)["meta"]
+    assert meta["options"]["teacher"] == str(teacher) and meta["options"]["distill"] == 1.0
+    other = tmp_path / "other.pt"
+    fit(replace(TINY, n_mels=32), options(corpus, other, steps=1))
+    with pytest.raises(TrainError, match="has another n_mels than test-tiny"):
+        fit(TINY, options(corpus, tmp_path / "x.pt", teacher=other))
+    with pytest.raises(TrainError, match=r"--distill 1\.5 must be between 0 and 1"):
+        fit(TINY, options(corpus, tmp_path / "x.pt", teacher=teacher, distill=1.5))
     assert not (tmp_path / "x.pt").exists()
 
 

@@ -5,6 +5,11 @@
   and, for a share ``window_prob`` of the steps, the deployment window: utterances placed
   in digital silence with no padding mask, as a compiled model runs them
   (:func:`tinygen.data.dataset.deployment_window`).
+- Distillation (``--teacher CKPT``): the loss becomes ``(1 - w) * CTC + w * T^2 *
+  KL(teacher || student)`` over the frame posteriors at temperature T, on the frames CTC
+  scores. A 4x-subsampled teacher with the same front end and vocabulary emits one
+  posterior per student frame, so a small shared model learns the alignments and the
+  confusions of a larger unshared one.
 - Optimiser: AdamW (no decay on biases and norms), linear warmup then cosine decay to
   ``MIN_LR_FACTOR`` of the peak, gradient clipping.
 - Progress: a rich bar with the smoothed loss and the last dev CER; a log line per eval.
@@ -75,6 +80,9 @@ class TrainOptions:
     window_prob: float = 0.5  # share of steps trained on unmasked silence windows
     window_ms: float = 4800.0  # longest deployment window those steps draw
     init: Path | None = None  # start from these weights (fine-tuning); fresh optimizer
+    teacher: Path | None = None  # distil from this checkpoint's frame posteriors
+    distill: float = 0.5  # weight w of the distillation term (with a teacher)
+    temperature: float = 2.0  # softmax temperature T of that term
 
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else min(500, self.steps // 10)
@@ -250,6 +258,10 @@ def _check(opts: TrainOptions) -> None:
         raise TrainError(f"--window-prob {opts.window_prob} must be between 0 and 1")
     if not opts.window_ms > 0:
         raise TrainError(f"--window-ms {opts.window_ms} must be positive")
+    if not 0.0 <= opts.distill <= 1.0:
+        raise TrainError(f"--distill {opts.distill} must be between 0 and 1")
+    if not opts.temperature > 0:
+        raise TrainError(f"--temperature {opts.temperature} must be positive")
     if opts.init is not None and opts.resume:
         raise TrainError("--init and --resume do not go together",
                          "--resume continues OUT; --init starts a new run from other weights")
@@ -294,6 +306,41 @@ def _start(cfg: ConformerConfig | None, opts: TrainOptions
     return model, step, meta, _load_state(state_path(opts.out), step)
 
 
+# Fields of the config that make two models' inputs and output frames the same.
+_FRAME_FIELDS = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "vocab")
+
+
+def _teacher(path: Path | None, cfg: ConformerConfig) -> Conformer | None:
+    """The teacher in eval mode, frozen; None without --teacher."""
+    from tinygen.checkpoint import load_checkpoint
+
+    if path is None:
+        return None
+    teacher = load_checkpoint(path)
+    differ = [f for f in _FRAME_FIELDS if getattr(teacher.cfg, f) != getattr(cfg, f)]
+    if differ:
+        raise TrainError(f"--teacher {path} ({teacher.cfg.name}) has another "
+                         f"{', '.join(differ)} than {cfg.name}",
+                         "distil from a model with the same front end and vocabulary")
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, lens: torch.Tensor,
+                 temperature: float) -> torch.Tensor:
+    """T^2 * KL(teacher || student) of the frame posteriors, the mean over the first
+    ``lens[b]`` frames of each item; logits are (B, T', vocab)."""
+    import torch
+
+    t = temperature
+    p_teacher = (teacher / t).log_softmax(-1)
+    kl = (p_teacher.exp() * (p_teacher - (student / t).log_softmax(-1))).sum(-1)  # (B, T')
+    valid = torch.arange(student.shape[1])[None, :] < lens[:, None]
+    return kl[valid].mean() * t * t
+
+
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     decay = [p for p in model.parameters() if p.ndim >= 2]
     rest = [p for p in model.parameters() if p.ndim < 2]
@@ -319,6 +366,7 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
     _check(opts)
     model, start, meta, state = _start(cfg, opts)
     cfg = model.cfg
+    teacher = _teacher(opts.teacher, cfg)
     train_utts = load_split(opts.data, "train", cfg.vocab)
     if not train_utts:
         raise TrainError(f"{opts.data} has no training utterances",
@@ -360,17 +408,22 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
                 loss = net(torch.zeros(1, 16, cfg.n_mels)).sum() * 0.0
             else:
                 feats = augment(batch.feats, batch.feat_lens, gen)
+                mask: torch.Tensor | None = batch.feat_lens
                 if float(torch.rand(1, generator=gen)) < opts.window_prob:
                     feats = window(feats, batch.feat_lens, gen,  # no mask, like a device
                                    frames=window_max)
-                    logits = net(feats)  # (B, T', vocab)
-                    out_lens = torch.full((len(batch),), logits.shape[1], dtype=torch.long)
-                else:
-                    logits = net(feats, batch.feat_lens)  # (B, T', vocab)
-                    out_lens = model.output_lengths(batch.feat_lens)
+                    mask = None
+                logits = net(feats, mask)  # (B, T', vocab)
+                out_lens = (torch.full((len(batch),), logits.shape[1], dtype=torch.long)
+                            if mask is None else model.output_lengths(mask))
                 log_probs = logits.log_softmax(-1).transpose(0, 1)  # (T', B, vocab)
                 loss = F.ctc_loss(log_probs, batch.labels, out_lens, batch.label_lens,
                                   blank=0, reduction="mean", zero_infinity=True)
+                if teacher is not None:
+                    with torch.no_grad():
+                        target = teacher(feats, mask)
+                    loss = ((1 - opts.distill) * loss + opts.distill
+                            * distill_loss(logits, target, out_lens, opts.temperature))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
@@ -519,7 +572,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         seed=args.seed, resume=args.resume, workers=args.workers,
                         threads=args.threads, progress=not args.quiet,
                         window_prob=args.window_prob, window_ms=args.window_ms,
-                        init=args.init)
+                        init=args.init, teacher=args.teacher, distill=args.distill,
+                        temperature=args.temperature)
     cfg = load_preset(args.preset) if args.preset else None
     with warnings_as_lines():
         meta = fit(cfg, opts)
@@ -576,5 +630,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--init", type=Path, default=None, metavar="CKPT",
                    help="start from the weights of CKPT (fine-tuning, e.g. a shipped model "
                         "on your own data) with a fresh optimizer and schedule")
+    p.add_argument("--teacher", type=Path, default=None, metavar="CKPT",
+                   help="distil from CKPT's frame posteriors (same front end and vocabulary, "
+                        "e.g. models/baseline-tiny.pt)")
+    p.add_argument("--distill", type=float, default=d.distill, metavar="W",
+                   help=f"weight of the distillation term (default {d.distill})")
+    p.add_argument("--temperature", type=float, default=d.temperature, metavar="T",
+                   help=f"softmax temperature of the distillation term (default "
+                        f"{d.temperature:g})")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=cmd_train)
