@@ -92,7 +92,7 @@ def test_weights_are_one_buffer_per_shared_constant() -> None:
     users = [op for op in sub.operators
              if any(sub.tensors[i].name.startswith(b"shared_factors_ffn_w1_down")
                     for i in op.inputs if i >= 0)]
-    assert len(users) == 12 and tuple(down.shape) == (32, 96)
+    assert len(users) == 12 and tuple(down.shape) == (64, 96)
 
 
 def test_snr_mcu_tiny_held_out() -> None:

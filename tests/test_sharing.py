@@ -137,7 +137,7 @@ def test_level4_shared_up_factor() -> None:
 
 def test_all_levels_combined_in_mcu_tiny() -> None:
     cfg = load_preset("mcu-tiny")
-    d, ff, r, c, k = 96, 384, 32, 32, 15
+    d, ff, r, c, k = 96, 384, 64, 32, 15
     f2 = ((cfg.n_mels - 1) // 2 - 1) // 2
     ffn = 2 * d + (ff * r + ff) + (d * r + d)  # low-rank, down factors shared
     attn = 2 * d + 4 * (d * d + d)
@@ -167,7 +167,7 @@ def test_sharing_map_names_groups_and_counts_uses() -> None:
     assert [row["block"] for row in smap.layers] == [0, 0, 0, 1, 1, 1]
     assert all(row["ffn1"] == row["ffn2"] for row in smap.layers)
     assert smap.groups["ffn.0"]["uses"] == 6  # 3 virtual layers x 2 macaron halves
-    assert smap.groups["factor.ffn.w1.down"] == {"params": 32 * 96, "uses": 12}
+    assert smap.groups["factor.ffn.w1.down"] == {"params": 64 * 96, "uses": 12}
     assert sum(g["params"] for g in smap.groups.values()) + sum(
         p.numel() for p in [*model.subsample.parameters(), *model.head.parameters()]
     ) == unique_params(model)
