@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tinygen.evaluate import evaluate
+from tinygen.speech.evaluate import evaluate
 
 COLUMNS = ("float", "float-window", "int8-reference", "host-c")
 

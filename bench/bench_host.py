@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from tinygen.build import BuildOptions, build
-from tinygen.calib import inputs, window_frames
-from tinygen.checkpoint import load_model
-from tinygen.compiler import compile_model
+from tinygen.compiler.pipeline import compile_model
+from tinygen.speech.calib import inputs, window_frames
+from tinygen.speech.checkpoint import load_model
 from tinygen.targets import CFLAGS, find_compiler, host
 from tinygen.tflite.export import to_tflite
 from tinygen.tflite.runner import default_arena_bytes, tflm_arena_bytes
@@ -69,7 +69,7 @@ def bench_preset(name: str, runs: int, tmp: Path) -> dict[str, object]:
         best = min(best, time.perf_counter_ns() - t0)
     tflm_arena = tflm_arena_bytes(blob)
     flash = report["flash"]
-    from tinygen.plan import make_plan
+    from tinygen.compiler.plan import make_plan
 
     floor_arena = max(make_plan(compile_model(model, frames, cal[:1]).int8).occupancy())
     return {

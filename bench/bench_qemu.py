@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 
 from tinygen.build import BuildOptions, build
-from tinygen.calib import inputs, window_frames
-from tinygen.checkpoint import load_model
-from tinygen.compiler import compile_model
-from tinygen.plan import KINDS, Step, make_plan
+from tinygen.compiler.pipeline import compile_model
+from tinygen.compiler.plan import KINDS, Step, make_plan
+from tinygen.speech.calib import inputs, window_frames
+from tinygen.speech.checkpoint import load_model
 from tinygen.targets import qemu
 
 CALIB = 4

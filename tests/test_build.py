@@ -18,10 +18,10 @@ from torch import nn
 
 from tests.conftest import assert_one_line_error, run_tinygen
 from tinygen.build import BuildOptions, build
-from tinygen.calib import inputs, window_frames
-from tinygen.checkpoint import load_model
 from tinygen.errors import TinygenError
-from tinygen.summary import unique_params, virtual_params
+from tinygen.speech.calib import inputs, window_frames
+from tinygen.speech.checkpoint import load_model
+from tinygen.speech.summary import unique_params, virtual_params
 from tinygen.verify import verify
 
 HOST_PRESETS = ["mcu-tiny", "share-blocks", "share-modules", "share-subcomponents",
@@ -149,7 +149,7 @@ class NoNorm(nn.Module):
 
 
 def test_host_c_equals_tflite_micro_without_layer_norm(tmp_path: Path) -> None:
-    from tinygen.compiler import compile_model
+    from tinygen.compiler.pipeline import compile_model
     from tinygen.tflite.export import to_tflite
     from tinygen.tflite.runner import run_tflm
 

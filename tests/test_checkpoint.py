@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from tinygen.checkpoint import (
+from tinygen.errors import CheckpointError
+from tinygen.speech.checkpoint import (
     check_finite,
     load_checkpoint,
     load_model,
     read_checkpoint,
     save_checkpoint,
 )
-from tinygen.errors import CheckpointError
-from tinygen.summary import unique_params
+from tinygen.speech.summary import unique_params
 
 
 def tied_groups(model: torch.nn.Module) -> list[list[str]]:

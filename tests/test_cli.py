@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from tests.conftest import assert_one_line_error, run_tinygen
-from tinygen.checkpoint import load_model, save_checkpoint
+from tinygen.speech.checkpoint import load_model, save_checkpoint
 
 
 def test_info_paper_5m_json() -> None:
@@ -82,8 +82,8 @@ def test_version_and_usage() -> None:
 
 
 def test_pack_fp16_halves_the_file_and_keeps_the_model(tmp_path: Path) -> None:
-    from tinygen.checkpoint import load_checkpoint, read_checkpoint
-    from tinygen.summary import unique_params
+    from tinygen.speech.checkpoint import load_checkpoint, read_checkpoint
+    from tinygen.speech.summary import unique_params
 
     model = load_model("preset:share-lowrank")
     src = tmp_path / "trained.pt"

@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from tests.conftest import assert_one_line_error, run_tinygen
-from tinygen.calib import inputs, window_frames
-from tinygen.checkpoint import load_model, save_checkpoint
-from tinygen.compiler import Compiled, compile_model
+from tinygen.compiler.capture import UnsupportedOpError
+from tinygen.compiler.pipeline import Compiled, compile_model
 from tinygen.errors import TinygenError
-from tinygen.frontend import UnsupportedOpError
 from tinygen.reference.layernorm import isqrt64, layer_norm_s8, prepare_layer_norm
-from tinygen.summary import unique_params, virtual_params
+from tinygen.speech.calib import inputs, window_frames
+from tinygen.speech.checkpoint import load_model, save_checkpoint
+from tinygen.speech.summary import unique_params, virtual_params
 from tinygen.tflite.export import export_file, to_tflite, unshare
 from tinygen.tflite.runner import run_tflm
 
@@ -56,7 +56,7 @@ def test_golden_reference_equals_tflite_micro_end_to_end(preset: str) -> None:
 
 
 def test_sharing_carries_into_the_file_for_every_preset() -> None:
-    from tinygen.config import preset_names
+    from tinygen.speech.config import preset_names
 
     for name in preset_names():
         model = load_model(f"preset:{name}")
@@ -187,7 +187,7 @@ def test_cli_json_summary(tmp_path: Path) -> None:
 
 
 def test_errors_are_tinygen_errors() -> None:
-    from tinygen.calib import CalibrationError
+    from tinygen.speech.calib import CalibrationError
 
     assert issubclass(CalibrationError, TinygenError)
     cfg = load_model("preset:share-blocks").cfg

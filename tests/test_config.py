@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tinygen.config import ConformerConfig, LowRank, load_preset
 from tinygen.errors import ConfigError, PresetError
+from tinygen.speech.config import ConformerConfig, LowRank, load_preset
 
 
 def base(**changes: Any) -> ConformerConfig:

@@ -15,9 +15,9 @@ import soundfile as sf
 import torch
 
 from tests.conftest import CliResult, assert_one_line_error
-from tinygen.config import DEFAULT_VOCAB, load_preset
-from tinygen.data import SPLITS, DataError, normalize_text
-from tinygen.data.dataset import (
+from tinygen.speech.config import DEFAULT_VOCAB, load_preset
+from tinygen.speech.data import SPLITS, DataError, normalize_text
+from tinygen.speech.data.dataset import (
     DataWarning,
     Example,
     SkipLog,
@@ -28,9 +28,9 @@ from tinygen.data.dataset import (
     read_manifest,
     spec_augment,
 )
-from tinygen.data.librispeech import read_librispeech
-from tinygen.data.synth import SAMPLE_RATE, Plan, find_tools, speak, synthesize
-from tinygen.data.words import phrase, vocabulary
+from tinygen.speech.data.librispeech import read_librispeech
+from tinygen.speech.data.synth import SAMPLE_RATE, Plan, find_tools, speak, synthesize
+from tinygen.speech.data.words import phrase, vocabulary
 
 N_UTTERANCES = 8  # 6 train, 1 dev, 1 test
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tinygen.config import load_preset
-from tinygen.features import (
+from tinygen.speech.config import load_preset
+from tinygen.speech.features import (
     LOG_FLOOR,
     LOG_OFFSET,
     LOG_SCALE,

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from tinygen import floatref, passes
-from tinygen.checkpoint import load_model
-from tinygen.frontend import UnsupportedOpError, capture
-from tinygen.ir import Graph
+from tinygen.compiler import passes
+from tinygen.compiler.capture import UnsupportedOpError, capture
+from tinygen.compiler.ir import Graph
+from tinygen.reference import floatref
+from tinygen.speech.checkpoint import load_model
 
 
 def run_both(model: nn.Module, graph: Graph, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,7 @@ def test_installed_wheel_finds_its_data(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
                     str(target), str(wheel)], check=True, capture_output=True)
-    code = ("import tinygen, tinygen.resources as r, tinygen.config as c;"
+    code = ("import tinygen, tinygen.resources as r, tinygen.speech.config as c;"
             "print(tinygen.__file__); print(r.templates_dir()); print(r.firmware_dir());"
             "print(c.load_preset('mcu-tiny').name)")
     env = {**os.environ, "PYTHONPATH": str(target)}

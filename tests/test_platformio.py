@@ -22,11 +22,11 @@ from platformio.fs import match_src_files  # the [dev] extra: pip install platfo
 from platformio.project.config import ProjectConfig
 
 from tests.conftest import assert_one_line_error, run_tinygen
-from tinygen import boards
 from tinygen.build import BuildOptions, build
-from tinygen.calib import inputs, window_frames
-from tinygen.checkpoint import load_model
 from tinygen.resources import firmware_dir
+from tinygen.speech.calib import inputs, window_frames
+from tinygen.speech.checkpoint import load_model
+from tinygen.targets import boards
 from tinygen.targets import platformio as pio
 
 CPUS = {"cortex-m4", "cortex-m7", "cortex-m55"}

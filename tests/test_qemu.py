@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from tinygen.build import BuildOptions, build
-from tinygen.calib import inputs, window_frames
-from tinygen.checkpoint import load_model
+from tinygen.speech.calib import inputs, window_frames
+from tinygen.speech.checkpoint import load_model
 from tinygen.targets import TargetError, host, qemu
 from tinygen.verify import verify
 

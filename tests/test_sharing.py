@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from tinygen.checkpoint import load_model
-from tinygen.config import ConformerConfig, LowRank, load_preset
-from tinygen.model import Conformer, LowRankLinear
-from tinygen.summary import macs, sharing_map, unique_params, virtual_params
+from tinygen.speech.checkpoint import load_model
+from tinygen.speech.config import ConformerConfig, LowRank, load_preset
+from tinygen.speech.model import Conformer, LowRankLinear
+from tinygen.speech.summary import macs, sharing_map, unique_params, virtual_params
 
 # The four small share-* presets all use this geometry.
 D, FF, C, K, MELS, VOCAB = 64, 256, 16, 15, 40, 29
@@ -205,7 +205,7 @@ def test_same_seed_same_weights() -> None:
 
 
 def test_config_json_round_trip_for_every_preset() -> None:
-    from tinygen.config import preset_names
+    from tinygen.speech.config import preset_names
 
     names = preset_names()
     assert {"paper-5m", "mcu-tiny", "baseline-tiny", "share-blocks", "share-modules",

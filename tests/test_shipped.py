@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from tinygen.checkpoint import check_finite, load_checkpoint, read_checkpoint
-from tinygen.config import load_preset
-from tinygen.data.synth import synthesize
-from tinygen.evaluate import evaluate
+from tinygen.speech.checkpoint import check_finite, load_checkpoint, read_checkpoint
+from tinygen.speech.config import load_preset
+from tinygen.speech.data.synth import synthesize
+from tinygen.speech.evaluate import evaluate
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 SHIPPED = ("mcu-tiny", "baseline-tiny")

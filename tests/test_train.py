@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from tinygen.checkpoint import load_checkpoint, read_checkpoint
-from tinygen.config import ConformerConfig
-from tinygen.data.synth import synthesize
-from tinygen.evaluate import Tally, Window, edit_distance, greedy_decode, score
-from tinygen.summary import unique_params, virtual_params
-from tinygen.train import (
+from tinygen.speech.checkpoint import load_checkpoint, read_checkpoint
+from tinygen.speech.config import ConformerConfig
+from tinygen.speech.data.synth import synthesize
+from tinygen.speech.evaluate import Tally, Window, edit_distance, greedy_decode, score
+from tinygen.speech.summary import unique_params, virtual_params
+from tinygen.speech.train import (
     BatchPlan,
     TrainError,
     TrainOptions,
@@ -215,7 +215,7 @@ def test_metrics() -> None:
 def test_window_rows_decode_the_whole_window() -> None:
     # A CTC model may spell the end of an utterance on the silence after it; a device
     # decodes every output frame of its window, and so does eval.
-    from tinygen.features import silence_value
+    from tinygen.speech.features import silence_value
 
     vocab = "_ ab"
     seen: list[np.ndarray] = []
@@ -268,8 +268,8 @@ def test_eval_json_counts_a_corrupt_file(corpus: Path, tmp_path: Path) -> None:
 def test_deployment_window_places_speech_in_silence() -> None:
     import torch
 
-    from tinygen.data.dataset import deployment_window
-    from tinygen.features import silence_value
+    from tinygen.speech.data.dataset import deployment_window
+    from tinygen.speech.features import silence_value
 
     feats = torch.randn(3, 50, 40)
     lengths = torch.tensor([50, 30, 10])

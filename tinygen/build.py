@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from tinygen import __version__, codegen, plan
-from tinygen.compiler import Compiled, compile_model
+from tinygen import __version__
+from tinygen.compiler import codegen, plan
+from tinygen.compiler.ir import Graph
+from tinygen.compiler.pipeline import Compiled, compile_model
 from tinygen.errors import TinygenError
 from tinygen.fsutil import OutputError
-from tinygen.ir import Graph
 from tinygen.targets import TargetContext, check_target, copy_runtime, target_module
 
 
@@ -140,7 +141,7 @@ def _io(compiled: Compiled, name: str) -> dict[str, Any]:
 
 def _report(model: torch.nn.Module, compiled: Compiled, planned: plan.Plan,
             gen: codegen.Generated, opts: BuildOptions, vectors: int) -> dict[str, Any]:
-    from tinygen.summary import unique_params, virtual_params
+    from tinygen.speech.summary import unique_params, virtual_params
 
     g = compiled.int8
     cfg = getattr(model, "cfg", None)

@@ -26,9 +26,9 @@ def _console():  # type: ignore[no-untyped-def]
 def cmd_presets(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from tinygen.checkpoint import load_model
-    from tinygen.config import preset_names
-    from tinygen.summary import macs_per_second_of_audio, unique_params, virtual_params
+    from tinygen.speech.checkpoint import load_model
+    from tinygen.speech.config import preset_names
+    from tinygen.speech.summary import macs_per_second_of_audio, unique_params, virtual_params
 
     rows = []
     for name in preset_names():
@@ -63,8 +63,8 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from tinygen.checkpoint import load_model
-    from tinygen.summary import describe
+    from tinygen.speech.checkpoint import load_model
+    from tinygen.speech.summary import describe
 
     info = describe(load_model(args.model))
     if args.json:
@@ -123,8 +123,9 @@ def _progress(label: str, total: int, quiet: bool):  # type: ignore[no-untyped-d
 
 
 def cmd_export_tflite(args: argparse.Namespace) -> int:
-    from tinygen.calib import inputs, window_frames
-    from tinygen.checkpoint import check_finite, load_model
+    from tinygen.speech.calib import inputs, window_frames
+    from tinygen.speech.checkpoint import check_finite, load_model
+    from tinygen.speech.summary import unique_params, virtual_params
     from tinygen.tflite.export import export_file
 
     model = load_model(args.model)
@@ -138,6 +139,9 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
         summary = export_file(model, args.output, calib, held_out, verify=args.verify,
                               progress=tick)
     summary["calibration_source"] = str(args.data) if args.data else "synthetic speech-like"
+    uniq, virt = unique_params(model), virtual_params(model)
+    summary.update(unique_params=uniq, virtual_params=virt,
+                   unique_over_virtual=round(uniq / virt, 4))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -159,11 +163,10 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from tinygen import boards
     from tinygen.build import BuildOptions, build, check_out
-    from tinygen.calib import inputs, window_frames
-    from tinygen.checkpoint import check_finite, load_model
-    from tinygen.targets import check_target
+    from tinygen.speech.calib import inputs, window_frames
+    from tinygen.speech.checkpoint import check_finite, load_model
+    from tinygen.targets import boards, check_target
 
     # cheap checks first: nothing is computed for a bad call
     target = args.target or (boards.target_of(args.board) if args.board else "host")
@@ -207,13 +210,13 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_pack(args: argparse.Namespace) -> int:
     import torch
 
-    from tinygen.checkpoint import (
+    from tinygen.errors import CheckpointError
+    from tinygen.speech.checkpoint import (
         check_finite,
         model_from_checkpoint,
         read_checkpoint,
         save_checkpoint,
     )
-    from tinygen.errors import CheckpointError
 
     src, out = Path(args.checkpoint), Path(args.output)
     if out.resolve() == src.resolve():
@@ -322,7 +325,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_verify)
 
-    from tinygen import data, evaluate, train  # speech data, CTC training, accuracy
+    from tinygen.speech import (
+        data,
+        evaluate,
+        train,  # speech data, CTC training, accuracy
+    )
     for module in (data, train, evaluate):
         module.register(sub)
     return parser

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tinygen.codegen import Generated
-from tinygen.ir import Graph
-from tinygen.plan import Plan
+from tinygen.compiler.codegen import Generated
+from tinygen.compiler.ir import Graph
+from tinygen.compiler.plan import Plan
 
 
 def write_markdown(path: Path, r: dict[str, Any]) -> None:

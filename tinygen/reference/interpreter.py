@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinygen.ir import Graph, Node
+from tinygen.compiler.ir import Graph, Node
 from tinygen.reference import kernels as K
 from tinygen.reference.layernorm import layer_norm_s8
 

@@ -8,7 +8,11 @@ Every target gets the same ``OUT/model/`` (weight pool, schedule, header) and
     run(out: Path, report: dict, inputs: list[bytes]) -> list[bytes]   # optional
                                                      # (qemu: run(out, report) -> QemuRun)
 
-``TARGETS`` maps each target name to its module and a one-line description.
+``TARGETS`` maps each target name to its module and a one-line description; ``boards``
+holds every board's flash, RAM, CPU and toolchain facts and the fit check.
+
+May import the compiler, the reference and ``tinygen.tflite``; never ``tinygen.speech`` or
+the command modules. See ``tinygen.layers``.
 """
 
 from __future__ import annotations

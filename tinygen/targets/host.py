@@ -31,7 +31,7 @@ tinygen_model: $(SRC)
 
 
 def write(out: Path, ctx: TargetContext) -> None:
-    from tinygen.codegen import render
+    from tinygen.compiler.codegen import render
 
     host = out / "host"
     host.mkdir(parents=True, exist_ok=True)

@@ -41,10 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygen import boards
-from tinygen.codegen import c_ident, int8_literal, render
+from tinygen.compiler.codegen import c_ident, int8_literal, render
 from tinygen.resources import firmware_dir
-from tinygen.targets import TargetContext, TargetError
+from tinygen.targets import TargetContext, TargetError, boards
 
 EMBEDDED_VECTORS = 4  # test vectors compiled into the firmware (flash is precious)
 

@@ -195,7 +195,7 @@ def _ldflags(board: Board) -> list[str]:
 
 
 def write(out: Path, ctx: TargetContext) -> None:
-    from tinygen.codegen import int8_literal, render
+    from tinygen.compiler.codegen import int8_literal, render
 
     board = board_of(ctx.target)
     if not ctx.vectors:

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from tinygen.compiler.ir import Graph, Node, Value
 from tinygen.errors import TinygenError
-from tinygen.ir import Graph, Node, Value
 from tinygen.tflite.writer import TFLiteBuilder
 
 WEIGHTED = ("fully_connected", "conv2d", "depthwise_conv2d")
@@ -179,9 +179,8 @@ def export_file(model: torch.nn.Module, output: str | Path, calib: list[np.ndarr
                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Compile ``model``, write its .tflite to ``output`` (atomically, last) and return
     the summary: buffer bytes with and without sharing, SNR, and the TFLM check."""
-    from tinygen.compiler import compile_model
+    from tinygen.compiler.pipeline import compile_model
     from tinygen.fsutil import atomic_write_bytes
-    from tinygen.summary import unique_params, virtual_params
     from tinygen.tflite.runner import run_tflm
 
     frames = calib[0].shape[1] if calib else 0
@@ -213,9 +212,5 @@ def export_file(model: torch.nn.Module, output: str | Path, calib: list[np.ndarr
         "tflm_bit_exact": exact,
         "native_vs_tflm_max_diff": worst,
     }
-    if hasattr(model, "cfg"):
-        uniq, virt = unique_params(model), virtual_params(model)  # type: ignore[arg-type]
-        summary.update(unique_params=uniq, virtual_params=virt,
-                       unique_over_virtual=round(uniq / virt, 4))
     atomic_write_bytes(output, blob)
     return summary

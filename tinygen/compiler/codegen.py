@@ -10,7 +10,6 @@ bytes.
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +18,10 @@ import jinja2
 import numpy as np
 
 from tinygen import __version__
-from tinygen.ir import Graph
-from tinygen.plan import Plan
+from tinygen.cdecl import c_ident, c_int, int8_literal, int_list
+from tinygen.compiler.ir import Graph
+from tinygen.compiler.plan import Plan
 from tinygen.resources import templates_dir
-
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_HEX = np.array([f"\\x{i:02x}" for i in range(256)])
 
 PARAM_TYPES = {
     "fully_connected": "tg_fc_params_t",
@@ -39,42 +36,6 @@ PARAM_TYPES = {
     "transpose": "tg_transpose_params_t",
     "split": "tg_split_params_t",
 }
-
-
-def c_ident(name: str) -> str:
-    """A valid C identifier derived from ``name`` (raises on failure, never guesses)."""
-    ident = re.sub(r"[^A-Za-z0-9_]", "_", name)
-    if ident and ident[0].isdigit():
-        ident = "_" + ident
-    ident = ident[:63]
-    if not _IDENT.match(ident):
-        raise ValueError(f"cannot make a C identifier from {name!r}")
-    return ident
-
-
-def c_int(v: int, bits: int = 32) -> str:
-    """An integer literal that is exact for the full int32/int64 range."""
-    v = int(v)
-    lo = -(1 << (bits - 1))
-    if not lo <= v < (1 << (bits - 1)):
-        raise ValueError(f"{v} does not fit int{bits}")
-    if bits == 64:
-        return f"INT64_C({v})" if v != lo else "(INT64_C(-9223372036854775807) - 1)"
-    return str(v) if v != lo else "(-2147483647 - 1)"
-
-
-def int8_literal(data: np.ndarray, width: int = 32) -> str:
-    """int8 data as adjacent string literals, ``width`` bytes per line."""
-    b = np.ascontiguousarray(data, dtype=np.int8).reshape(-1).view(np.uint8)
-    hexed = _HEX[b]
-    lines = ["".join(hexed[i:i + width]) for i in range(0, len(hexed), width)]
-    return "\n".join(f'    "{line}"' for line in lines) or '    ""'
-
-
-def int_list(data: np.ndarray, bits: int = 32, per_line: int = 12) -> str:
-    vals = [c_int(int(v), bits) for v in np.asarray(data).reshape(-1)]
-    lines = [", ".join(vals[i:i + per_line]) for i in range(0, len(vals), per_line)]
-    return ",\n".join(f"    {line}" for line in lines)
 
 
 @dataclass

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from tinygen import floatref
+from tinygen.compiler.ir import Graph, Node, Quant, Value
 from tinygen.errors import TinygenError
-from tinygen.ir import Graph, Node, Quant, Value
+from tinygen.reference import floatref
 from tinygen.reference import kernels as K
 from tinygen.reference.layernorm import prepare_layer_norm
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tinygen.config import ConformerConfig
 from tinygen.errors import TinygenError
-from tinygen.features import LogMel, samples_for_frames, silence_value
+from tinygen.speech.config import ConformerConfig
+from tinygen.speech.features import LogMel, samples_for_frames, silence_value
 
 
 class CalibrationError(TinygenError):
@@ -81,7 +81,7 @@ def corpus_inputs(cfg: ConformerConfig, frames: int, n: int, seed: int, data: Pa
                   split: str) -> list[np.ndarray]:
     """Windows cut from the utterances of ``split`` (centred; short ones are padded with
     the features of silence)."""
-    from tinygen.data.dataset import UnusableAudio, load_split, read_audio
+    from tinygen.speech.data.dataset import UnusableAudio, load_split, read_audio
 
     utts = load_split(Path(data), split, cfg.vocab)
     rng = np.random.default_rng(seed)

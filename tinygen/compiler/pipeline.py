@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from tinygen import floatref, passes
-from tinygen.frontend import capture
-from tinygen.ir import Graph, Quant
-from tinygen.quantize import (
+from tinygen.compiler import passes
+from tinygen.compiler.capture import capture
+from tinygen.compiler.ir import Graph, Quant
+from tinygen.compiler.quantize import (
     QuantizationError,
     Ranges,
     calibrate,
@@ -29,7 +29,7 @@ from tinygen.quantize import (
     quantize,
     quantize_array,
 )
-from tinygen.reference import interpreter
+from tinygen.reference import floatref, interpreter
 
 
 @dataclass

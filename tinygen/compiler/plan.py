@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from tinygen.compiler.ir import Graph, Node
 from tinygen.errors import TinygenError
-from tinygen.ir import Graph, Node
 from tinygen.reference import kernels as K
 
 ALIGN = 16

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tinygen.model import Conformer, LowRankLinear, SelfAttention
+from tinygen.speech.model import Conformer, LowRankLinear, SelfAttention
 
 SLOTS = ("ffn1", "attn", "conv", "ffn2", "norm")
 

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from tinygen.config import ConformerConfig
-from tinygen.data import DataError, Utterance, normalize_text
-from tinygen.data.librispeech import is_librispeech, read_librispeech, soundfile, split_dirs
-from tinygen.features import LogMel
+from tinygen.speech.config import ConformerConfig
+from tinygen.speech.data import DataError, Utterance, normalize_text
+from tinygen.speech.data.librispeech import is_librispeech, read_librispeech, soundfile, split_dirs
+from tinygen.speech.features import LogMel
 
 
 class DataWarning(UserWarning):
@@ -258,7 +258,7 @@ def deployment_window(feats: torch.Tensor, lengths: torch.Tensor, gen: torch.Gen
     trained for), so short commands also learn to sit in a long window of silence.
     (B, T, F) -> (B, T2, F); no frame is masked.
     """
-    from tinygen.features import silence_value
+    from tinygen.speech.features import silence_value
 
     b, t, f = feats.shape
     leads = torch.randint(0, max_lead + 1, (b,), generator=gen)

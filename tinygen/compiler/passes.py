@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygen.ir import Graph, Node, Value
+from tinygen.compiler.ir import Graph, Node, Value
 
 Pass = Callable[[Graph], Graph]
 

@@ -4,7 +4,7 @@ Each ``<speaker>-<chapter>.trans.txt`` holds lines ``<speaker>-<chapter>-<utt> T
 the audio is ``<speaker>-<chapter>-<utt>.flac`` beside it. A LibriSpeech root holds
 subsets named by split (``train-clean-100``, ``dev-clean``, ``test-other`` ...), and
 :func:`split_dirs` maps ``train``/``dev``/``test`` to them. Transcripts are normalised to
-the model vocabulary (:func:`tinygen.data.normalize_text`). Audio is read with the
+the model vocabulary (:func:`tinygen.speech.data.normalize_text`). Audio is read with the
 ``soundfile`` package (PyPI), which reads flac and wav.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tinygen.config import DEFAULT_VOCAB
-from tinygen.data import DataError, Utterance, normalize_text
+from tinygen.speech.config import DEFAULT_VOCAB
+from tinygen.speech.data import DataError, Utterance, normalize_text
 
 SUFFIX = ".trans.txt"
 

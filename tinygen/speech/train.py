@@ -1,10 +1,11 @@
 """CTC training (``tinygen train --preset P --data DIR --out models/NAME.pt``).
 
 - Loss: CTC over the characters of ``cfg.vocab``, blank = index 0.
-- Augmentation: SpecAugment frequency and time masks (:func:`tinygen.data.dataset.spec_augment`),
-  and, for a share ``window_prob`` of the steps, the deployment window: utterances placed
-  in digital silence with no padding mask, as a compiled model runs them
-  (:func:`tinygen.data.dataset.deployment_window`).
+- Augmentation: SpecAugment frequency and time masks
+  (:func:`tinygen.speech.data.dataset.spec_augment`), and, for a share ``window_prob`` of
+  the steps, the deployment window: utterances placed in digital silence with no padding
+  mask, as a compiled model runs them
+  (:func:`tinygen.speech.data.dataset.deployment_window`).
 - Distillation (``--teacher CKPT``): the loss becomes ``(1 - w) * CTC + w * T^2 *
   KL(teacher || student)`` over the frame posteriors at temperature T, on the frames CTC
   scores. A 4x-subsampled teacher with the same front end and vocabulary emits one
@@ -14,7 +15,7 @@
   ``MIN_LR_FACTOR`` of the peak, gradient clipping.
 - Progress: a rich bar with the smoothed loss and the last dev CER; a log line per eval.
 - Checkpoints: every ``save_every`` steps and at the end, ``out`` through
-  :func:`tinygen.checkpoint.save_checkpoint` (weights, step and dev scores in its meta) and
+  :func:`tinygen.speech.checkpoint.save_checkpoint` (weights, step and dev scores in its meta) and
   ``out.state`` beside it (optimizer moments and step; plain tensors and numbers, loaded
   with ``torch.load(weights_only=True)``). ``--resume`` loads both and continues at the
   saved step.
@@ -45,9 +46,9 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-    from tinygen.config import ConformerConfig
-    from tinygen.data.dataset import SpeechDataset
-    from tinygen.model import Conformer
+    from tinygen.speech.config import ConformerConfig
+    from tinygen.speech.data.dataset import SpeechDataset
+    from tinygen.speech.model import Conformer
 
 STATE_FORMAT = "tinygen-train-state"
 STATE_VERSION = 1
@@ -188,7 +189,7 @@ def state_path(out: Path) -> Path:
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
-    from tinygen.checkpoint import atomic_torch_save
+    from tinygen.speech.checkpoint import atomic_torch_save
 
     atomic_torch_save(obj, path)
 
@@ -270,8 +271,8 @@ def _check(opts: TrainOptions) -> None:
 def _start(cfg: ConformerConfig | None, opts: TrainOptions
            ) -> tuple[Conformer, int, dict[str, Any], dict[str, Any] | None]:
     """(model, start step, meta of the checkpoint, optimizer state or None)."""
-    from tinygen.checkpoint import load_checkpoint, model_from_checkpoint, read_checkpoint
-    from tinygen.model import build_model
+    from tinygen.speech.checkpoint import load_checkpoint, model_from_checkpoint, read_checkpoint
+    from tinygen.speech.model import build_model
 
     if not opts.resume:
         if opts.out.exists():
@@ -312,7 +313,7 @@ _FRAME_FIELDS = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "
 
 def _teacher(path: Path | None, cfg: ConformerConfig) -> Conformer | None:
     """The teacher in eval mode, frozen; None without --teacher."""
-    from tinygen.checkpoint import load_checkpoint
+    from tinygen.speech.checkpoint import load_checkpoint
 
     if path is None:
         return None
@@ -356,12 +357,12 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
     from torch.nn.parallel import DistributedDataParallel
     from torch.utils.data import DataLoader
 
-    from tinygen.calib import window_frames
-    from tinygen.checkpoint import save_checkpoint
-    from tinygen.data.dataset import SkipLog, SpeechDataset, collate, has_split, load_split
-    from tinygen.data.dataset import deployment_window as window
-    from tinygen.data.dataset import spec_augment as augment
-    from tinygen.summary import unique_params
+    from tinygen.speech.calib import window_frames
+    from tinygen.speech.checkpoint import save_checkpoint
+    from tinygen.speech.data.dataset import SkipLog, SpeechDataset, collate, has_split, load_split
+    from tinygen.speech.data.dataset import deployment_window as window
+    from tinygen.speech.data.dataset import spec_augment as augment
+    from tinygen.speech.summary import unique_params
 
     _check(opts)
     model, start, meta, state = _start(cfg, opts)
@@ -461,8 +462,8 @@ def dev_scores(model: Conformer, dev: SpeechDataset, batch: int = 32
     """Greedy-decoded CER and WER of the model (in eval mode) on a dataset."""
     import torch
 
-    from tinygen.data.dataset import Example, collate
-    from tinygen.evaluate import Tally, greedy_decode
+    from tinygen.speech.data.dataset import Example, collate
+    from tinygen.speech.evaluate import Tally, greedy_decode
 
     model.eval()
     items = [x for x in (dev[i] for i in range(len(dev))) if isinstance(x, Example)]
@@ -563,8 +564,8 @@ class _Report:
 
 # ------------------------------------------------------------------------ CLI
 def cmd_train(args: argparse.Namespace) -> int:
-    from tinygen.config import load_preset
-    from tinygen.data.dataset import warnings_as_lines
+    from tinygen.speech.config import load_preset
+    from tinygen.speech.data.dataset import warnings_as_lines
 
     opts = TrainOptions(data=args.data, out=args.out, steps=args.steps, batch=args.batch,
                         lr=args.lr, warmup=args.warmup, eval_every=args.eval_every,

@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 
 from tinygen import __version__
-from tinygen.data import SPLITS, DataError
-from tinygen.data.words import phrase
+from tinygen.speech.data import SPLITS, DataError
+from tinygen.speech.data.words import phrase
 
 SAMPLE_RATE = 16000
 INSTALL_HINT = "install it with: sudo apt-get install espeak-ng sox"

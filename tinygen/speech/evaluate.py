@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from tinygen.model import Conformer
+    from tinygen.speech.model import Conformer
 
 Backend = Callable[["np.ndarray"], "np.ndarray"]  # (T, n_mels) float32 -> (T', vocab)
 
@@ -127,7 +127,7 @@ class Window:
     """Put features at the start of a fixed window of silence; decode the whole output."""
 
     def __init__(self, frames: int) -> None:
-        from tinygen.features import silence_value
+        from tinygen.speech.features import silence_value
 
         self.frames = frames
         self.silence = silence_value()
@@ -158,9 +158,9 @@ def compiled_backends(model: Conformer, examples: list[tuple[np.ndarray, str]], 
     import numpy as np
 
     from tinygen.build import BuildOptions, build
-    from tinygen.calib import inputs, window_frames
-    from tinygen.compiler import compile_model
-    from tinygen.quantize import dequantize_array
+    from tinygen.compiler.pipeline import compile_model
+    from tinygen.compiler.quantize import dequantize_array
+    from tinygen.speech.calib import inputs, window_frames
 
     cfg = model.cfg
     longest = max(f.shape[0] for f, _ in examples)
@@ -200,9 +200,9 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from tinygen.checkpoint import load_model
-    from tinygen.data.dataset import Example, SkipLog, SpeechDataset, load_split
-    from tinygen.summary import unique_params, virtual_params
+    from tinygen.speech.checkpoint import load_model
+    from tinygen.speech.data.dataset import Example, SkipLog, SpeechDataset, load_split
+    from tinygen.speech.summary import unique_params, virtual_params
 
     model = load_model(model_spec)
     cfg = model.cfg
@@ -258,7 +258,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from tinygen.data.dataset import warnings_as_lines
+    from tinygen.speech.data.dataset import warnings_as_lines
 
     with warnings_as_lines():
         report = evaluate(args.model, args.data, args.split, limit=args.limit,

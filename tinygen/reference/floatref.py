@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygen.ir import Graph, Node
+from tinygen.compiler.ir import Graph, Node
 
 Array = np.ndarray
 

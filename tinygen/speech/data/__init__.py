@@ -1,8 +1,8 @@
 """Speech data for training and evaluation.
 
-- :mod:`tinygen.data.synth`: a synthetic corpus made with espeak-ng (``tinygen data synth``).
-- :mod:`tinygen.data.librispeech`: a local LibriSpeech-format directory (flac + .trans.txt).
-- :mod:`tinygen.data.dataset`: a torch Dataset of (log-mel, label ids) over either source.
+- :mod:`tinygen.speech.data.synth`: a synthetic corpus made with espeak-ng (``tinygen data synth``).
+- :mod:`tinygen.speech.data.librispeech`: a local LibriSpeech-format directory (flac + .trans.txt).
+- :mod:`tinygen.speech.data.dataset`: a torch Dataset of (log-mel, label ids) over either source.
 
 Both sources describe audio as :class:`Utterance` records. This module stays free of torch
 so that the command line starts fast.
@@ -69,6 +69,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from tinygen.data.synth import cmd_synth
+    from tinygen.speech.data.synth import cmd_synth
 
     return cmd_synth(args)

@@ -15,7 +15,7 @@ import math
 import numpy as np
 import torch
 
-from tinygen.config import ConformerConfig
+from tinygen.speech.config import ConformerConfig
 
 LOG_FLOOR = 1e-6
 LOG_OFFSET = -4.0

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinygen.config import ConformerConfig
+from tinygen.speech.config import ConformerConfig
 
 
 # ------------------------------------------------------------------ linear layers

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from tinygen.config import ConformerConfig, load_preset
 from tinygen.errors import CheckpointError, ConfigError
-from tinygen.model import Conformer, build_model
+from tinygen.speech.config import ConformerConfig, load_preset
+from tinygen.speech.model import Conformer, build_model
 
 FORMAT = "tinygen-checkpoint"
 VERSION = 1
@@ -107,7 +107,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a tinygen checkpoint",
                               "train one with `tinygen train` or save one with "
-                              "tinygen.checkpoint.save_checkpoint")
+                              "tinygen.speech.checkpoint.save_checkpoint")
     if data.get("version") != VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {data.get('version')}"
                               f", this tinygen reads version {VERSION}",

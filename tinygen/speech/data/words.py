@@ -2,7 +2,7 @@
 
 Phrases are what an always-on device hears: commands, numbers and short ambient
 sentences. Every word is lowercase letters and apostrophes, so every phrase spells with
-``tinygen.config.DEFAULT_VOCAB``; numbers are written out ("twenty three"), because the
+``tinygen.speech.config.DEFAULT_VOCAB``; numbers are written out ("twenty three"), because the
 CTC vocabulary has no digits. :func:`phrase` draws one phrase from a numpy Generator, so a
 seed fixes the whole text of a corpus.
 """

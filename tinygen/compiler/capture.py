@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import fx
 
+from tinygen.compiler.ir import Graph, Node
 from tinygen.errors import TinygenError
-from tinygen.ir import Graph, Node
 
 
 class UnsupportedOpError(TinygenError):
