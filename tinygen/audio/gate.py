@@ -5,14 +5,15 @@ chunk of n >= 1 int16 samples:
 
     level = log2(sum(x^2) // n + 1) in Q4        (bit length + the next 4 bits; 0 .. 495)
     speech = level >= floor + threshold and level >= min_level
-    floor  = level if level < floor else min(floor + rise, level)   (after the test)
+    floor  = max(level if level < floor else min(floor + rise, level), min_level)
+             (updated after the test)
     hang   = hangover if speech else max(hang - 1, 0)
     run    = speech or hang was > 0 before this chunk
 
-The noise floor drops at once to a quieter chunk and rises by ``rise`` (1/16 octave of
-power, 0.19 dB) per chunk, so a steady noise stops triggering after a while and speech
-stands out by ``threshold``. ``hangover`` chunks after the last speech chunk still run,
-so word tails are not cut. Digital silence (level 0) never runs.
+The noise floor drops at once to a quieter chunk (never below ``min_level``) and rises by
+``rise`` (1/16 octave of power, 0.19 dB) per chunk, so a steady noise stops triggering
+after a while and speech stands out by ``threshold``. ``hangover`` chunks after the last
+speech chunk still run, so word tails are not cut. Digital silence (level 0) never runs.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class GateConfig:
     rise: int = 1  # Q4 per chunk the floor may rise
     hangover: int = 3  # chunks that still run after the last speech chunk
     min_level: int = 96  # Q4 log2 mean power below which nothing is speech (RMS 8 LSB)
-    init_floor: int = 96  # floor at reset
+    init_floor: int = 96  # floor at reset (>= min_level)
 
 
 def level(pcm: np.ndarray) -> int:
@@ -60,6 +61,7 @@ class Gate:
         lvl = level(pcm)
         speech = lvl >= self.floor + c.threshold and lvl >= c.min_level
         run = speech or self.hang > 0
-        self.floor = lvl if lvl < self.floor else min(self.floor + c.rise, lvl)
+        self.floor = max(lvl if lvl < self.floor else min(self.floor + c.rise, lvl),
+                         c.min_level)
         self.hang = c.hangover if speech else max(self.hang - 1, 0)
         return run

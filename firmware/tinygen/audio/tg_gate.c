@@ -46,6 +46,9 @@ int32_t tg_gate_push(tg_gate_state_t *state, const tg_gate_config_t *config,
         state->floor = state->floor + config->rise < level ? state->floor + config->rise
                                                            : level;
     }
+    if (state->floor < config->min_level) {
+        state->floor = config->min_level;
+    }
     state->hang = speech ? config->hangover : (state->hang > 0 ? state->hang - 1 : 0);
     state->level = level;
     return run;
