@@ -30,8 +30,8 @@ Per frame (formats in docs/frontend.md):
     M  -> L = log2(M + floor) in Q16 (bit length + 128-entry LUT, linear interpolation)
     L  -> q = clamp((L * out_mult + out_bias) >> 32, -128, 127)
 
-The numpy code runs all frames of a signal at once (about a thousand times real time on
-one core; bench/bench_frontend.py measures it).
+The numpy code runs all frames of a signal at once, 128 per batch (about 300x real time
+on one core; bench/bench_frontend.py measures it).
 """
 
 from __future__ import annotations
