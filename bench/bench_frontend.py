@@ -13,8 +13,12 @@
 3. **Agreement with the float features** of tinygen.speech.features (torch.stft, centred
    frames; dropping 120 samples aligns our frame k with its frame k + 2): mean and 99th
    percentile of |dequantized int8 - float| in feature units over all frames.
+4. **Accuracy** (``--accuracy N`` utterances, 0 to skip): the shipped mcu-tiny model
+   (trained on the float features) decodes each utterance from the float features and
+   from the dequantized int8 features of this front end; CER of both (greedy CTC).
 
-Usage: PYTHONPATH=. python bench/bench_frontend.py [--utterances 40] [--json]
+Usage: PYTHONPATH=. python bench/bench_frontend.py [--utterances 40] [--accuracy 30]
+                                                  [--json]
 """
 
 from __future__ import annotations
@@ -98,9 +102,33 @@ def agreement(utterances: list[np.ndarray]) -> dict[str, float]:
             "max_abs": float(d.max()), "values": int(d.size)}
 
 
+def accuracy(n: int) -> dict[str, float]:
+    import torch
+
+    from tinygen.resources import models_dir
+    from tinygen.speech.checkpoint import load_model
+    from tinygen.speech.evaluate import edit_distance, float_backend, greedy_decode
+    from tinygen.speech.features import LogMel
+
+    model = load_model(models_dir() / "mcu-tiny.pt")
+    cfg = model.cfg
+    run, logmel, tables = float_backend(model), LogMel(cfg), F.frontend_tables(cfg)
+    errors = {"float_features": 0, "int8_frontend": 0}
+    chars = 0
+    for pcm, text in D.speech_with_text(n, seed=31):
+        with torch.no_grad():
+            fl = logmel(torch.from_numpy(pcm.astype(np.float32) / 32768)[None])[0].numpy()
+        q = F.dequantize(F.features(pcm, tables))
+        for key, feats in (("float_features", fl), ("int8_frontend", q)):
+            errors[key] += edit_distance(text, greedy_decode(run(feats), cfg.vocab))
+        chars += len(text)
+    return {**{f"cer_{k}": v / chars for k, v in errors.items()}, "chars": chars}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--utterances", type=int, default=40)
+    ap.add_argument("--accuracy", type=int, default=30)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     tables = F.frontend_tables()
@@ -112,6 +140,8 @@ def main() -> int:
               "python_x_real_time_wall": wall,
               "qemu_m4": qemu_cost(audio, tables), "agreement": agreement(utterances),
               "tables_bytes": tables.nbytes()}
+    if args.accuracy:
+        result["accuracy"] = accuracy(args.accuracy)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -128,6 +158,11 @@ def main() -> int:
     print(f"vs float features: mean |diff| {a['mean_abs']:.4f}, p99 {a['p99_abs']:.4f}, "
           f"max {a['max_abs']:.4f} feature units (int8 step {F.SCALE})")
     print(f"tables: {result['tables_bytes']:,} bytes of flash")
+    if args.accuracy:
+        c = result["accuracy"]
+        print(f"mcu-tiny CER on {args.accuracy} utterances ({c['chars']} chars): float features "
+              f"{100 * c['cer_float_features']:.2f}%, int8 front end "
+              f"{100 * c['cer_int8_frontend']:.2f}%")
     return 0
 
 

@@ -175,6 +175,11 @@ def ring_read(out: bytes, pos: int, ops: Sequence[tuple[int, int]]
 def speech(n: int, seed: int = 0) -> list[np.ndarray]:
     """n espeak-ng utterances (int16, 16 kHz) through the corpus synthesizer's own steps:
     random phrase, voice, variant, speed, pitch, noise kind and SNR, level, padding."""
+    return [pcm for pcm, _ in speech_with_text(n, seed)]
+
+
+def speech_with_text(n: int, seed: int = 0) -> list[tuple[np.ndarray, str]]:
+    """:func:`speech`, with each utterance's text."""
     from tinygen.speech.data import synth
     from tinygen.speech.data.words import phrase
 
@@ -192,7 +197,7 @@ def speech(n: int, seed: int = 0) -> list[np.ndarray]:
             snr_db=float(rng.uniform(*synth.SNR_DB)), peak=float(rng.uniform(0.02, 0.9)),
             lead_s=float(rng.uniform(*synth.PAD_S)), tail_s=float(rng.uniform(*synth.PAD_S)),
             seed=int(rng.integers(1 << 30)))
-        out.append(synth.mix(synth.speak(tools, plan), plan))
+        out.append((synth.mix(synth.speak(tools, plan), plan), plan.text))
     return out
 
 

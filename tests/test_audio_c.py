@@ -6,8 +6,9 @@ One batch drives tests/c/tg_audio_driver.c (the protocol is in its header):
   silence, clipping square waves, DC rails, full-scale white noise, LSB noise, Nyquist,
   and the lengths around one frame), each cut into random chunks (empty, one sample,
   up to 4096): the C frames must equal tinygen.audio.features on the whole signal;
-- CTC over random logits with many ties and with runs (chunked), against
-  tinygen.audio.ctc and, for the text, tinygen.speech.evaluate.greedy_decode;
+- CTC over random logits with many ties and with runs, and over real logits (the shipped
+  mcu-tiny model on two utterances' front-end features, scaled to int8), chunked,
+  against tinygen.audio.ctc and, for the text, tinygen.speech.evaluate.greedy_decode;
 - the gate over the utterances in 100 ms chunks, against tinygen.audio.gate;
 - the ring buffer through wraparound and overruns, against a list model.
 
@@ -64,6 +65,24 @@ def _ring_ops(rng: np.random.Generator) -> list[tuple[int, int]]:
     return ops
 
 
+def _model_logits(signals: list[np.ndarray]) -> list[np.ndarray]:
+    """mcu-tiny's logits on the int8 front end's features, scaled to int8."""
+    import torch
+
+    from tinygen.resources import models_dir
+    from tinygen.speech.checkpoint import load_model
+
+    model = load_model(models_dir() / "mcu-tiny.pt").eval()
+    out = []
+    for pcm in signals:
+        feats = torch.from_numpy(F.dequantize(F.features(pcm, TABLES)))[None]
+        with torch.no_grad():
+            y = model(feats)[0].numpy()
+        out.append(np.clip(np.round(y * (127 / np.abs(y).max())), -128, 127).astype(np.int8))
+    assert all(ctc.decode(x) for x in out)  # the model hears words in them
+    return out
+
+
 @pytest.fixture(scope="module")
 def batch() -> Batch:
     if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
@@ -76,6 +95,7 @@ def batch() -> Batch:
         x = _logits(rng, int(rng.integers(0, 200)))
         cuts = np.sort(rng.integers(0, len(x) + 1, int(rng.integers(0, 5))))
         logits.append(np.split(x, cuts))
+    logits += [np.array_split(x, 3) for x in _model_logits(signals[:2])]
     speech = np.concatenate([*signals[:10], np.zeros(16000, np.int16), *signals[10:12]])
     gate_chunks = [speech[i:i + 1600] for i in range(0, len(speech), 1600)]
     ring_ops = _ring_ops(rng)
