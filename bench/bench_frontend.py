@@ -13,7 +13,11 @@
 3. **Agreement with the float features** of tinygen.speech.features (torch.stft, centred
    frames; dropping 120 samples aligns our frame k with its frame k + 2): mean and 99th
    percentile of |dequantized int8 - float| in feature units over all frames.
-4. **Accuracy** (``--accuracy N`` utterances, 0 to skip): the shipped mcu-tiny model
+4. **Gate** (tinygen.audio.gate, default settings, 100 ms chunks): the fraction of chunks
+   it skips on the utterances joined by 2 s of quiet white noise (RMS 8 LSB), as an
+   always-on microphone hears them, and how many speech chunks (chunks inside an
+   utterance's own samples) it skips.
+5. **Accuracy** (``--accuracy N`` utterances, 0 to skip): the shipped mcu-tiny model
    (trained on the float features) decodes each utterance from the float features and
    from the dequantized int8 features of this front end; CER of both (greedy CTC).
 
@@ -102,6 +106,23 @@ def agreement(utterances: list[np.ndarray]) -> dict[str, float]:
             "max_abs": float(d.max()), "values": int(d.size)}
 
 
+def gate_stats(utterances: list[np.ndarray]) -> dict[str, float]:
+    from tinygen.audio.gate import Gate
+
+    rng = np.random.default_rng(0)
+    pieces, is_speech = [], []
+    for x in utterances:
+        gap = np.round(rng.standard_normal(32000) * 8).astype(np.int16)
+        pieces += [gap, x]
+        is_speech += [np.zeros(len(gap), bool), np.ones(len(x), bool)]
+    audio, speech = np.concatenate(pieces), np.concatenate(is_speech)
+    g = Gate()
+    runs = np.array([g.push(audio[i:i + 1600]) for i in range(0, len(audio) - 1599, 1600)])
+    inside = np.array([speech[i:i + 1600].all() for i in range(0, len(audio) - 1599, 1600)])
+    return {"chunks": len(runs), "skipped": float(1 - runs.mean()),
+            "speech_chunks_skipped": float(1 - runs[inside].mean())}
+
+
 def accuracy(n: int) -> dict[str, float]:
     import torch
 
@@ -139,7 +160,7 @@ def main() -> int:
     result = {"audio_seconds": seconds, "python_x_real_time": cpu,
               "python_x_real_time_wall": wall,
               "qemu_m4": qemu_cost(audio, tables), "agreement": agreement(utterances),
-              "tables_bytes": tables.nbytes()}
+              "tables_bytes": tables.nbytes(), "gate": gate_stats(utterances)}
     if args.accuracy:
         result["accuracy"] = accuracy(args.accuracy)
     if args.json:
@@ -158,6 +179,10 @@ def main() -> int:
     print(f"vs float features: mean |diff| {a['mean_abs']:.4f}, p99 {a['p99_abs']:.4f}, "
           f"max {a['max_abs']:.4f} feature units (int8 step {F.SCALE})")
     print(f"tables: {result['tables_bytes']:,} bytes of flash")
+    gs = result["gate"]
+    print(f"gate: skips {100 * gs['skipped']:.0f}% of {gs['chunks']} chunks of 100 ms "
+          f"(utterances joined by 2 s of quiet noise); skips "
+          f"{100 * gs['speech_chunks_skipped']:.1f}% of the chunks inside utterances")
     if args.accuracy:
         c = result["accuracy"]
         print(f"mcu-tiny CER on {args.accuracy} utterances ({c['chars']} chars): float features "
