@@ -185,3 +185,29 @@ def test_frontend_objects_need_no_libc_beyond_memory_functions(tmp_path: Path) -
                             text=True, check=True).stdout.split()
         undefined = {w for w in nm if w != "U"}
         assert undefined <= allowed, (src.name, undefined - allowed)
+
+
+@pytest.mark.parametrize("shape", [(8000, 256, 200, 80, 23), (16000, 1024, 1024, 320, 64),
+                                   (16000, 16, 12, 5, 3)])
+def test_host_other_shapes_equal_python(shape: tuple[int, ...], tmp_path: Path) -> None:
+    """The C takes every shape from its tables: other sizes, sanitized, byte for byte."""
+    tables = F.frontend_tables(F.FrontendConfig(*shape))
+    rng = np.random.default_rng(sum(shape))
+    signals = [*D.edge_signals(seed=3)[5:],
+               np.clip(rng.standard_normal(7000) * 4000, -32768, 32767).astype(np.int16)]
+    most = min(2000, 100 * tables.cfg.hop_length)  # the driver takes 128 frames a push
+    chunks = [D.random_chunks(s, rng, most=most) for s in signals]
+    exe = D.build_host(tmp_path, tables, "_ab", flags=[*D.SANITIZED,
+                                                      "-DTG_FRONTEND_MAX_FFT=1024"])
+    out = D.run_host(exe, b"".join(D.frontend_cmd(c) for c in chunks))
+    pos = 0
+    for s, ch in zip(signals, chunks, strict=True):
+        got, pos = D.frontend_read(out, pos, len(ch), tables.cfg.n_mels)
+        assert np.array_equal(got, F.features(s, tables))
+    assert pos == len(out)
+
+
+def test_host_optimized_build_equals_python(batch: Batch, tmp_path: Path) -> None:
+    """-O3 (the vectoriser's view of the same loops), no sanitizers."""
+    exe = D.build_host(tmp_path, TABLES, DEFAULT_VOCAB, flags=[*D.STRICT, "-O3"])
+    check(D.run_host(exe, batch.payload), batch)
