@@ -1,0 +1,213 @@
+"""firmware/tinygen/audio against tinygen/audio, byte for byte, on the host and qemu-m4.
+
+One batch drives tests/c/tg_audio_driver.c (the protocol is in its header):
+- the front end on 57 signals (44 espeak-ng utterances through the corpus synthesizer's
+  own steps, with noise and levels from -35 dBFS to near full scale, plus digital
+  silence, clipping square waves, DC rails, full-scale white noise, LSB noise, Nyquist,
+  and the lengths around one frame), each cut into random chunks (empty, one sample,
+  up to 4096): the C frames must equal tinygen.audio.features on the whole signal;
+- CTC over random logits with many ties and with runs, and over real logits (the shipped
+  mcu-tiny model on two utterances' front-end features, scaled to int8), chunked,
+  against tinygen.audio.ctc and, for the text, tinygen.speech.evaluate.greedy_decode;
+- the gate over the utterances in 100 ms chunks, against tinygen.audio.gate;
+- the ring buffer through wraparound and overruns, against a list model.
+
+The host build has AddressSanitizer and UBSan (any overflow or bad access aborts), with
+the firmware's strict flags; the qemu-m4 build runs under qemu-system-arm and reads and
+writes its data through semihosting files.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import audio_driver as D
+from tinygen.audio import ctc, gate
+from tinygen.audio import frontend as F
+from tinygen.speech.config import DEFAULT_VOCAB
+from tinygen.speech.evaluate import greedy_decode
+
+TABLES = F.frontend_tables()
+GATE = gate.GateConfig()
+CAPACITY = 256
+
+
+@dataclass
+class Batch:
+    payload: bytes
+    signals: list[np.ndarray]
+    chunks: list[list[np.ndarray]]
+    logits: list[list[np.ndarray]]
+    gate_chunks: list[np.ndarray]
+    ring_ops: list[tuple[int, int]]
+
+
+def _logits(rng: np.random.Generator, frames: int) -> np.ndarray:
+    v = len(DEFAULT_VOCAB)
+    x = rng.integers(-128, 128, (frames, v)).astype(np.int8) if rng.random() < 0.3 else \
+        rng.integers(-2, 2, (frames, v)).astype(np.int8)  # narrow: many ties
+    peaks = np.repeat(rng.integers(0, v, frames // 4 + 1), 4)[:frames]
+    x[np.arange(frames), peaks] = np.maximum(x[np.arange(frames), peaks], 1)
+    return x
+
+
+def _ring_ops(rng: np.random.Generator) -> list[tuple[int, int]]:
+    ops = []
+    for _ in range(300):
+        ops.append((int(rng.integers(2)), int(rng.integers(0, 3 * CAPACITY // 4))))
+    ops += [(0, CAPACITY), (0, 1), (1, CAPACITY), (0, CAPACITY + 1), (1, 5)]  # edges
+    return ops
+
+
+def _model_logits(signals: list[np.ndarray]) -> list[np.ndarray]:
+    """mcu-tiny's logits on the int8 front end's features, scaled to int8."""
+    import torch
+
+    from tinygen.resources import models_dir
+    from tinygen.speech.checkpoint import load_model
+
+    model = load_model(models_dir() / "mcu-tiny.pt").eval()
+    out = []
+    for pcm in signals:
+        feats = torch.from_numpy(F.dequantize(F.features(pcm, TABLES)))[None]
+        with torch.no_grad():
+            y = model(feats)[0].numpy()
+        out.append(np.clip(np.round(y * (127 / np.abs(y).max())), -128, 127).astype(np.int8))
+    assert all(ctc.decode(x) for x in out)  # the model hears words in them
+    return out
+
+
+@pytest.fixture(scope="module")
+def batch() -> Batch:
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        pytest.skip("espeak-ng and sox are needed (scripts/setup.sh installs them)")
+    rng = np.random.default_rng(11)
+    signals = D.speech(44, seed=11) + D.edge_signals(seed=11)
+    chunks = [D.random_chunks(s, rng) for s in signals]
+    logits = []
+    for _ in range(40):
+        x = _logits(rng, int(rng.integers(0, 200)))
+        cuts = np.sort(rng.integers(0, len(x) + 1, int(rng.integers(0, 5))))
+        logits.append(np.split(x, cuts))
+    logits += [np.array_split(x, 3) for x in _model_logits(signals[:2])]
+    speech = np.concatenate([*signals[:10], np.zeros(16000, np.int16), *signals[10:12]])
+    gate_chunks = [speech[i:i + 1600] for i in range(0, len(speech), 1600)]
+    ring_ops = _ring_ops(rng)
+    payload = b"".join([*(D.frontend_cmd(c) for c in chunks),
+                        *(D.ctc_cmd(c) for c in logits),
+                        D.gate_cmd(GATE, gate_chunks), D.ring_cmd(CAPACITY, ring_ops)])
+    return Batch(payload, signals, chunks, logits, gate_chunks, ring_ops)
+
+
+def _ring_model(ops: Sequence[tuple[int, int]]) -> tuple[list[tuple[int, list[int]]],
+                                                         tuple[int, int]]:
+    """All-or-nothing writes of counting samples, reads of what is there."""
+    stored: list[int] = []
+    counter, overruns, dropped = 0, 0, 0
+    results = []
+    for kind, n in ops:
+        if kind == 0:
+            if len(stored) + n > CAPACITY:
+                overruns, dropped = overruns + 1, dropped + n
+                results.append((0, []))
+            else:
+                stored += [(counter + i) % 32768 for i in range(n)]
+                counter += n
+                results.append((n, []))
+        else:
+            got, stored = stored[:n], stored[n:]
+            results.append((len(got), got))
+    return results, (overruns, dropped)
+
+
+def check(out: bytes, b: Batch) -> None:
+    pos, bad = 0, []
+    for i, (s, ch) in enumerate(zip(b.signals, b.chunks, strict=True)):
+        got, pos = D.frontend_read(out, pos, len(ch), TABLES.cfg.n_mels)
+        if not np.array_equal(got, F.features(s, TABLES)):
+            bad.append(f"signal {i} ({len(s)} samples, {len(ch)} chunks)")
+    assert not bad, "front end differs: " + ", ".join(bad)
+    assert len(b.signals) >= 50
+    for parts in b.logits:
+        groups, text, pos = D.ctc_read(out, pos, len(parts))
+        dec = ctc.CtcDecoder()
+        assert groups == [dec.push(p) for p in parts] + [dec.flush()]
+        whole = np.concatenate(parts)
+        assert text.decode("utf-8") == greedy_decode(whole, DEFAULT_VOCAB)
+    decisions, pos = D.gate_read(out, pos, len(b.gate_chunks))
+    g = gate.Gate(GATE)
+    want = []
+    for c in b.gate_chunks:
+        run = g.push(c)
+        want.append((gate.level(c), int(run), g.floor))
+    assert decisions == want
+    assert 0 < sum(d[1] for d in decisions) < len(decisions)  # the gate both runs and skips
+    results, over, pos = D.ring_read(out, pos, b.ring_ops)
+    want_results, want_over = _ring_model(b.ring_ops)
+    assert results == want_results and over == want_over
+    assert over[0] > 0 and sum(n for k, n in b.ring_ops if k == 0) > 4 * CAPACITY
+    assert pos == len(out)
+
+
+def test_host_sanitized_equals_python(batch: Batch, tmp_path: Path) -> None:
+    exe = D.build_host(tmp_path, TABLES, DEFAULT_VOCAB)
+    check(D.run_host(exe, batch.payload), batch)
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None
+                    or shutil.which("qemu-system-arm") is None,
+                    reason="arm-none-eabi-gcc and qemu-system-arm are needed "
+                           "(scripts/setup.sh installs them)")
+def test_qemu_m4_equals_python(batch: Batch, tmp_path: Path) -> None:
+    elf = D.build_qemu(tmp_path, TABLES, DEFAULT_VOCAB)
+    out, _ = D.run_qemu(elf, batch.payload)
+    check(out, batch)
+
+
+def test_frontend_objects_need_no_libc_beyond_memory_functions(tmp_path: Path) -> None:
+    """Cortex-M4 objects: memcpy/memmove and libgcc's 64-bit division, nothing else."""
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc is needed")
+    import subprocess
+
+    allowed = {"memcpy", "memmove", "__aeabi_ldivmod", "__aeabi_uldivmod"}
+    for src in sorted(D.AUDIO.glob("*.c")):
+        obj = tmp_path / f"{src.stem}.o"
+        subprocess.run(["arm-none-eabi-gcc", *D.STRICT, "-mthumb", *D.M4.cflags, "-c",
+                        str(src), "-o", str(obj)], check=True, timeout=120)
+        nm = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True,
+                            text=True, check=True).stdout.split()
+        undefined = {w for w in nm if w != "U"}
+        assert undefined <= allowed, (src.name, undefined - allowed)
+
+
+@pytest.mark.parametrize("shape", [(8000, 256, 200, 80, 23), (16000, 1024, 1024, 320, 64),
+                                   (16000, 16, 12, 5, 3)])
+def test_host_other_shapes_equal_python(shape: tuple[int, ...], tmp_path: Path) -> None:
+    """The C takes every shape from its tables: other sizes, sanitized, byte for byte."""
+    tables = F.frontend_tables(F.FrontendConfig(*shape))
+    rng = np.random.default_rng(sum(shape))
+    signals = [*D.edge_signals(seed=3)[5:],
+               np.clip(rng.standard_normal(7000) * 4000, -32768, 32767).astype(np.int16)]
+    most = min(2000, 100 * tables.cfg.hop_length)  # the driver takes 128 frames a push
+    chunks = [D.random_chunks(s, rng, most=most) for s in signals]
+    exe = D.build_host(tmp_path, tables, "_ab", flags=[*D.SANITIZED,
+                                                      "-DTG_FRONTEND_MAX_FFT=1024"])
+    out = D.run_host(exe, b"".join(D.frontend_cmd(c) for c in chunks))
+    pos = 0
+    for s, ch in zip(signals, chunks, strict=True):
+        got, pos = D.frontend_read(out, pos, len(ch), tables.cfg.n_mels)
+        assert np.array_equal(got, F.features(s, tables))
+    assert pos == len(out)
+
+
+def test_host_optimized_build_equals_python(batch: Batch, tmp_path: Path) -> None:
+    """-O3 (the vectoriser's view of the same loops), no sanitizers."""
+    exe = D.build_host(tmp_path, TABLES, DEFAULT_VOCAB, flags=[*D.STRICT, "-O3"])
+    check(D.run_host(exe, batch.payload), batch)
