@@ -114,9 +114,9 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           "stm32f429zit6", "cortex-m4", 2 * MiB, 192 * KiB, 180, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
           gcc=ST_GCC, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
-          source=_ST.format("nucleo_f429zi") + " (2 MB flash, maximum_ram_size 196608; "
-                                               "zephyr,sram = the 192 KB SRAM1-3, not "
-                                               "the 64 KB CCM)"),
+          source=_ST.format("nucleo_f429zi") + " (maximum_size 2097152, maximum_ram_size "
+                                               "196608; Zephyr's stm32f429Xi.dtsi: flash0 "
+                                               "2048 KB, sram0 192 KB, the 64 KB CCM apart)"),
     Board("nucleo_f446re", "cortex-m4", "ststm32 @ ~19.6.0", "nucleo_f446re", "zephyr",
           "stm32f446ret6", "cortex-m4", 512 * KiB, 128 * KiB, 180, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
