@@ -342,7 +342,26 @@ def test_shipped_model_fits_default_board(project, target: str) -> None:  # type
     name = boards.TARGET_BOARDS[target]
     board = boards.BOARDS[name]
     out, report = project(name, board.default_backend, str(REPO / "models" / "mcu-tiny.pt"))
+    assert "refused" not in report, report["refused"]
     assert report["fit"]["flash_needed_bytes"] <= board.flash_bytes
     assert (out / "platformio.ini").is_file()
     if target == "cortex-m4":
         assert board.flash_bytes >= 1024 * 1024
+
+
+@pytest.mark.skipif(not ARM_GCC, reason="apt-get install gcc-arm-none-eabi")
+def test_cmsis_nn_flags_bring_builtins_back() -> None:
+    """Zephyr compiles with -ffreestanding, which implies -fno-builtin (CMSIS-NN's README
+    advises against it): a fixed-size memcpy becomes a call. lib/cmsis-nn's flags, which
+    come after the framework's, make it inline code again."""
+    src = "#include <string.h>\nvoid f(char *d, const char *s) { memcpy(d, s, 8); }\n"
+    board = boards.BOARDS["nucleo_f429zi"]
+
+    def calls_memcpy(flags: tuple[str, ...]) -> bool:
+        proc = subprocess.run([str(ARM_GCC), *flags, "-S", "-o", "-", "-x", "c", "-"],
+                              input=src, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return "memcpy" in proc.stdout
+
+    assert calls_memcpy(board.framework_cflags)
+    assert not calls_memcpy((*board.framework_cflags, *pio.CMSIS_NN_FLAGS))
