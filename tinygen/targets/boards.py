@@ -68,10 +68,11 @@ class Board:
     @property
     def framework_cflags(self) -> tuple[str, ...]:
         """What the board's framework passes to every C file it compiles, as far as it
-        changes what the adapters and CMSIS-NN compile to: the target, the FPU ABI, and
-        Zephyr's -ffreestanding (Zephyr 3.4 cmake/compiler/gcc/target_arm.cmake and
-        compiler_flags.cmake; cmake/gcc-m-cpu.cmake and gcc-m-fpu.cmake map the SoC's
-        Kconfig to -mcpu and -mfpu). Empty for the ESP32-S3 (no Xtensa compiler here)."""
+        changes what the adapters and CMSIS-NN compile to: the target and FPU ABI
+        (Zephyr's cmake/gcc-m-cpu.cmake and gcc-m-fpu.cmake map the SoC's Kconfig to -mcpu
+        and -mfpu; compiler/gcc/target_arm.cmake adds -mfloat-abi), -Os, and
+        -ffreestanding, which implies -fno-builtin. Empty for the ESP32-S3 (no Xtensa
+        compiler here). docs/targets.md says which sources these were read from."""
         if not self.cpu:
             return ()
         return ("-mthumb", f"-mcpu={self.cpu}", "-mabi=aapcs", *self.fpu_flags, "-Os",
@@ -91,7 +92,7 @@ _ST = "platformio/platform-ststm32 19.6.0 boards/{}.json; Zephyr 3.4 devicetree 
 _ST_GCC = "platform-ststm32 19.6.0 platform.py: toolchain-gccarmnoneeabi ~1.120301.0 for zephyr"
 _NRF_GCC = ("platform-nordicnrf52 10.11.0 platform.py: toolchain-gccarmnoneeabi ~1.80201.0 "
             "for zephyr")
-ST_GCC = (12, 3, 1)
+_ST_GCC_VERSION = (12, 3, 1)
 _HARD_FP = ("-mfloat-abi=hard",)
 _ZEPHYR_RESERVE = ("Zephyr kernel, UART console and printk: 64 KiB flash; kernel objects, "
                    "a 4 KiB main stack, ISR and idle stacks: 16 KiB RAM")
@@ -113,26 +114,26 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
     Board("nucleo_f429zi", "cortex-m4", "ststm32 @ ~19.6.0", "nucleo_f429zi", "zephyr",
           "stm32f429zit6", "cortex-m4", 2 * MiB, 192 * KiB, 180, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
-          gcc=ST_GCC, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
           source=_ST.format("nucleo_f429zi") + " (maximum_size 2097152, maximum_ram_size "
                                                "196608; Zephyr's stm32f429Xi.dtsi: flash0 "
                                                "2048 KB, sram0 192 KB, the 64 KB CCM apart)"),
     Board("nucleo_f446re", "cortex-m4", "ststm32 @ ~19.6.0", "nucleo_f446re", "zephyr",
           "stm32f446ret6", "cortex-m4", 512 * KiB, 128 * KiB, 180, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
-          gcc=ST_GCC, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
           source=_ST.format("nucleo_f446re") + " (512 KB flash, 128 KB SRAM)"),
     Board("nucleo_h743zi", "cortex-m7", "ststm32 @ ~19.6.0", "nucleo_h743zi", "zephyr",
           "stm32h743zit6", "cortex-m7", 2 * MiB, 512 * KiB, 400, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
-          gcc=ST_GCC, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv5-d16"),
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv5-d16"),
           source=_ST.format("nucleo_h743zi") + " (2 MB flash; zephyr,sram = the 512 KB AXI "
                                                "SRAM; DTCM and SRAM1-4 stay unused)",
           note="Zephyr 3.4's nucleo_h743zi devicetree clocks the core at 96 MHz, not 400"),
     Board("disco_f746ng", "cortex-m7", "ststm32 @ ~19.6.0", "disco_f746ng", "zephyr",
           "stm32f746ngh6", "cortex-m7", 1 * MiB, 256 * KiB, 216, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
-          gcc=ST_GCC, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv5-sp-d16"),
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv5-sp-d16"),
           source=_ST.format("disco_f746ng") + " (1 MB flash; PlatformIO lists 320 KB RAM, "
                                               "Zephyr links .bss into the 256 KB SRAM1+2, "
                                               "not the 64 KB DTCM)"),
@@ -149,7 +150,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           "sse300", "cortex-m55", 512 * KiB, 512 * KiB, 32, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
           zephyr_board="mps3_an547", custom_board=True,
-          gcc=ST_GCC, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=auto"),
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=auto"),
           source="Zephyr 3.4 boards/arm/mps3_an547 devicetree (zephyr,flash = 512 KB ITCM, "
                  "zephyr,sram = 512 KB DTCM), the memory QEMU's mps3-an547 models too; "
                  "32 MHz: the AN547 system clock (QEMU hw/arm/mps2-tz.c sysclk_frq)",
