@@ -38,3 +38,19 @@ def assert_one_line_error(result: CliResult, *needles: str) -> None:
 @pytest.fixture
 def cli():  # type: ignore[no-untyped-def]
     return run_tinygen
+
+
+def compile_once(mp: pytest.MonkeyPatch) -> None:
+    """Make tinygen.build.build compile (calibrate, quantize) each model object only once,
+    so that one model can be built for many targets in a test module."""
+    import tinygen.build as tb
+
+    compile_model = tb.compile_model
+    cache: dict[int, object] = {}
+
+    def cached(model, frames, calib, progress=None):  # type: ignore[no-untyped-def]
+        if id(model) not in cache:
+            cache[id(model)] = compile_model(model, frames, calib, progress)
+        return cache[id(model)]
+
+    mp.setattr(tb, "compile_model", cached)

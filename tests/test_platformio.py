@@ -21,7 +21,7 @@ import pytest
 from platformio.fs import match_src_files  # the [dev] extra: pip install platformio
 from platformio.project.config import ProjectConfig
 
-from tests.conftest import assert_one_line_error, run_tinygen
+from tests.conftest import assert_one_line_error, compile_once, run_tinygen
 from tinygen.build import BuildOptions, build
 from tinygen.resources import firmware_dir
 from tinygen.speech.calib import inputs, window_frames
@@ -39,21 +39,11 @@ def project(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untype
     """project(preset, board, backend) -> (OUT, report): built through tinygen.build.build
     with one calibration input and two test vectors. Each model is compiled (calibrated,
     quantized) once per module; every board then gets its own build from it."""
-    import tinygen.build as tb
-
-    compile_model = tb.compile_model
-    cache: dict[int, object] = {}
-
-    def cached(model, frames, calib, progress=None):  # type: ignore[no-untyped-def]
-        if id(model) not in cache:
-            cache[id(model)] = compile_model(model, frames, calib, progress)
-        return cache[id(model)]
-
     root = tmp_path_factory.mktemp("platformio")
     models: dict[str, tuple] = {}  # type: ignore[type-arg]
     built: dict[tuple[str, str, str], tuple[Path, dict]] = {}  # type: ignore[type-arg]
     mp = pytest.MonkeyPatch()
-    mp.setattr(tb, "compile_model", cached)
+    compile_once(mp)
 
     def make(preset: str, board: str, backend: str | None = None,
              out: Path | None = None) -> tuple[Path, dict]:  # type: ignore[type-arg]
@@ -107,21 +97,31 @@ def test_platformio_ini_validates(project, name: str) -> None:  # type: ignore[n
             assert (out / f).is_file(), f
         assert "idf_component_register" in (out / "src" / "CMakeLists.txt").read_text()
         assert "app_main" in (out / "src" / "main.c").read_text()
-        assert "CONFIG_PARTITION_TABLE_CUSTOM=y" in (out / "sdkconfig.defaults").read_text()
+        sdkconfig = (out / "sdkconfig.defaults").read_text()
+        assert "CONFIG_PARTITION_TABLE_CUSTOM=y" in sdkconfig
+        # CONFIG_PARTITION_TABLE_FILENAME has no prompt: ESP-IDF ignores it in defaults
+        assert "CONFIG_PARTITION_TABLE_FILENAME" not in sdkconfig
+        assert "idle task" not in sdkconfig and "CONFIG_ESP_TASK_WDT_EN=n" in sdkconfig
         part = (out / "partitions.csv").read_text().splitlines()[-1].split(",")
         assert int(part[3], 16) + int(part[4], 16) == 8 * 1024 * 1024  # the board's flash
         assert int(part[4], 16) == board.flash_bytes
-    else:
+    elif board.default_backend == "cmsis-nn":
         url = "cmsis-nn-src=https://github.com/ARM-software/CMSIS-NN.git#v7.0.0"
         assert deps == ["tinygen", "cmsis-nn", url]
         assert config.get(section, "lib_ignore") == ["cmsis-nn-src"]
         wrapper = json.loads((out / "lib" / "cmsis-nn" / "library.json").read_text())
         assert wrapper["build"]["includeDir"] == f"../../.pio/libdeps/{name}/cmsis-nn-src/Include"
         assert wrapper["build"]["srcDir"] == f"../../.pio/libdeps/{name}/cmsis-nn-src/Source"
+        assert wrapper["build"]["flags"] == list(pio.CMSIS_NN_FLAGS)
         assert config.getraw("platformio", "libdeps_dir") == ".pio/libdeps"  # as lib/*/ assume
+    else:  # a toolchain too old for CMSIS-NN: the portable kernels only
+        assert deps == ["tinygen"] and board.default_backend == "portable"
+    if board.framework == "zephyr":
         assert "find_package(Zephyr" in (out / "zephyr" / "CMakeLists.txt").read_text()
         conf = (out / "zephyr" / "prj.conf").read_text()
         assert "CONFIG_MAIN_STACK_SIZE=4096" in conf and "CONFIG_PRINTK=y" in conf
+        assert "CONFIG_FPU=y" in conf and "CONFIG_FP_HARDABI=y" in conf
+        assert ("debug probe" in conf) != board.custom_board  # the MPS3 has none
         assert "int main(void)" in (out / "src" / "main.c").read_text()
     if board.custom_board:  # the Cortex-M55: a board manifest of our own
         assert config.getraw("platformio", "boards_dir") == "boards"
@@ -133,7 +133,7 @@ def test_platformio_ini_validates(project, name: str) -> None:  # type: ignore[n
 
 
 # ------------------------------------------------------------------------------- compile
-@pytest.mark.parametrize("name", ["esp32-s3-devkitc-1", "nucleo_f446re", "nucleo_h743zi",
+@pytest.mark.parametrize("name", ["esp32-s3-devkitc-1", "nucleo_f429zi", "nucleo_h743zi",
                                   "mps3_an547"])
 def test_portable_sources_compile(project, name: str) -> None:  # type: ignore[no-untyped-def]
     """The runtime, the portable kernels, the model and the test vectors of the project:
@@ -146,8 +146,9 @@ def test_portable_sources_compile(project, name: str) -> None:  # type: ignore[n
     pio.compile_check(out, "", gcc="gcc", extra=("-pedantic",))
     if board.cpu:
         assert shutil.which("arm-none-eabi-gcc"), "apt-get install gcc-arm-none-eabi"
-        pio.compile_check(out, board.cpu)
+        pio.compile_check(out, board.cpu, extra=board.framework_cflags)
         assert f"-mcpu={board.cpu}" in report["platformio"]["checked"]
+        assert " ".join(board.fpu_flags) in report["platformio"]["checked"]
         assert report["fit"]["code_estimate"]["runtime_measured_with"].endswith(board.cpu)
     else:
         assert "no Xtensa compiler" in report["platformio"]["checked"]
@@ -156,7 +157,7 @@ def test_portable_sources_compile(project, name: str) -> None:  # type: ignore[n
 def test_board_table() -> None:
     for b in boards.BOARDS.values():
         assert b.target == (b.cpu or "esp32s3") and b.cpu in CPUS | {""}
-        assert b.default_backend == boards.TARGET_BACKENDS[b.target][0]
+        assert b.default_backend == boards.board_backends(b)[0]
         assert 0 < b.ram_reserved < b.ram_bytes and 0 < b.flash_reserved < b.flash_bytes
         assert b.source
     for target, name in boards.TARGET_BOARDS.items():
@@ -194,7 +195,10 @@ def test_backend_file_selection(project, name: str, backend: str,  # type: ignor
     for other in pio.BACKEND_DIRS.values():
         assert (lib / other).is_dir() == (other == folder)
     flags = manifest["build"].get("flags", [])
-    assert flags == ([f"-DTG_NN_SCRATCH_BYTES={report['scratch_bytes']}"] if folder else [])
+    # ... and so does the CPU extension the CMSIS-NN adapters insist on (an M4 has DSP)
+    isa = ["-DTG_CMSIS_NN_REQUIRE_DSP=1"] if folder == "cmsis_nn" else []
+    assert flags == ([f"-DTG_NN_SCRATCH_BYTES={report['scratch_bytes']}", *isa] if folder
+                     else [])
     assert report["platformio"]["accelerated_kernels"] == sorted(
         n[3:-5] for n in adapters)
     board_h = (out / "src" / "tinygen_board.h").read_text()
@@ -238,9 +242,11 @@ def test_arena_goes_to_psram_when_internal_sram_is_too_small(project) -> None:  
     assert "CONFIG_SPIRAM_ALLOW_BSS_SEG_EXTERNAL_MEMORY=y" in (
         out / "sdkconfig.defaults").read_text()
     assert "#define TG_ARENA_ATTR EXT_RAM_BSS_ATTR" in (out / "src" / "tinygen_board.h").read_text()
-    # the model file takes the attribute through ESP-IDF's forced include
-    assert "-include" in (out / "src" / "CMakeLists.txt").read_text()
-    assert "TG_ARENA_ATTR" in (out / "src" / "tinygen_model.c").read_text()
+    # the model source includes the board header that defines the attribute (no forced
+    # include flag, which PlatformIO's espidf builder would tear apart)
+    assert "-include" not in (out / "src" / "CMakeLists.txt").read_text()
+    model_c = (out / "src" / "tinygen_model.c").read_text()
+    assert model_c.index('#include "tinygen_board.h"') < model_c.index("tg_arena[")
     _, small = project("mcu-tiny", "esp32-s3-devkitc-1-n8r8")
     assert small["arena_placement"] == "internal SRAM"
 

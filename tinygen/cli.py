@@ -174,7 +174,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.board:
         boards.resolve(target, args.board)
     backend = args.backend or boards.default_backend(target, args.board)
-    boards.check_backend(target, backend)
+    boards.check_backend(target, backend, args.board)
     check_out(args.output, args.force)
     model = load_model(args.model)
     check_finite(model)

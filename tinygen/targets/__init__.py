@@ -68,7 +68,7 @@ TARGETS: dict[str, TargetInfo] = {
     "esp32s3": TargetInfo("esp32s3", "platformio", "a PlatformIO project for "
                                                    "esp32-s3-devkitc-1 (ESP-IDF)"),
     "cortex-m4": TargetInfo("cortex-m4", "platformio", "a PlatformIO project for a "
-                                                       "Cortex-M4 board (nucleo_f446re)"),
+                                                       "Cortex-M4 board (nucleo_f429zi)"),
     "cortex-m7": TargetInfo("cortex-m7", "platformio", "a PlatformIO project for a "
                                                        "Cortex-M7 board (nucleo_h743zi)"),
     "cortex-m55": TargetInfo("cortex-m55", "platformio", "a PlatformIO project for the "

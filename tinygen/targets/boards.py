@@ -57,6 +57,26 @@ class Board:
     custom_board: bool = False  # PlatformIO has no such board: OUT/boards/<pio_board>.json
     monitor_speed: int = 115200
     note: str = ""  # a caveat the report and README repeat
+    # GCC of the toolchain package the platform pins for this board's framework (a
+    # backend that needs a newer one is refused), and where that pin is read from.
+    gcc: tuple[int, ...] = ()  # () where not read (the ESP32-S3: ESP-IDF's own toolchain)
+    toolchain: str = ""
+    # FPU flags the framework passes with the generated configuration (Zephyr: prj.conf
+    # CONFIG_FPU=y and CONFIG_FP_HARDABI=y give -mfpu=<GCC_M_FPU> -mfloat-abi=hard).
+    fpu_flags: tuple[str, ...] = ()
+
+    @property
+    def framework_cflags(self) -> tuple[str, ...]:
+        """What the board's framework passes to every C file it compiles, as far as it
+        changes what the adapters and CMSIS-NN compile to: the target and FPU ABI
+        (Zephyr's cmake/gcc-m-cpu.cmake and gcc-m-fpu.cmake map the SoC's Kconfig to -mcpu
+        and -mfpu; compiler/gcc/target_arm.cmake adds -mfloat-abi), -Os, and
+        -ffreestanding, which implies -fno-builtin. Empty for the ESP32-S3 (no Xtensa
+        compiler here). docs/targets.md says which sources these were read from."""
+        if not self.cpu:
+            return ()
+        return ("-mthumb", f"-mcpu={self.cpu}", "-mabi=aapcs", *self.fpu_flags, "-Os",
+                "-ffreestanding", "-fno-common", "-std=c99")
 
     @property
     def cpu_family(self) -> str:
@@ -67,6 +87,13 @@ class Board:
 
 
 _ST = "platformio/platform-ststm32 19.6.0 boards/{}.json; Zephyr 3.4 devicetree zephyr,sram"
+# The toolchain-gccarmnoneeabi each platform pins when framework = zephyr:
+# toolchain-gccarmnoneeabi ~1.120301.0 is GCC 12.3.1, ~1.80201.0 is GCC 8.2.1.
+_ST_GCC = "platform-ststm32 19.6.0 platform.py: toolchain-gccarmnoneeabi ~1.120301.0 for zephyr"
+_NRF_GCC = ("platform-nordicnrf52 10.11.0 platform.py: toolchain-gccarmnoneeabi ~1.80201.0 "
+            "for zephyr")
+_ST_GCC_VERSION = (12, 3, 1)
+_HARD_FP = ("-mfloat-abi=hard",)
 _ZEPHYR_RESERVE = ("Zephyr kernel, UART console and printk: 64 KiB flash; kernel objects, "
                    "a 4 KiB main stack, ISR and idle stacks: 16 KiB RAM")
 
@@ -84,32 +111,46 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           source="as esp32-s3-devkitc-1, for the ESP32-S3-DevKitC-1-N8R8 module (8 MB "
                  "octal PSRAM, Espressif's DevKitC-1 user guide); PlatformIO has one board "
                  "id for both, so PSRAM is enabled through sdkconfig.defaults"),
+    Board("nucleo_f429zi", "cortex-m4", "ststm32 @ ~19.6.0", "nucleo_f429zi", "zephyr",
+          "stm32f429zit6", "cortex-m4", 2 * MiB, 192 * KiB, 180, "cmsis-nn",
+          flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
+          source=_ST.format("nucleo_f429zi") + " (maximum_size 2097152, maximum_ram_size "
+                                               "196608; Zephyr's stm32f429Xi.dtsi: flash0 "
+                                               "2048 KB, sram0 192 KB, the 64 KB CCM apart)"),
     Board("nucleo_f446re", "cortex-m4", "ststm32 @ ~19.6.0", "nucleo_f446re", "zephyr",
           "stm32f446ret6", "cortex-m4", 512 * KiB, 128 * KiB, 180, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
           source=_ST.format("nucleo_f446re") + " (512 KB flash, 128 KB SRAM)"),
     Board("nucleo_h743zi", "cortex-m7", "ststm32 @ ~19.6.0", "nucleo_h743zi", "zephyr",
           "stm32h743zit6", "cortex-m7", 2 * MiB, 512 * KiB, 400, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv5-d16"),
           source=_ST.format("nucleo_h743zi") + " (2 MB flash; zephyr,sram = the 512 KB AXI "
                                                "SRAM; DTCM and SRAM1-4 stay unused)",
           note="Zephyr 3.4's nucleo_h743zi devicetree clocks the core at 96 MHz, not 400"),
     Board("disco_f746ng", "cortex-m7", "ststm32 @ ~19.6.0", "disco_f746ng", "zephyr",
           "stm32f746ngh6", "cortex-m7", 1 * MiB, 256 * KiB, 216, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv5-sp-d16"),
           source=_ST.format("disco_f746ng") + " (1 MB flash; PlatformIO lists 320 KB RAM, "
                                               "Zephyr links .bss into the 256 KB SRAM1+2, "
                                               "not the 64 KB DTCM)"),
     Board("nrf52840_dk", "cortex-m4", "nordicnrf52 @ ~10.11.0", "nrf52840_dk", "zephyr",
-          "nrf52840", "cortex-m4", 1 * MiB, 256 * KiB, 64, "cmsis-nn",
+          "nrf52840", "cortex-m4", 1 * MiB, 256 * KiB, 64, "portable",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="2.7",
+          gcc=(8, 2, 1), toolchain=_NRF_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
           source="platformio/platform-nordicnrf52 10.11.0 boards/nrf52840_dk.json "
                  "(1 MB flash, 256 KB RAM)",
-          note="platform-nordicnrf52 ships Zephyr 2.7 and GCC 8"),
+          note="platform-nordicnrf52 10.11.0 ships Zephyr 2.7 and GCC 8.2.1, whose "
+               "arm_acle.h lacks the DSP intrinsics CMSIS-NN v7 uses: portable kernels by "
+               "default, no cmsis-nn"),
     Board("mps3_an547", "cortex-m55", "ststm32 @ ~19.6.0", "tinygen_mps3_an547", "zephyr",
           "sse300", "cortex-m55", 512 * KiB, 512 * KiB, 32, "cmsis-nn",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="3.4",
           zephyr_board="mps3_an547", custom_board=True,
+          gcc=_ST_GCC_VERSION, toolchain=_ST_GCC, fpu_flags=(*_HARD_FP, "-mfpu=auto"),
           source="Zephyr 3.4 boards/arm/mps3_an547 devicetree (zephyr,flash = 512 KB ITCM, "
                  "zephyr,sram = 512 KB DTCM), the memory QEMU's mps3-an547 models too; "
                  "32 MHz: the AN547 system clock (QEMU hw/arm/mps2-tz.c sysclk_frq)",
@@ -121,7 +162,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
 # --target cortex-mN picks a default board; --board NAME picks one directly.
 TARGET_BOARDS: dict[str, str] = {
     "esp32s3": "esp32-s3-devkitc-1",
-    "cortex-m4": "nucleo_f446re",
+    "cortex-m4": "nucleo_f429zi",
     "cortex-m7": "nucleo_h743zi",
     "cortex-m55": "mps3_an547",
 }
@@ -174,17 +215,74 @@ def target_of(name: str) -> str:
     return BOARDS[name].target
 
 
+@dataclass(frozen=True)
+class BackendNeeds:
+    """What a backend's library needs from the board's toolchain and CPU."""
+    min_gcc: tuple[int, ...] = ()  # oldest GCC whose headers have what the library uses
+    intrinsics: tuple[str, ...] = ()  # ACLE intrinsics it calls, from <arm_acle.h>
+    isa: dict[str, str] | None = None  # cpu_family -> the feature macro it must see
+    why: str = ""
+
+
+# CMSIS-NN v7.0.0 Include/Internal/arm_nn_compiler.h maps SMLABB, SMLATT, SMLALD, QADD,
+# QSUB8, QSUB16 and SADD16 onto these ACLE intrinsics whenever __ARM_FEATURE_DSP is 1.
+# GCC's <arm_acle.h> has them from GCC 10 on; GCC 8 and 9 do not (the implicit
+# declarations of tensorflow/tflite-micro#2126), so a Zephyr board whose platform pins
+# GCC 8.2.1 cannot build CMSIS-NN for a DSP core. tests/test_board_matrix.py checks the
+# list against the CMSIS-NN header and the installed GCC's <arm_acle.h>.
+BACKEND_NEEDS: dict[str, BackendNeeds] = {
+    "cmsis-nn": BackendNeeds(
+        min_gcc=(10,),
+        intrinsics=("__smlabb", "__smlatt", "__smlald", "__qadd", "__qsub8", "__qsub16",
+                    "__sadd16"),
+        # CMSIS-NN's arm_nn_math_types.h: ARM_MATH_MVEI from __ARM_FEATURE_MVE & 1,
+        # ARM_MATH_DSP from __ARM_FEATURE_DSP == 1; cmsis_nn/tg_cmsis_nn_isa.h turns a
+        # missing one into #error when the project says the board's CPU has it.
+        isa={"mve": "ARM_MATH_MVEI", "dsp": "ARM_MATH_DSP"},
+        why="the ACLE DSP intrinsics of CMSIS-NN v7's arm_nn_compiler.h (__qadd, "
+            "__qsub16, __smlabb, ...) arrived in GCC 10's arm_acle.h"),
+}
+
+
+def _version(v: tuple[int, ...]) -> str:
+    return ".".join(str(x) for x in v)
+
+
+def backend_problem(board: Board, backend: str) -> str:
+    """Why ``backend`` cannot build on ``board`` with the toolchain its platform pins
+    ("" when it can)."""
+    needs = BACKEND_NEEDS.get(backend)
+    if needs is None or not needs.min_gcc or not board.gcc or board.gcc >= needs.min_gcc:
+        return ""
+    return (f"backend '{backend}' needs GCC {_version(needs.min_gcc)} or newer ({needs.why}); "
+            f"{board.name}'s platform pins GCC {_version(board.gcc)} ({board.toolchain})")
+
+
+def board_backends(board: Board) -> tuple[str, ...]:
+    """The backends the CLI offers for ``board``: its target's, minus those its toolchain
+    cannot build."""
+    return tuple(b for b in TARGET_BACKENDS[board.target] if not backend_problem(board, b))
+
+
 def default_backend(target: str, board: str | None = None) -> str:
     if target in TARGET_BACKENDS:
         return resolve(target, board).default_backend
     return "portable"
 
 
-def check_backend(target: str, backend: str) -> None:
+def check_backend(target: str, backend: str, board: str | None = None) -> None:
+    """Refuse a backend the target has not, or one the board's pinned toolchain cannot
+    build (``board`` None: the target's default board)."""
     allowed = TARGET_BACKENDS.get(target, ("portable",))
     if backend not in allowed:
         raise BoardError(f"backend '{backend}' is not available for target '{target}'",
                          f"choose one of: {', '.join(allowed)}")
+    if target in TARGET_BOARDS:
+        b = resolve(target, board)
+        problem = backend_problem(b, backend)
+        if problem:
+            raise BoardError(problem, f"choose one of: {', '.join(board_backends(b))}, or "
+                                      "another board")
 
 
 # ---------------------------------------------------------------------------------- fit

@@ -33,6 +33,7 @@ project is not compiled.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -92,6 +93,40 @@ TFLM_SRC_FILTER = [
 TFLM_THIRD_PARTY = ("third_party/flatbuffers/include", "third_party/gemmlowp",
                     "third_party/ruy", "third_party/kissfft")
 ARM_CHECK_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-mthumb")
+# lib/cmsis-nn's own flags, which PlatformIO appends after the framework's: CMSIS-NN's
+# README asks for builtins (Zephyr's -ffreestanding implies -fno-builtin; a later
+# -fbuiltin turns memcpy/memset back into inline code) and for no frame pointer (its MVE
+# inline assembly runs out of registers with one: ARM-software/CMSIS-NN#183).
+CMSIS_NN_FLAGS = ("-O2", "-fomit-frame-pointer", "-fbuiltin")
+
+# ------------------------------------------------------------------- build-file flags
+# Options whose argument is the next command-line token. platform-espressif32 6.13.0
+# builder/frameworks/espidf.py, get_app_flags(): every compile fragment CMake reports
+# for the main component is split with click's split_arg_string, the -D ones are
+# dropped (defines travel separately), and the rest are *sorted* ("because CMake
+# randomly populates build flags in code model") and applied to src/ and lib/. A
+# two-token option is torn from its argument (platform-espressif32#1730). So a
+# generated build file may only carry flags that are one self-contained token.
+SEPARATE_ARG_OPTIONS = frozenset({
+    "-include", "-imacros", "-isystem", "-iquote", "-idirafter", "-iprefix",
+    "-iwithprefix", "-iwithprefixbefore", "-isysroot", "-I", "-D", "-U", "-L", "-l", "-o",
+    "-x", "-MF", "-MT", "-MQ", "-Xlinker", "-Xassembler", "-Xpreprocessor", "-T", "-u",
+    "-z", "-e", "--param", "-aux-info", "-specs"})
+
+
+def flag_problems(flags: list[str]) -> list[str]:
+    """Why each of ``flags`` (one build-file entry each) would not survive a framework
+    that splits entries into tokens and reorders them: an entry of several tokens, or an
+    option that takes its argument from the next token."""
+    problems = []
+    for flag in flags:
+        tokens = shlex.split(flag)
+        if len(tokens) != 1:
+            problems.append(f"{flag!r} is {len(tokens)} tokens")
+        elif tokens[0] in SEPARATE_ARG_OPTIONS:
+            problems.append(f"{flag!r} takes its argument from the next token")
+    return problems
+
 
 
 # ------------------------------------------------------------------------- backends
@@ -215,7 +250,7 @@ def scratch_bytes(backend: str, board: boards.Board, steps: list[Any],
 def write(out: Path, ctx: TargetContext) -> None:
     board = boards.resolve(ctx.target, ctx.options.get("board"))
     backend = ctx.backend
-    boards.check_backend(ctx.target, backend)
+    boards.check_backend(ctx.target, backend, ctx.options.get("board"))
     report = ctx.report
     plan = ctx.options.get("plan")
     steps = list(plan.steps) if plan is not None else []
@@ -245,9 +280,13 @@ def write(out: Path, ctx: TargetContext) -> None:
               "backend": backend, "env": env, "project": c_ident(f"tinygen_{ctx.model_name}")}
     nn = backend in BACKEND_DIRS
     if tflm is None:
-        for name in ("tinygen_model.c", "tinygen_model.h", "tinygen_weights.c",
-                     "tinygen_weights.h"):
+        for name in ("tinygen_model.h", "tinygen_weights.c", "tinygen_weights.h"):
             shutil.copyfile(out / "model" / name, src / name)
+        # The model source with the board header in front (TG_ARENA_ATTR places the
+        # arena): included by the source, never forced in by a framework flag.
+        (src / "tinygen_model.c").write_text(render(
+            "platformio/tinygen_model.c.j2", **common,
+            body=(out / "model" / "tinygen_model.c").read_text()))
     else:
         data = np.frombuffer(blob, dtype=np.int8)
         (src / "tinygen_tflite.h").write_text(render(
@@ -277,13 +316,13 @@ def write(out: Path, ctx: TargetContext) -> None:
     if board.framework == "espidf":
         _write_espidf(out, common, backend, figures["arena_placement"] == "PSRAM")
     else:
-        _write_zephyr(out, common, backend == "tflm")
+        _write_zephyr(out, common, backend == "tflm", board.fpu_flags)
         if backend == "cmsis-nn":
             wrappers, lib_ignore = ["cmsis-nn"], ["cmsis-nn-src"]
             lib_deps += [*wrappers, f"cmsis-nn-src={CMSIS_NN_URL}#{CMSIS_NN_TAG}"]
             _write_wrapper(out, "cmsis-nn", "platformio/lib/cmsis-nn.json.j2",
                            {**common, "cmsis_nn_version": CMSIS_NN_TAG.lstrip("v"),
-                            "source_name": "cmsis-nn-src"})
+                            "source_name": "cmsis-nn-src", "flags": CMSIS_NN_FLAGS})
         elif backend == "tflm":
             wrappers, lib_ignore = ["tflite-micro"], ["tflite-micro-src"]
             lib_deps += [*wrappers, f"tflite-micro-src={TFLM_URL}#{TFLM_TAG}"]
@@ -377,13 +416,26 @@ def library_src_filter(backend: str, files: list[str]) -> list[str]:
     return items
 
 
+def library_flags(backend: str, board: boards.Board, scratch: int) -> list[str]:
+    """lib/tinygen/library.json's build flags: the library scratch size, and for CMSIS-NN
+    the ISA feature the board's CPU has (cmsis_nn/tg_cmsis_nn_isa.h stops the build with
+    #error when the compiler flags leave it off: CMSIS-NN would fall back to a slower
+    path without a word)."""
+    if backend not in BACKEND_DIRS:
+        return []
+    flags = [f"-DTG_NN_SCRATCH_BYTES={scratch}"]
+    if backend == "cmsis-nn" and board.cpu_family in ("mve", "dsp"):
+        flags.append(f"-DTG_CMSIS_NN_REQUIRE_{board.cpu_family.upper()}=1")
+    return flags
+
+
 def _write_library(out: Path, common: dict[str, Any], backend: str, files: list[str],
                    scratch: int) -> None:
     lib = out / "lib" / "tinygen"
     for folder in BACKEND_DIRS.values():  # only the active backend's adapters ship
         if folder != BACKEND_DIRS.get(backend) and (lib / folder).is_dir():
             shutil.rmtree(lib / folder)
-    flags = [f"-DTG_NN_SCRATCH_BYTES={scratch}"] if backend in BACKEND_DIRS else []
+    flags = library_flags(backend, common["board"], scratch)
     (lib / "library.json").write_text(render(
         "platformio/library.json.j2", **common, src_filter=library_src_filter(backend, files),
         flags=flags))
@@ -409,12 +461,13 @@ def _write_espidf(out: Path, common: dict[str, Any], backend: str, psram: bool) 
                                                **common))
 
 
-def _write_zephyr(out: Path, common: dict[str, Any], tflm: bool) -> None:
+def _write_zephyr(out: Path, common: dict[str, Any], tflm: bool,
+                  fpu: tuple[str, ...]) -> None:
     (out / "zephyr").mkdir(exist_ok=True)
     (out / "zephyr" / "CMakeLists.txt").write_text(
         render("platformio/zephyr/CMakeLists.txt.j2", **common))
     (out / "zephyr" / "prj.conf").write_text(
-        render("platformio/zephyr/prj.conf.j2", **common, tflm=tflm))
+        render("platformio/zephyr/prj.conf.j2", **common, tflm=tflm, fpu=fpu))
 
 
 # ----------------------------------------------------------------------------- build
@@ -454,9 +507,10 @@ def build(out: Path, ctx: TargetContext) -> None:
     if shutil.which("arm-none-eabi-gcc") is None:
         summary["checked"] = "not compiled: arm-none-eabi-gcc not found"
         return
-    compile_check(out, board.cpu)
+    compile_check(out, board.cpu, extra=board.framework_cflags)
     summary["checked"] = (f"runtime, portable kernels, model and vectors compiled with "
-                          f"arm-none-eabi-gcc -mcpu={board.cpu} -Wall -Wextra -Werror")
+                          f"arm-none-eabi-gcc {' '.join(board.framework_cflags)} -Wall "
+                          f"-Wextra -Werror")
 
 
 def describe() -> dict[str, Any]:

@@ -10,6 +10,7 @@
  * block_size = size.
  */
 #include "arm_nnfunctions.h"
+#include "tg_cmsis_nn_isa.h"
 
 #include "../tg_kernels.h"
 #include "../tg_nn_scratch.h"

@@ -21,6 +21,7 @@
 #include <stddef.h>
 
 #include "arm_nnfunctions.h"
+#include "tg_cmsis_nn_isa.h"
 
 #include "../tg_kernels.h"
 #include "../tg_nn_scratch.h"

@@ -9,6 +9,7 @@
  * out_mult / out_shift unchanged, activation [act_min, act_max], block_size = size.
  */
 #include "arm_nnfunctions.h"
+#include "tg_cmsis_nn_isa.h"
 
 #include "../tg_kernels.h"
 #include "../tg_nn_scratch.h"

@@ -9,6 +9,7 @@
  *               [0, 31]) and diff_min, exactly as TFLM's cmsis_nn/softmax.cc passes them.
  */
 #include "arm_nnfunctions.h"
+#include "tg_cmsis_nn_isa.h"
 
 #include "../tg_kernels.h"
 
