@@ -180,32 +180,46 @@ int main(void)
 """
 
 
+def run_firmware(folder: Path, main_c: str) -> subprocess.CompletedProcess[str]:
+    """Build ``main_c`` with the qemu-xtensa board files alone and run it under QEMU."""
+    (folder / "main.c").write_text(main_c)
+    boards_dir = firmware_dir() / "boards"
+    board = qemu.BOARDS["qemu-xtensa"]
+    for name in (*board.arch.files, *qemu.SHARED_FILES, f"{board.folder}/{board.linker_script}"):
+        shutil.copyfile(boards_dir / name, folder / Path(name).name)
+    cmd = [board.arch.cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+           *board.arch.cflags, "-I.", "main.c", "tg_xtensa_startup.c", "tg_semihost.c",
+           "tg_xtensa_libgcc.c", *board.arch.ldflags, "-L.", "-T", board.linker_script,
+           "-o", "firmware.elf"]
+    proc = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return subprocess.run([board.arch.qemu, *board.qemu_args(), "-kernel", "firmware.elf"],
+                          cwd=folder, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+
+
 def test_lx106_64bit_helpers_match_python(tmp_path: Path, tools) -> None:  # type: ignore[no-untyped-def]
     m = (1 << 64) - 1
     cases = [(0, 1), (1, 1), (m, 1), (m, m), (m, 3), (1 << 63, 2), (0xFFFFFFFF, 0xFFFFFFFF),
              (0x123456789ABCDEF0, 0x0FEDCBA987654321), (0x7FFFFFFF, (1 << 33) + 5),
              ((-5) & m, 7), ((-(1 << 31)) & m, (1 << 31) - 1), (0xDEADBEEF, 0xBEEF)]
     rows = ",\n".join(f"    {{0x{a:016x}ULL, 0x{b:016x}ULL}}" for a, b in cases)
-    (tmp_path / "main.c").write_text(HELPERS % rows)
-    boards_dir = firmware_dir() / "boards"
-    board = qemu.BOARDS["qemu-xtensa"]
-    for name in (*board.arch.files, *qemu.SHARED_FILES, f"{board.folder}/{board.linker_script}"):
-        shutil.copyfile(boards_dir / name, tmp_path / Path(name).name)
-    srcs = ["main.c", "tg_xtensa_startup.c", "tg_semihost.c", "tg_xtensa_libgcc.c"]
-    cmd = [board.arch.cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
-           *board.arch.cflags, "-I.", *srcs, *board.arch.ldflags, "-L.", "-T",
-           board.linker_script, "-o", "helpers.elf"]
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr
-    assert "__muldi3" in symbols(tmp_path / "helpers.elf")
-    run = subprocess.run([board.arch.qemu, *board.qemu_args(), "-kernel", "helpers.elf"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=60,
-                         stdin=subprocess.DEVNULL)
+    run = run_firmware(tmp_path, HELPERS % rows)
+    assert "__muldi3" in symbols(tmp_path / "firmware.elf")
     assert run.returncode == 0, run.stdout + run.stderr
     want = [(-7 * 3) & m]
     for a, b in cases:
         want += [(a * b) & m, a // b]
     assert [int(x, 16) for x in run.stdout.split()] == want
+
+
+def test_lx106_exception_ends_the_run_with_status_3(tmp_path: Path, tools) -> None:  # type: ignore[no-untyped-def]
+    run = run_firmware(tmp_path, '#include "tg_semihost.h"\n'
+                                 "int main(void)\n{\n"
+                                 '    tg_sh_write0("before\\n");\n'
+                                 '    __asm__ volatile("ill");\n'
+                                 "    return 0;\n}\n")
+    assert run.returncode == 3 and run.stdout == "before\ntg_fault\n", run.stdout + run.stderr
 
 
 # ------------------------------------------------------------------ esp32 compile check

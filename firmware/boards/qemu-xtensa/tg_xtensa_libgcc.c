@@ -10,7 +10,8 @@
  *                  agree), from four 16x16 -> 32-bit products for the low words and
  *                  two 32-bit products for the cross terms. About 40 instructions.
  * __udivdi3(n, d)  floor(n / d) for d != 0 (d == 0 returns all ones, as no C program
- *                  may rely on), by shift and subtract: one step per quotient bit.
+ *                  may rely on), by shift and subtract: one step per significant bit of
+ *                  n (about 10 instructions each).
  *
  * Both are exact for every input; lx106 code speed is not a measure of an ESP32's.
  */
@@ -45,7 +46,13 @@ uint64_t __udivdi3(uint64_t n, uint64_t d)
     if (d == 0u) {
         return ~(uint64_t)0u;
     }
-    for (i = 63; i >= 0; --i) {
+    if (n < d) {
+        return 0u;
+    }
+    /* Start at n's highest set bit (n >= d >= 1, so n != 0): the bits above add nothing. */
+    i = (n >> 32) != 0u ? 63 - __builtin_clz((uint32_t)(n >> 32))
+                        : 31 - __builtin_clz((uint32_t)n);
+    for (; i >= 0; --i) {
         r = (r << 1) | ((n >> i) & 1u);
         if (r >= d) {
             r -= d;

@@ -4,8 +4,8 @@
  * QEMU starts the core at the reset vector 0x50000000, the first byte of FLASH, where the
  * linker script puts .vectors (tg_reset_handler below), with no stack: picolibc's crt0
  * does not set one, so the reset code loads a1 with __stack_top__ from the linker script
- * and calls tg_start. tg_start copies .data from ROM, zeroes .bss, runs
- * main() and hands its return value to the host as the exit status (tg_sh_exit).
+ * and calls tg_start. tg_start copies .data from FLASH, zeroes .bss, runs main() and
+ * hands its return value to the host as the exit status (tg_sh_exit).
  *
  * The lx106 has no register windows, so code is built for the call0 ABI; the ESP32's
  * windowed ABI (entry/retw) is only compiled, by the esp32 compile check, never run.
