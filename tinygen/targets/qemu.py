@@ -16,9 +16,9 @@ by the host C compiler) that counts the instructions of each inference and of ea
 schedule step, exactly and repeatably.
 
 Backends: portable everywhere; on qemu-xtensa also ``esp-nn``, ESP-NN's ANSI C kernels
-compiled from the checkout $TINYGEN_ESP_NN points at (the ESP32-S3 assembly needs an
-assembler no Debian package has), with the adapters of firmware/tinygen/esp_nn/ in place
-of the portable kernels of the same name.
+compiled from the checkout $TINYGEN_ESP_NN points at (its ESP32-S3 assembly needs the
+S3 core, which no Debian toolchain describes), with the adapters of
+firmware/tinygen/esp_nn/ in place of the portable kernels of the same name.
 
 A model that does not fit the board's memory is refused by :func:`write`, before the
 build writes anything, with the bytes needed and available.
