@@ -121,6 +121,12 @@ def compile_file(src: Path, includes: list[Path], defines: tuple[str, ...] = ()
     return _SIZES[key]
 
 
+def _esp_nn_include() -> Path | None:
+    """ESP-NN's include/ folder under $TINYGEN_ESP_NN, if it is there."""
+    inc = Path(os.environ.get(ESP_NN_ENV, "") or "/nonexistent") / "include"
+    return inc if (inc / "esp_nn.h").is_file() else None
+
+
 def _src_filter(lib: Path) -> list[str]:
     """lib/tinygen/library.json's srcFilter applied to the files under lib/tinygen."""
     spec = json.loads((lib / "library.json").read_text())
@@ -159,7 +165,7 @@ def check_project(out: Path) -> dict[str, Any]:
                           "picolibc-xtensa-lx106-elf)"}
     lib, src = out / "lib" / "tinygen", out / "src"
     scratch = re.findall(r"-DTG_NN_SCRATCH_BYTES=\d+", (lib / "library.json").read_text())
-    esp_nn = os.environ.get(ESP_NN_ENV, "")
+    esp_nn = _esp_nn_include()
     files: dict[str, dict[str, Any]] = {}
     skipped: dict[str, str] = {}
     fallback: list[str] = []
@@ -174,10 +180,11 @@ def check_project(out: Path) -> dict[str, Any]:
                 continue
             includes = [src, lib]
             if '"esp_nn.h"' in text:
-                if not esp_nn:
-                    skipped[rel] = f"needs ESP-NN's headers: ${ESP_NN_ENV} is not set"
+                if esp_nn is None:
+                    skipped[rel] = (f"needs ESP-NN's headers: ${ESP_NN_ENV} is not set or "
+                                    "has no include/esp_nn.h")
                     continue
-                includes += [Path(tmp), Path(esp_nn) / "include"]
+                includes += [Path(tmp), esp_nn]
             sizes, slow = compile_file(path, includes, tuple(scratch))
             files[rel] = sizes
             if slow:
@@ -205,7 +212,7 @@ def runtime_bytes(lib: Path, backend: str) -> int | None:
     portable kernel stands in for an adapter's size."""
     if not available():
         return None
-    esp_nn = os.environ.get(ESP_NN_ENV, "") if backend == "esp-nn" else ""
+    esp_nn = _esp_nn_include() if backend == "esp-nn" else None
     adapters = {p.name for p in (lib / "esp_nn").glob("*.c")} if esp_nn else set()
     total = 0
     with tempfile.TemporaryDirectory(prefix="tinygen-sdkconfig-") as tmp:
@@ -216,7 +223,7 @@ def runtime_bytes(lib: Path, backend: str) -> int | None:
                 *[p for p in sorted((lib / "portable").glob("*.c")) if p.name not in adapters],
                 *[lib / "esp_nn" / name for name in sorted(adapters)]]
         for path in srcs:
-            includes = [lib, Path(tmp), Path(esp_nn) / "include"] if esp_nn else [lib]
+            includes = [lib, Path(tmp), esp_nn] if esp_nn else [lib]
             sizes, _ = compile_file(path, includes)
             total += sizes["text"] + sizes["rodata"]
     return total
