@@ -1,20 +1,25 @@
-"""QEMU benchmark: instructions per inference and per MAC on an emulated Cortex-M.
+"""QEMU benchmark: instructions per inference and per MAC on an emulated Cortex-M or Xtensa.
 
-Builds a preset (default preset:mcu-tiny) for a QEMU target (default qemu-m4, the
-mps2-an386 Cortex-M4) with the portable kernels, runs the firmware under qemu-system-arm
-with tinygen's instruction-count plugin, and attributes the instructions of each schedule
-step to its op kind. MACs per step come from the plan (the same calibration gives the
-same plan): fully connected rows * in * out, conv2d out_elements * kh * kw * in_c,
-depthwise out_elements * kh * kw, batch matmul batches * m * k * n. Ops without MACs are
-given per output element instead.
+Builds a preset (default preset:mcu-tiny) for one or more QEMU targets (default qemu-m4,
+the mps2-an386 Cortex-M4; qemu-xtensa is the sim machine's lx106) with the portable
+kernels (or --backend esp-nn on qemu-xtensa: ESP-NN's ANSI C from $TINYGEN_ESP_NN), runs
+the firmware under QEMU with tinygen's instruction-count plugin, and attributes the
+instructions of each schedule step to its op kind. MACs per step come from the plan (the
+same calibration gives the same plan): fully connected rows * in * out, conv2d
+out_elements * kh * kw * in_c, depthwise out_elements * kh * kw, batch matmul
+batches * m * k * n. Ops without MACs are given per output element instead.
 
 Goal for the portable fully connected kernel on the M4: <= 4 instructions per MAC.
 Counts are exact and repeatable (QEMU executes the same instructions every run); they
 are instructions, not cycles: a Cortex-M4 takes 1 cycle for most of them, 2 or more for
 loads, branches and 64-bit multiplies.
 
-Usage: python bench/bench_qemu.py [--preset mcu-tiny] [--target qemu-m4] [--vectors 2]
-                                  [--json]
+The lx106 has no 64-bit multiply (GCC calls __muldi3 for every requantization) and no
+ESP32-S3 SIMD, so its counts say how portable C fares on the ISA family, not how fast an
+ESP32-S3 is.
+
+Usage: python bench/bench_qemu.py [--preset mcu-tiny] [--targets qemu-m4 qemu-xtensa]
+                                  [--backend portable] [--vectors 2] [--json]
 """
 
 from __future__ import annotations
@@ -66,13 +71,14 @@ def step_elements(st: Step) -> int:
     return 0
 
 
-def bench(preset: str, target: str, vectors: int, tmp: Path) -> dict[str, Any]:
+def bench(preset: str, target: str, vectors: int, tmp: Path,
+          backend: str = "portable") -> dict[str, Any]:
     model = load_model(f"preset:{preset}")
     frames = window_frames(model.cfg, 1000)
     cal = inputs(model.cfg, frames, CALIB, seed=0)
     vecs = inputs(model.cfg, frames, vectors, seed=1)
-    out = tmp / preset
-    report = build(model, out, cal, vecs, BuildOptions(target=target, backend="portable"),
+    out = tmp / f"{preset}-{target}"
+    report = build(model, out, cal, vecs, BuildOptions(target=target, backend=backend),
                    preset)
     steps = make_plan(compile_model(model, frames, cal).int8).steps
     ran = qemu.run(out, report)
@@ -134,16 +140,26 @@ def print_table(r: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="mcu-tiny")
-    ap.add_argument("--target", default="qemu-m4", choices=sorted(qemu.BOARDS))
+    ap.add_argument("--targets", "--target", nargs="+", default=["qemu-m4"],
+                    choices=sorted(qemu.BOARDS))
+    ap.add_argument("--backend", default="portable", choices=("portable", "esp-nn"),
+                    help="esp-nn: qemu-xtensa only (ESP-NN's ANSI C from $TINYGEN_ESP_NN); "
+                         "other targets keep the portable kernels")
     ap.add_argument("--vectors", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-qemu-") as tmp:
-        r = bench(args.preset, args.target, args.vectors, Path(tmp))
+        results = [bench(args.preset, t, args.vectors, Path(tmp),
+                         args.backend if args.backend in qemu.BOARDS[t].backends
+                         else "portable") for t in args.targets]
     if args.json:
-        print(json.dumps(r, indent=2))
-    else:
+        print(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        return 0
+    for r in results:
         print_table(r)
+    if len(results) > 1:
+        print("instructions per MAC: " + ", ".join(
+            f"{r['target']} ({r['backend']}) {r['instructions_per_mac']:.2f}" for r in results))
     return 0
 
 

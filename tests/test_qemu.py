@@ -1,13 +1,15 @@
-"""The qemu-* targets: firmware for three emulated Cortex-M boards, run under QEMU.
+"""The qemu-* targets: firmware for three emulated Cortex-M boards and an Xtensa core.
 
-For qemu-m4 (mps2-an386), qemu-m7 (mps2-an500) and qemu-m55 (mps3-an547), preset:mcu-tiny
-and every share-* preset are built through the API and their firmware is run under
-qemu-system-arm: the outputs must equal the golden reference and the host build bit for
+For qemu-m4 (mps2-an386), qemu-m7 (mps2-an500), qemu-m55 (mps3-an547) and qemu-xtensa
+(the sim machine's lx106), preset:mcu-tiny and every share-* preset are built through the
+API with the portable kernels and their firmware is run under qemu-system-arm or
+qemu-system-xtensa: the outputs must equal the golden reference and the host build bit for
 bit, and the instruction counts of the TCG plugin must be positive, repeatable, and add
 up per step. Bad cases: a model too big for the board, and a missing toolchain.
 
 Kept lean for CI: 2 calibration inputs and 2 test vectors per build; builds are shared
-through module-scoped caches. The Arm toolchain and QEMU are required (scripts/setup.sh).
+through module-scoped caches. The Arm and lx106 toolchains and QEMU are required
+(scripts/setup.sh). tests/test_xtensa.py adds the esp-nn backend on qemu-xtensa.
 """
 
 from __future__ import annotations
@@ -34,19 +36,20 @@ VECTORS = 2
 
 
 def build_preset(name: str, target: str, out: Path, vectors: int = VECTORS,
-                 force: bool = False) -> dict[str, Any]:
+                 force: bool = False, backend: str = "portable") -> dict[str, Any]:
     model = load_model(f"preset:{name}")
     frames = window_frames(model.cfg, 1000)
     cal = inputs(model.cfg, frames, 2, seed=0)
     vecs = inputs(model.cfg, frames, vectors, seed=1)
-    return build(model, out, cal, vecs, BuildOptions(target=target, force=force), name)
+    return build(model, out, cal, vecs,
+                 BuildOptions(target=target, backend=backend, force=force), name)
 
 
 @pytest.fixture(scope="module")
 def tools() -> None:
-    for tool, package in (("arm-none-eabi-gcc", qemu.APT_TOOLCHAIN),
-                          ("qemu-system-arm", "qemu-system-arm")):
-        assert shutil.which(tool), f"{tool} is required (apt-get install {package})"
+    for arch in (qemu.ARM, qemu.XTENSA):
+        for tool, package in ((arch.cc, arch.apt_toolchain), (arch.qemu, arch.apt_qemu)):
+            assert shutil.which(tool), f"{tool} is required (apt-get install {package})"
 
 
 @pytest.fixture(scope="module")
@@ -112,11 +115,12 @@ def test_qemu_equals_reference_and_host(qemu_builds, host_outputs, target: str, 
           " per MAC")
 
 
-def test_verify_runs_the_firmware(qemu_builds,  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("target", ["qemu-m4", "qemu-xtensa"])
+def test_verify_runs_the_firmware(qemu_builds, target: str,  # type: ignore[no-untyped-def]
                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    out, report = qemu_builds("share-lowrank", "qemu-m4")
+    out, report = qemu_builds("share-lowrank", target)
     result = verify(out)
-    assert result["target"] == "qemu-m4" and result["vectors"] == VECTORS
+    assert result["target"] == target and result["vectors"] == VECTORS
     assert result["bit_exact"] and result["mismatched"] == [] and result["exit_code"] == 0
     assert result["snr_db"] is not None
     assert len(result["instructions_per_inference"]) == VECTORS
@@ -124,15 +128,18 @@ def test_verify_runs_the_firmware(qemu_builds,  # type: ignore[no-untyped-def]
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(TargetError) as err:
         qemu.run(out, report)
-    assert str(err.value) == ("qemu-system-arm not found (install it: apt-get install "
-                              "qemu-system-arm)")
+    arch = qemu.BOARDS[target].arch
+    assert str(err.value) == f"{arch.qemu} not found (install it: apt-get install " \
+                             f"{arch.apt_qemu})"
 
 
-def test_firmware_layout_and_makefile(qemu_builds) -> None:  # type: ignore[no-untyped-def]
-    out, _ = qemu_builds("share-lowrank", "qemu-m4")
+@pytest.mark.parametrize("target", ["qemu-m4", "qemu-xtensa"])
+def test_firmware_layout_and_makefile(qemu_builds, target: str) -> None:  # type: ignore[no-untyped-def]
+    out, _ = qemu_builds("share-lowrank", target)
     folder = out / "qemu"
-    for name in ("main.c", "Makefile", "mps2-an386.ld", "tg_qemu_sections.ld",
-                 "tg_qemu_startup.c", "tg_semihost.c", "qemu_icount_plugin.c",
+    board = qemu.BOARDS[target]
+    for name in ("main.c", "Makefile", board.linker_script, "tg_qemu_sections.ld",
+                 *board.arch.sources, "tg_semihost.h", "qemu_icount_plugin.c",
                  qemu.PLUGIN):
         assert (folder / name).is_file(), name
     assert "Do not edit" in (folder / "main.c").read_text()[:400]

@@ -289,15 +289,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="compile a model to C for a target")
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("--target", default=None,
-                   help="host, qemu-m4|m7|m55, esp32s3 or cortex-m4|m7|m55 (PlatformIO "
-                        "projects); default: the --board's target, else host")
+                   help="host, qemu-m4|m7|m55|xtensa, esp32s3 or cortex-m4|m7|m55 "
+                        "(PlatformIO projects); default: the --board's target, else host")
     p.add_argument("--board", default=None, metavar="NAME",
                    help="PlatformIO board for esp32s3 / cortex-m targets (default: the "
                         "target's; see README)")
     p.add_argument("--backend", default=None,
                    choices=("portable", "cmsis-nn", "esp-nn", "tflm"),
                    help="kernels: portable C, CMSIS-NN, ESP-NN or TFLite Micro (default: "
-                        "the board's; portable for host and qemu)")
+                        "the board's; portable for host and qemu; esp-nn on qemu-xtensa "
+                        "needs $TINYGEN_ESP_NN)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="output folder (written completely or not at all)")
     p.add_argument("--force", action="store_true", help="replace a non-empty OUT")

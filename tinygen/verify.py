@@ -1,7 +1,8 @@
 """``tinygen verify OUT``: run a build's C on its test vectors and compare.
 
 A host build is recompiled from OUT's sources and run here; a qemu-* build's firmware runs
-under qemu-system-arm, which also counts the instructions of each inference and step.
+under qemu-system-arm (or qemu-system-xtensa for qemu-xtensa), which also counts the
+instructions of each inference and step.
 
 Against the golden reference (``expected_K.bin``) the outputs must be identical; against
 the float model (``float_K.bin``) the dequantized outputs give an SNR.

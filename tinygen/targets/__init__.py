@@ -65,6 +65,9 @@ TARGETS: dict[str, TargetInfo] = {
                                              "tinygen verify runs it"),
     "qemu-m55": TargetInfo("qemu-m55", "qemu", "firmware for QEMU mps3-an547 (Cortex-M55); "
                                                "tinygen verify runs it"),
+    "qemu-xtensa": TargetInfo("qemu-xtensa", "qemu", "firmware for QEMU's Xtensa sim "
+                                                     "machine (lx106 core); tinygen verify "
+                                                     "runs it"),
     "esp32s3": TargetInfo("esp32s3", "platformio", "a PlatformIO project for "
                                                    "esp32-s3-devkitc-1 (ESP-IDF)"),
     "cortex-m4": TargetInfo("cortex-m4", "platformio", "a PlatformIO project for a "

@@ -173,6 +173,7 @@ TARGET_BACKENDS: dict[str, tuple[str, ...]] = {
     "cortex-m4": ("cmsis-nn", "portable", "tflm"),
     "cortex-m7": ("cmsis-nn", "portable", "tflm"),
     "cortex-m55": ("cmsis-nn", "portable", "tflm"),
+    "qemu-xtensa": ("portable", "esp-nn"),  # esp-nn: its ANSI C kernels (targets/qemu.py)
 }
 
 # Library code the generated project links besides tinygen's runtime (estimates: the
@@ -265,7 +266,7 @@ def board_backends(board: Board) -> tuple[str, ...]:
 
 
 def default_backend(target: str, board: str | None = None) -> str:
-    if target in TARGET_BACKENDS:
+    if target in TARGET_BOARDS:
         return resolve(target, board).default_backend
     return "portable"
 
@@ -323,12 +324,19 @@ def _measure(cpu: str, files: list[Path]) -> int:
 
 def code_estimate(lib: Path, board: Board, backend: str) -> dict[str, Any]:
     """Bytes of code and constant data besides the model: tinygen's runtime measured with
-    arm-none-eabi-gcc -Os for the board's CPU when the tool is there (else
+    arm-none-eabi-gcc -Os for the board's CPU, or for the ESP32-S3 with clang-22/llc-22
+    -mcpu=esp32 (.text + .rodata), when the tools are there (else
     RUNTIME_CODE_ESTIMATE), plus the generated main, the backend library and the
     framework (documented constants)."""
     runtime, how = RUNTIME_CODE_ESTIMATE, "constant (no compiler for this CPU here)"
     if backend == "tflm":
         runtime, how = 0, "none (TFLM runs the .tflite; its code is in library_bytes)"
+    elif not board.cpu and board.target == "esp32s3":  # Xtensa: see targets/xtensa.py
+        from tinygen.targets import xtensa
+
+        measured = xtensa.runtime_bytes(lib, backend)
+        if measured is not None:
+            runtime, how = measured, f"{xtensa.CLANG} -> {xtensa.LLC} -mcpu=esp32 -O2"
     elif board.cpu and shutil.which("arm-none-eabi-gcc") and shutil.which("arm-none-eabi-size"):
         measured = _measure(board.cpu, _runtime_sources(lib))
         if measured >= 0:

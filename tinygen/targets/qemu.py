@@ -1,15 +1,24 @@
-"""QEMU Cortex-M targets: ``OUT/qemu/firmware.elf`` for three boards QEMU emulates.
+"""QEMU targets: ``OUT/qemu/firmware.elf`` for four boards QEMU emulates.
 
-    qemu-m4   mps2-an386   Cortex-M4   (4 MiB code SSRAM at 0x0, 4 MiB SSRAM at 0x20000000)
-    qemu-m7   mps2-an500   Cortex-M7   (the same two 4 MiB SSRAMs)
-    qemu-m55  mps3-an547   Cortex-M55  (512 KiB ITCM at 0x0, 512 KiB DTCM at 0x20000000)
+    qemu-m4      mps2-an386   Cortex-M4   (4 MiB code SSRAM at 0x0, 4 MiB SSRAM at 0x20000000)
+    qemu-m7      mps2-an500   Cortex-M7   (the same two 4 MiB SSRAMs)
+    qemu-m55     mps3-an547   Cortex-M55  (512 KiB ITCM at 0x0, 512 KiB DTCM at 0x20000000)
+    qemu-xtensa  sim          Xtensa lx106 (64 MiB ROM at 0x50000000, 128 MiB RAM at
+                                           0x60000000): the ESP32 family's ISA, call0 ABI
 
 The firmware embeds the build's test vectors, runs the model on each and prints
-``tg_out K <hex>`` over Arm semihosting, then exits 0. The board support (startup, linker
-scripts, semihosting, instruction-count markers) is firmware/boards/qemu/. :func:`run`
-runs it under qemu-system-arm with a small TCG plugin (firmware/tools/
-qemu_icount_plugin.c, compiled by the host C compiler) that counts the instructions of
-each inference and of each schedule step, exactly and repeatably.
+``tg_out K <hex>`` over semihosting (Arm: BKPT 0xAB; Xtensa: simcall), then exits 0. The
+board support (startup, linker scripts, semihosting, instruction-count markers) is
+firmware/boards/qemu/ (Cortex-M, and the parts every board shares) and
+firmware/boards/qemu-xtensa/. :func:`run` runs it under qemu-system-arm or
+qemu-system-xtensa with a small TCG plugin (firmware/tools/qemu_icount_plugin.c, compiled
+by the host C compiler) that counts the instructions of each inference and of each
+schedule step, exactly and repeatably.
+
+Backends: portable everywhere; on qemu-xtensa also ``esp-nn``, ESP-NN's ANSI C kernels
+compiled from the checkout $TINYGEN_ESP_NN points at (its ESP32-S3 assembly needs the
+S3 core, which no Debian toolchain describes), with the adapters of
+firmware/tinygen/esp_nn/ in place of the portable kernels of the same name.
 
 A model that does not fit the board's memory is refused by :func:`write`, before the
 build writes anything, with the bytes needed and available.
@@ -17,6 +26,7 @@ build writes anything, with the bytes needed and available.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -32,14 +42,16 @@ from tinygen.targets import CFLAGS, TargetContext, TargetError, find_compiler
 
 ELF = "qemu/firmware.elf"
 PLUGIN = "qemu_icount_plugin.so"
-BOARD_SOURCES = ("tg_qemu_startup.c", "tg_semihost.c", "tg_qemu_markers.c")
-BOARD_HEADERS = ("tg_qemu_markers.h", "tg_semihost.h")
-SECTIONS_LD = "tg_qemu_sections.ld"
 PLUGIN_SOURCE = "qemu_icount_plugin.c"
 MARKERS = {"start": "tg_mark_start", "step": "tg_mark_step", "stop": "tg_mark_stop"}
-ARM_CC, ARM_NM, QEMU = "arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm"
-APT_TOOLCHAIN = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
-LDFLAGS = ("-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections")
+# Board files every architecture shares (firmware/boards/qemu/): the markers, the
+# semihosting calls' header and the output sections.
+SHARED_FILES = ("qemu/tg_qemu_markers.c", "qemu/tg_qemu_markers.h", "qemu/tg_semihost.h",
+                "qemu/tg_qemu_sections.ld")
+ESP_NN_ENV = "TINYGEN_ESP_NN"
+# ESP-NN's own build options (its CMakeLists.txt): third-party code, not held to -Werror.
+ESP_NN_CFLAGS = ("-std=c99", "-O2", "-Wno-unused-function")
+ESP_NN_OBJECTS = "esp-nn"  # OUT/qemu/esp-nn/*.o when the Makefile builds it
 # Flash the runtime, kernels, main, startup and the libc/libgcc pieces take at -O2
 # (about 9 KiB measured on each board), with a wide margin; RAM beyond the arena and the
 # stack: the output line buffer (two bytes per output byte) plus this.
@@ -48,15 +60,65 @@ RAM_EXTRA = 1024
 
 
 @dataclass(frozen=True)
+class Arch:
+    """A QEMU system emulator and the GNU toolchain that builds firmware for it."""
+
+    cc: str
+    nm: str
+    qemu: str
+    apt_toolchain: str  # the Debian packages of cc and nm
+    apt_qemu: str  # the Debian package of qemu
+    cflags: tuple[str, ...]
+    ldflags: tuple[str, ...]
+    files: tuple[str, ...]  # board sources and headers, relative to firmware/boards
+    qemu_options: tuple[str, ...]  # semihosting on, and the monitor off the console
+    address_mask: int  # symbol value -> code address (Arm: drop the Thumb bit)
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        return tuple(Path(f).name for f in (*self.files, *SHARED_FILES) if f.endswith(".c"))
+
+
+ARM = Arch("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm",
+           "gcc-arm-none-eabi libnewlib-arm-none-eabi", "qemu-system-arm", ("-mthumb",),
+           ("-nostartfiles", "--specs=nano.specs", "-Wl,--gc-sections"),
+           ("qemu/tg_qemu_startup.c", "qemu/tg_semihost.c"),
+           ("-semihosting-config", "enable=on,target=native"), ~1)
+# Debian's lx106 toolchain: picolibc by its specs file (full path: gcc looks for a bare
+# name only in its own folders); literal pools in .text, as the linker script expects.
+XTENSA = Arch("xtensa-lx106-elf-gcc", "xtensa-lx106-elf-nm", "qemu-system-xtensa",
+              "gcc-xtensa-lx106 picolibc-xtensa-lx106-elf", "qemu-system-misc",
+              ("--specs=/usr/lib/xtensa-lx106-elf/picolibc.specs", "-mtext-section-literals"),
+              ("-nostartfiles", "-Wl,--gc-sections"),
+              ("qemu-xtensa/tg_xtensa_startup.c", "qemu-xtensa/tg_semihost.c",
+               "qemu-xtensa/tg_xtensa_libgcc.c", "qemu-xtensa/sdkconfig.h"),
+              ("-semihosting", "-monitor", "none"), ~0)
+# Kept for callers that name the Arm toolchain's packages.
+APT_TOOLCHAIN = ARM.apt_toolchain
+
+
+@dataclass(frozen=True)
 class Board:
     target: str
-    machine: str  # qemu-system-arm -M
+    machine: str  # qemu-system-* -M
     cpu: str
-    cflags: tuple[str, ...]  # arm-none-eabi-gcc: core, FPU, float ABI
+    cflags: tuple[str, ...]  # gcc: core, FPU, float ABI
+    arch: Arch = ARM
+    qemu_cpu: str = ""  # qemu-system-* -cpu, when the machine takes several cores
+    backends: tuple[str, ...] = ("portable",)
 
     @property
     def linker_script(self) -> str:
-        return f"{self.machine}.ld"
+        return f"{self.machine}-{self.qemu_cpu}.ld" if self.qemu_cpu else f"{self.machine}.ld"
+
+    @property
+    def folder(self) -> str:
+        """The board's own files: firmware/boards/<folder>/."""
+        return Path(self.arch.files[0]).parent.name
+
+    def qemu_args(self) -> list[str]:
+        cpu = ["-cpu", self.qemu_cpu] if self.qemu_cpu else []
+        return ["-M", self.machine, *cpu, "-nographic", *self.arch.qemu_options]
 
 
 BOARDS: dict[str, Board] = {
@@ -66,6 +128,8 @@ BOARDS: dict[str, Board] = {
                      ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard")),
     "qemu-m55": Board("qemu-m55", "mps3-an547", "Cortex-M55",
                       ("-mcpu=cortex-m55", "-mfpu=auto", "-mfloat-abi=hard")),
+    "qemu-xtensa": Board("qemu-xtensa", "sim", "Xtensa lx106", (), XTENSA, "lx106",
+                         ("portable", "esp-nn")),
 }
 
 
@@ -86,8 +150,8 @@ class QemuRun:
             else None
 
 
-def board_dir() -> Path:
-    return firmware_dir() / "boards" / "qemu"
+def board_dir(board: Board | None = None) -> Path:
+    return firmware_dir() / "boards" / (board.folder if board is not None else "qemu")
 
 
 def board_of(target: str) -> Board:
@@ -106,7 +170,7 @@ def _bytes(text: str) -> int:
 
 def memory(board: Board) -> dict[str, int]:
     """FLASH, RAM and STACK bytes, read from the board's linker script (one source)."""
-    text = (board_dir() / board.linker_script).read_text()
+    text = (board_dir(board) / board.linker_script).read_text()
     sizes = {m.group(1): _bytes(m.group(2)) for m in re.finditer(
         r"^\s*(FLASH|RAM)\s*\(\w+\)\s*:\s*ORIGIN\s*=\s*\w+\s*,\s*LENGTH\s*=\s*(\w+)",
         text, re.M)}
@@ -153,20 +217,19 @@ MAKEFILE = """\
 #   make -C qemu           firmware.elf
 #   make -C qemu run       run it: one `tg_out K <hex>` line per test vector, exit status 0
 #   make -C qemu count     run it with the instruction-count plugin: icount.txt
-CC = arm-none-eabi-gcc
-NM = arm-none-eabi-nm
+CC = {cc}
+NM = {nm}
 HOSTCC ?= cc
-QEMU ?= qemu-system-arm
+QEMU ?= {qemu}
 CFLAGS = {cflags}
 LDFLAGS = {ldflags}
 SRC = {board_sources} $(sort $(wildcard ../model/*.c)) \\
-      $(sort $(wildcard ../lib/tinygen/*.c)) $(sort $(wildcard ../lib/tinygen/portable/*.c))
-RUN = $(QEMU) -M {machine} -nographic -semihosting-config enable=on,target=native \\
-      -kernel firmware.elf
+      $(sort $(wildcard ../lib/tinygen/*.c)) {kernels}
+{library}RUN = $(QEMU) {qemu_args} -kernel firmware.elf
 addr = 0x$$($(NM) firmware.elf | awk '$$3 == "$(1)" {{ print $$1 }}')
 
-firmware.elf: $(SRC)
-\t$(CC) $(CFLAGS) $(SRC) $(LDFLAGS) -o $@
+firmware.elf: $(SRC){library_dep}
+\t$(CC) $(CFLAGS) $(SRC){library_objects} $(LDFLAGS) -o $@
 
 run: firmware.elf
 \t$(RUN)
@@ -184,14 +247,74 @@ count: firmware.elf {plugin}
 .PHONY: run count
 """
 
+# The esp-nn backend's part of the Makefile: ESP-NN's ANSI C sources from $(ESP_NN).
+MAKEFILE_ESP_NN = """\
+ESP_NN ?= $({env})
+override ESP_NN := $(abspath $(ESP_NN))
+ESP_NN_SRC = $(sort $(wildcard $(ESP_NN)/src/*/*_ansi.c))
+ESP_NN_OBJ = $(addprefix {objects}/,$(sort $(notdir $(ESP_NN_SRC:.c=.o))))
+ESP_NN_CFLAGS = {esp_nn_cflags}
+"""
+MAKEFILE_ESP_NN_RULE = """
+{objects}/.built: $(ESP_NN_SRC)
+\t@test -n "$(ESP_NN_SRC)" || {{ echo "set ESP_NN or {env} to an esp-nn checkout"; exit 1; }}
+\trm -rf {objects} && mkdir {objects}
+\tcd {objects} && $(CC) $(ESP_NN_CFLAGS) -c $(ESP_NN_SRC) && touch .built
+"""
 
-def _cflags(board: Board) -> list[str]:
-    return [*CFLAGS, "-mthumb", *board.cflags, "-ffunction-sections", "-fdata-sections",
-            "-include", "tg_qemu_markers.h", "-I.", "-I../model", "-I../lib/tinygen"]
+
+def _cflags(board: Board, backend: str, scratch: int = 0) -> list[str]:
+    flags = [*CFLAGS, *board.arch.cflags, *board.cflags, "-ffunction-sections",
+             "-fdata-sections", "-include", "tg_qemu_markers.h", "-I.", "-I../model",
+             "-I../lib/tinygen"]
+    if backend == "esp-nn":
+        flags += [f"-DTG_NN_SCRATCH_BYTES={scratch}", "-I$(ESP_NN)/include"]
+    return flags
+
+
+def _esp_nn_cflags(board: Board) -> list[str]:
+    return [*ESP_NN_CFLAGS, *board.arch.cflags, "-ffunction-sections", "-fdata-sections",
+            "-I$(ESP_NN)/include", "-I$(ESP_NN)/src/common"]
 
 
 def _ldflags(board: Board) -> list[str]:
-    return [*LDFLAGS, "-L.", "-T", board.linker_script]
+    return [*board.arch.ldflags, "-L.", "-T", board.linker_script]
+
+
+def esp_nn_root() -> Path:
+    """The ESP-NN checkout $TINYGEN_ESP_NN points at (its include/ and src/)."""
+    value = os.environ.get(ESP_NN_ENV, "")
+    if not value:
+        raise TargetError(f"--backend esp-nn on qemu-xtensa compiles ESP-NN's ANSI C "
+                          f"kernels, and ${ESP_NN_ENV} is not set",
+                          f"set {ESP_NN_ENV} to an esp-nn v1.1.2 checkout, or build "
+                          "with --backend portable")
+    root = Path(value)
+    if not (root / "include" / "esp_nn.h").is_file():
+        raise TargetError(f"${ESP_NN_ENV}={value} is not an esp-nn checkout (no "
+                          "include/esp_nn.h)", "point it at an esp-nn v1.1.2 checkout")
+    return root
+
+
+def _backend(board: Board, ctx: TargetContext) -> dict[str, Any]:
+    """The kernels the firmware builds: which adapters replace portable kernels, those
+    kept portable (with why) and the scratch the adapters share."""
+    if ctx.backend not in board.backends:
+        raise TargetError(f"backend '{ctx.backend}' is not available for target "
+                          f"'{board.target}'", f"choose one of: {', '.join(board.backends)}")
+    if ctx.backend == "portable":
+        return {"adapters": [], "portable_kept": {}, "scratch_bytes": 0}
+    from tinygen.targets import boards, platformio
+
+    esp_nn_root()
+    plan = ctx.options.get("plan")
+    steps = list(plan.steps) if plan is not None else []
+    files, dropped = platformio.adapters(ctx.backend, steps)
+    # The ESP32-S3 project's scratch (the ANSI kernels ask for none): the same buffer.
+    scratch = platformio.scratch_bytes(ctx.backend, boards.resolve("esp32s3", None), steps,
+                                       files)
+    return {"adapters": files, "portable_kept": dropped, "scratch_bytes": scratch,
+            "library": "ESP-NN ANSI C"}
 
 
 def write(out: Path, ctx: TargetContext) -> None:
@@ -201,30 +324,55 @@ def write(out: Path, ctx: TargetContext) -> None:
     if not ctx.vectors:
         raise TargetError(f"the {board.target} firmware runs the build's test vectors, "
                           "and there are none", "pass --vectors 1 or more")
+    kernels = _backend(board, ctx)
     check_fit(board, ctx)
+    ctx.report["qemu"] = {"machine": board.machine, "cpu": board.cpu, **kernels}
     qemu = out / "qemu"
     qemu.mkdir(parents=True, exist_ok=True)
     bodies = [int8_literal(np.frombuffer(inp, dtype=np.int8)) for inp, _ in ctx.vectors]
     (qemu / "main.c").write_text(render(
         "qemu/main.c.j2", version=ctx.version, model_name=ctx.model_name,
-        machine=board.machine, cpu=board.cpu, vectors=bodies))
-    src = board_dir()
-    for name in (*BOARD_SOURCES, *BOARD_HEADERS, board.linker_script, SECTIONS_LD):
-        shutil.copyfile(src / name, qemu / name)
+        machine=board.machine, cpu=board.cpu, vectors=bodies,
+        nn=ctx.backend != "portable"))
+    boards_dir = firmware_dir() / "boards"
+    for name in (*board.arch.files, *SHARED_FILES, f"{board.folder}/{board.linker_script}"):
+        shutil.copyfile(boards_dir / name, qemu / Path(name).name)
     shutil.copyfile(firmware_dir() / "tools" / PLUGIN_SOURCE, qemu / PLUGIN_SOURCE)
-    (qemu / "Makefile").write_text(MAKEFILE.format(
-        cflags=" ".join(_cflags(board)), ldflags=" ".join(_ldflags(board)),
-        board_sources=" ".join(["main.c", *BOARD_SOURCES]), machine=board.machine,
-        plugin=PLUGIN, plugin_source=PLUGIN_SOURCE))
+    adapters = kernels["adapters"]
+    portable = "$(sort $(wildcard ../lib/tinygen/portable/*.c))"
+    library = library_dep = library_objects = ""
+    if ctx.backend == "esp-nn":
+        portable = (f"$(filter-out {' '.join(f'../lib/tinygen/portable/{f}' for f in adapters)}"
+                    f", {portable}) \\\n      "
+                    + " ".join(f"../lib/tinygen/esp_nn/{f}" for f in adapters))
+        library = MAKEFILE_ESP_NN.format(env=ESP_NN_ENV, objects=ESP_NN_OBJECTS,
+                                         esp_nn_cflags=" ".join(_esp_nn_cflags(board)))
+        library_dep = f" {ESP_NN_OBJECTS}/.built"
+        library_objects = " $(ESP_NN_OBJ)"
+    makefile = MAKEFILE.format(
+        cc=board.arch.cc, nm=board.arch.nm, qemu=board.arch.qemu,
+        cflags=" ".join(_cflags(board, ctx.backend, kernels["scratch_bytes"])),
+        ldflags=" ".join(_ldflags(board)), kernels=portable, library=library,
+        library_dep=library_dep, library_objects=library_objects,
+        board_sources=" ".join(["main.c", *board.arch.sources]),
+        qemu_args=" ".join(board.qemu_args()), plugin=PLUGIN, plugin_source=PLUGIN_SOURCE)
+    if ctx.backend == "esp-nn":
+        makefile += MAKEFILE_ESP_NN_RULE.format(objects=ESP_NN_OBJECTS, env=ESP_NN_ENV)
+    (qemu / "Makefile").write_text(makefile)
 
 
-def sources(out: Path) -> list[str]:
-    """Firmware sources relative to OUT/qemu, in a fixed order (the Makefile's)."""
+def sources(out: Path, board: Board | None = None, adapters: tuple[str, ...] = (),
+            folder: str = "esp_nn") -> list[str]:
+    """Firmware sources relative to OUT/qemu, in a fixed order (the Makefile's): portable
+    kernels minus those ``adapters`` replace, then the adapters from lib/tinygen/<folder>."""
     lib = out / "lib" / "tinygen"
-    return ["main.c", *BOARD_SOURCES,
+    board = board or BOARDS["qemu-m4"]
+    return ["main.c", *board.arch.sources,
             *[f"../model/{p.name}" for p in sorted((out / "model").glob("*.c"))],
             *[f"../lib/tinygen/{p.name}" for p in sorted(lib.glob("*.c"))],
-            *[f"../lib/tinygen/portable/{p.name}" for p in sorted((lib / "portable").glob("*.c"))]]
+            *[f"../lib/tinygen/portable/{p.name}" for p in sorted((lib / "portable").glob("*.c"))
+              if p.name not in adapters],
+            *[f"../lib/tinygen/{folder}/{name}" for name in adapters]]
 
 
 def _check(cmd: list[str], cwd: Path, what: str) -> None:
@@ -248,24 +396,43 @@ def compile_plugin(source: Path, target: Path, compiler: str | None = None) -> P
     return target
 
 
+def _esp_nn_objects(board: Board, root: Path, folder: Path) -> list[str]:
+    """Compile ESP-NN's ANSI C sources into ``folder``; the objects, in a fixed order."""
+    srcs = sorted((root / "src").glob("*/*_ansi.c"))
+    flags = [f.replace("$(ESP_NN)", str(root)) for f in _esp_nn_cflags(board)]
+    _check([board.arch.cc, *flags, "-c", *[str(p) for p in srcs]], folder,
+           f"{board.arch.cc} for ESP-NN's ANSI C kernels")
+    return sorted(str(folder / f"{p.stem}.o") for p in srcs)  # the Makefile's order
+
+
 def build(out: Path, ctx: TargetContext) -> None:
     board = board_of(ctx.target)
-    cc = _tool(ARM_CC, APT_TOOLCHAIN)
-    # Relative paths from OUT/qemu: no temp-folder name ends up in the ELF.
-    _check([cc, *_cflags(board), *sources(out), *_ldflags(board), "-o", "firmware.elf"],
-           out / "qemu", f"arm-none-eabi-gcc for {board.target}")
+    cc = _tool(board.arch.cc, board.arch.apt_toolchain)
+    info = ctx.report["qemu"]
+    cflags = _cflags(board, ctx.backend, info["scratch_bytes"])
+    with tempfile.TemporaryDirectory(prefix="tinygen-lib-") as tmp:
+        objects: list[str] = []
+        if ctx.backend == "esp-nn":
+            root = esp_nn_root()
+            cflags = [f.replace("$(ESP_NN)", str(root)) for f in cflags]
+            objects = _esp_nn_objects(board, root, Path(tmp))
+        # Relative paths from OUT/qemu: no temp-folder name ends up in the ELF.
+        _check([cc, *cflags, *sources(out, board, tuple(info["adapters"])), *objects,
+                *_ldflags(board), "-o", "firmware.elf"],
+               out / "qemu", f"{board.arch.cc} for {board.target}")
     compile_plugin(out / "qemu" / PLUGIN_SOURCE, out / "qemu" / PLUGIN,
                    ctx.options.get("compiler"))
 
 
-def marker_addresses(elf: Path) -> dict[str, int]:
-    nm = _tool(ARM_NM, APT_TOOLCHAIN)
+def marker_addresses(elf: Path, board: Board | None = None) -> dict[str, int]:
+    arch = (board or BOARDS["qemu-m4"]).arch
+    nm = _tool(arch.nm, arch.apt_toolchain)
     proc = subprocess.run([nm, str(elf)], capture_output=True, text=True, timeout=60)
     symbols = {}
     for line in proc.stdout.splitlines():
         parts = line.split()
         if len(parts) == 3:
-            symbols[parts[2]] = int(parts[0], 16) & ~1  # drop the Thumb bit
+            symbols[parts[2]] = int(parts[0], 16) & arch.address_mask
     missing = [s for s in MARKERS.values() if s not in symbols]
     if proc.returncode != 0 or missing:
         raise TargetError(f"{elf} has no instruction-count markers ({', '.join(missing)})",
@@ -296,7 +463,7 @@ def _parse_outputs(console: str) -> list[bytes]:
 
 def run(out: Path, report: dict[str, Any] | None = None, count: bool = True,
         timeout: float = 600) -> QemuRun:
-    """Run ``OUT/qemu/firmware.elf`` under qemu-system-arm; with ``count``, through the
+    """Run ``OUT/qemu/firmware.elf`` under its board's QEMU; with ``count``, through the
     instruction-count plugin (``OUT/qemu/qemu_icount_plugin.so``, or compiled afresh)."""
     import json
 
@@ -304,20 +471,19 @@ def run(out: Path, report: dict[str, Any] | None = None, count: bool = True,
     if report is None:
         report = json.loads((out / "report.json").read_text())
     board = board_of(str(report["target"]))
-    qemu = _tool(QEMU, QEMU)
+    qemu = _tool(board.arch.qemu, board.arch.apt_qemu)
     elf = (out / ELF).resolve()
     if not elf.is_file():
         raise TargetError(f"{elf} is missing", "rebuild OUT with `tinygen build`")
     with tempfile.TemporaryDirectory(prefix="tinygen-qemu-") as tmp:
-        cmd = [qemu, "-M", board.machine, "-nographic", "-semihosting-config",
-               "enable=on,target=native", "-kernel", str(elf)]
+        cmd = [qemu, *board.qemu_args(), "-kernel", str(elf)]
         counts = Path(tmp) / "icount.txt"
         if count:
             plugin = out / "qemu" / PLUGIN
             if not plugin.is_file():
                 plugin = compile_plugin(firmware_dir() / "tools" / PLUGIN_SOURCE,
                                         Path(tmp) / PLUGIN)
-            args = ",".join(f"{k}={v:#x}" for k, v in marker_addresses(elf).items())
+            args = ",".join(f"{k}={v:#x}" for k, v in marker_addresses(elf, board).items())
             esc = str(plugin.resolve()).replace(",", ",,"), str(counts).replace(",", ",,")
             cmd += ["-plugin", f"{esc[0]},{args},out={esc[1]}"]
         try:
@@ -335,4 +501,4 @@ def run(out: Path, report: dict[str, Any] | None = None, count: bool = True,
 
 
 def describe() -> dict[str, Any]:
-    return {"runs_here": shutil.which(QEMU) is not None}
+    return {"runs_here": all(shutil.which(a.qemu) for a in (ARM, XTENSA))}

@@ -5,6 +5,8 @@
  * "Semihosting for AArch32 and AArch64" specification, M-profile form). QEMU serves
  * them when run with -semihosting-config enable=on,target=native; on a real board with
  * no debugger attached the BKPT would lock up, so this layer is for emulation only.
+ * The Xtensa board implements the same three calls with simcall
+ * (../qemu-xtensa/tg_semihost.c).
  */
 #ifndef TG_SEMIHOST_H
 #define TG_SEMIHOST_H
