@@ -120,8 +120,12 @@ def test_init_fine_tunes_from_a_checkpoint(corpus: Path, tmp_path: Path) -> None
     # resuming the fine-tuned run keeps where its weights came from
     fit(None, options(corpus, tuned, steps=3, resume=True))
     assert read_checkpoint(tuned)["meta"]["init"] == str(base)
-    with pytest.raises(TrainError, match="differs from the config"):
+    with pytest.raises(TrainError, match="has other parameters than"):
         fit(replace(TINY, d_model=16), options(corpus, tmp_path / "x.pt", init=base))
+    # the streaming variant of the same network starts from the same weights
+    streaming = replace(TINY, chunk_frames=2, left_chunks=2)
+    fit(streaming, options(corpus, tmp_path / "s.pt", steps=1, init=base))
+    assert load_checkpoint(tmp_path / "s.pt").cfg == streaming
     with pytest.raises(TrainError, match="do not go together"):
         fit(None, options(corpus, tuned, steps=4, resume=True, init=base))
     assert not (tmp_path / "x.pt").exists()
@@ -163,6 +167,11 @@ def test_teacher_distils_into_a_smaller_student(corpus: Path, tmp_path: Path) ->
     with pytest.raises(TrainError, match=r"--distill 1\.5 must be between 0 and 1"):
         fit(TINY, options(corpus, tmp_path / "x.pt", teacher=teacher, distill=1.5))
     assert not (tmp_path / "x.pt").exists()
+    # a streaming student learns from the full-context teacher on its own frame grid
+    streaming = replace(TINY, chunk_frames=2, left_chunks=2)
+    fit(streaming, options(corpus, tmp_path / "s.pt", steps=2, teacher=teacher))
+    with pytest.raises(TrainError, match="streams and test-tiny does not"):
+        fit(TINY, options(corpus, tmp_path / "x.pt", teacher=tmp_path / "s.pt"))
 
 
 def test_schedule_and_batch_plan() -> None:

@@ -4,6 +4,8 @@ A backend is any callable that maps one utterance's log-mel features, a (T, n_me
 float32 array, to CTC logits, a (T', vocab) array. Rows:
 
 - ``float``: the PyTorch model on each whole utterance;
+- ``float-stream`` (streaming models): the model stepped chunk by chunk with cached state
+  over the utterance and the silence that completes its last chunk;
 - ``float-window``: the same model on the fixed window a compiled model takes (the
   utterance at its start, the rest the features of digital silence), so the next rows
   differ from it by quantization alone;
@@ -123,6 +125,23 @@ def float_backend(model: Conformer) -> Backend:
     return run
 
 
+def stream_backend(model: Conformer) -> Backend:
+    """A streaming model stepped chunk by chunk with cached state over the whole
+    utterance (silence appended up to whole chunks); every output frame is decoded."""
+    import numpy as np
+    import torch
+
+    from tinygen.speech.streaming import stream
+
+    model.eval()
+
+    def run(feats: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))[None]
+        return stream(model, x)[0].numpy()  # (T_pad // 4, vocab)
+
+    return run
+
+
 class Window:
     """Put features at the start of a fixed window of silence; decode the whole output."""
 
@@ -225,6 +244,8 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
                 skips.add([item])
             features.advance(task)
     backends: dict[str, Backend] = {"float": float_backend(model)}
+    if cfg.streaming:
+        backends["float-stream"] = stream_backend(model)
     frames = None
     build_report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tinygen-eval-") as workdir:

@@ -281,9 +281,17 @@ def _start(cfg: ConformerConfig | None, opts: TrainOptions
         if opts.init is not None:
             model = load_checkpoint(opts.init)
             if cfg is not None and cfg != model.cfg:
-                raise TrainError(f"--preset {cfg.name} differs from the config in "
-                                 f"{opts.init} ({model.cfg.name})",
-                                 "drop --preset to fine-tune the checkpoint as it is")
+                # Another config with the same parameters (e.g. the streaming variant of a
+                # full-context model: chunk masks and a causal conv, same weights).
+                target = build_model(cfg, seed=opts.seed)
+                try:
+                    target.load_state_dict(model.state_dict(), strict=True)
+                except RuntimeError:
+                    raise TrainError(f"--preset {cfg.name} has other parameters than "
+                                     f"{opts.init} ({model.cfg.name})",
+                                     "drop --preset to fine-tune the checkpoint as it is, "
+                                     "or pick a preset with the same shapes") from None
+                model = target
             return model, 0, {"init": str(opts.init)}, None
         if cfg is None:
             raise TrainError("no model config", "give --preset NAME or --init CHECKPOINT")
@@ -314,6 +322,7 @@ _FRAME_FIELDS = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "
 def _teacher(path: Path | None, cfg: ConformerConfig) -> Conformer | None:
     """The teacher in eval mode, frozen; None without --teacher."""
     from tinygen.speech.checkpoint import load_checkpoint
+    from tinygen.speech.config import SUBSAMPLE_PAD
 
     if path is None:
         return None
@@ -323,6 +332,14 @@ def _teacher(path: Path | None, cfg: ConformerConfig) -> Conformer | None:
         raise TrainError(f"--teacher {path} ({teacher.cfg.name}) has another "
                          f"{', '.join(differ)} than {cfg.name}",
                          "distil from a model with the same front end and vocabulary")
+    if teacher.cfg.streaming and not cfg.streaming:
+        raise TrainError(f"--teacher {path} streams and {cfg.name} does not",
+                         "distil a full-context student from a full-context teacher")
+    if cfg.streaming and not teacher.cfg.streaming:
+        # A full-context teacher keeps its attention and conv but takes the streaming
+        # student's frame alignment (three silence frames in front): both then emit T // 4
+        # frames, frame j over log-mel frames 4j-3 .. 4j+3.
+        teacher.subsample.pad = SUBSAMPLE_PAD
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
