@@ -36,6 +36,18 @@ static int run_step(const tg_step_t *st, int8_t *const *t, const void *params)
     case TG_OP_TRANSPOSE:
         tg_transpose_s8(t[0], t[1], (const tg_transpose_params_t *)params);
         return 0;
+    case TG_OP_ADD_BCAST: {
+        const tg_add_bcast_params_t *bp = (const tg_add_bcast_params_t *)params;
+        tg_add_bcast_s8(t[0], bp->input2_const != NULL ? bp->input2_const : t[1],
+                        t[st->n_io - 1], bp);
+        return 0;
+    }
+    case TG_OP_MUL_BCAST: {
+        const tg_mul_bcast_params_t *bp = (const tg_mul_bcast_params_t *)params;
+        tg_mul_bcast_s8(t[0], bp->input2_const != NULL ? bp->input2_const : t[1],
+                        t[st->n_io - 1], bp);
+        return 0;
+    }
     case TG_OP_SPLIT:
         tg_split_s8(t[0], t + 1, (const tg_split_params_t *)params);
         return 0;

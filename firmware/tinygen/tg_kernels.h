@@ -107,6 +107,30 @@ typedef struct {
 void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
                const tg_mul_params_t *p);
 
+/* ------------------------------------- add / mul with broadcasting (rank <= 4) */
+typedef struct {
+    tg_add_params_t op;         /* the per-element parameters; op.size is not read */
+    const int8_t *input2_const; /* a constant second operand in flash, or NULL */
+    int32_t out_shape[4];       /* output dims, leading 1s for a lower rank */
+    int32_t stride1[4];         /* input1 stride (elements) per output dim, 0: broadcast */
+    int32_t stride2[4];         /* input2 stride, likewise */
+} tg_add_bcast_params_t;
+
+typedef struct {
+    tg_mul_params_t op;
+    const int8_t *input2_const;
+    int32_t out_shape[4];
+    int32_t stride1[4];
+    int32_t stride2[4];
+} tg_mul_bcast_params_t;
+
+/* TFLM ADD / MUL int8 with numpy broadcasting (BroadcastAdd6DSlow / BroadcastMul6DSlow):
+ * a scalar or per-channel constant, or two activations of broadcastable shapes. */
+void tg_add_bcast_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
+                     const tg_add_bcast_params_t *p);
+void tg_mul_bcast_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
+                     const tg_mul_bcast_params_t *p);
+
 /* ------------------------------------------------- elementwise lookup (logistic) */
 typedef struct {
     int32_t size;

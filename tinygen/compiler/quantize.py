@@ -289,7 +289,10 @@ class _Quantizer:
 
     def _binary(self, n: Node, prep: Callable[..., Any]) -> None:
         names = []
-        for i in (0, 1):
+        order = [0, 1]
+        if n.op in ("add", "mul") and self.f.values[n.inputs[0]].is_const:
+            order = [1, 0]  # commutative: the constant goes second, as the C kernel takes it
+        for i in order:
             src = n.inputs[i]
             if self.f.values[src].is_const:  # a constant operand: per-tensor int8, once
                 if src not in self.operands:
