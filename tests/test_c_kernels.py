@@ -40,7 +40,8 @@ PORTABLE = FIRMWARE / "portable"
 DRIVER = REPO / "tests" / "c" / "tg_kernel_driver.c"
 
 KERNELS = ("fully_connected", "conv2d", "depthwise_conv2d", "batch_matmul", "add", "mul",
-           "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast")
+           "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast",
+           "log_softmax")
 
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 BUILDS = {
@@ -60,7 +61,7 @@ ARM_ALLOWED_UNDEFINED = {"memcpy", "memset", "__aeabi_uldivmod", "__aeabi_ldivmo
 # Op codes of tests/c/tg_kernel_driver.c.
 OP = {"fully_connected": 1, "conv2d": 2, "depthwise_conv2d": 3, "batch_matmul": 4, "add": 5,
       "mul": 6, "lut": 7, "softmax": 8, "layer_norm": 9, "transpose": 10, "split": 11,
-      "add_bcast": 12, "mul_bcast": 13,
+      "add_bcast": 12, "mul_bcast": 13, "log_softmax": 14,
       "srdhm": 20, "rounding_divide_by_pot": 21, "mbqm": 22, "exp_on_negative_values": 23,
       "one_over_one_plus_x": 24, "isqrt": 25}
 
@@ -457,6 +458,25 @@ def softmax_cases() -> list[Case]:
     return cases
 
 
+def log_softmax_cases() -> list[Case]:
+    rng = np.random.default_rng(1014)
+    cases = []
+    for case in range(150):
+        rows, depth = int(rng.integers(1, 9)), int(rng.integers(1, 257))
+        if case == 0:
+            depth = 2048  # the contract's longest row
+        s_in = log_scale(rng, -3, 0.3) if case % 5 == 0 else log_scale(rng, -2.5, -0.8)
+        x = q8(rng, (rows, depth))
+        if case % 7 == 0:
+            x[:, 0] = 127  # a dominant class: the -128 cut-off
+        p = K.prepare_log_softmax(s_in)
+        cases.append(Case(
+            "log_softmax", f"log_softmax#{case} {x.shape} scale {s_in:.3g}",
+            [rows, depth, p.input_multiplier, p.input_left_shift, p.reverse_scaling_divisor,
+             p.reverse_scaling_right_shift, p.diff_min], [x], [K.log_softmax_s8(x, p)]))
+    return cases
+
+
 def layer_norm_cases() -> list[Case]:
     rng = np.random.default_rng(1009)
     depths = (1, 2, 3, 64, 144, 176, 256, 512, 1024)
@@ -527,6 +547,7 @@ GENERATORS: dict[str, Callable[[], list[Case]]] = {
     "add": add_cases, "mul": mul_cases, "lut": lut_cases, "softmax": softmax_cases,
     "layer_norm": layer_norm_cases, "transpose": transpose_cases, "split": split_cases,
     "add_bcast": add_bcast_cases, "mul_bcast": mul_bcast_cases,
+    "log_softmax": log_softmax_cases,
 }
 
 

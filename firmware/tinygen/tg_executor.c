@@ -48,6 +48,9 @@ static int run_step(const tg_step_t *st, int8_t *const *t, const void *params)
                         t[st->n_io - 1], bp);
         return 0;
     }
+    case TG_OP_LOG_SOFTMAX:
+        tg_log_softmax_s8(t[0], t[1], (const tg_log_softmax_params_t *)params);
+        return 0;
     case TG_OP_SPLIT:
         tg_split_s8(t[0], t + 1, (const tg_split_params_t *)params);
         return 0;

@@ -31,7 +31,8 @@ typedef enum {
     TG_OP_TRANSPOSE = 10,
     TG_OP_SPLIT = 11,
     TG_OP_ADD_BCAST = 12,         /* io: input1, [input2,] output */
-    TG_OP_MUL_BCAST = 13
+    TG_OP_MUL_BCAST = 13,
+    TG_OP_LOG_SOFTMAX = 14
 } tg_op_kind_t;
 
 #define TG_MAX_STEP_IO 6

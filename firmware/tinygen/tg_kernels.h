@@ -153,6 +153,20 @@ typedef struct {
 /* TFLM SOFTMAX int8 -> int8 (scale 1/256, zero point -128), gemmlowp fixed-point exp. */
 void tg_softmax_s8(const int8_t *input, int8_t *output, const tg_softmax_params_t *p);
 
+/* ------------------------------------------------------------------- log softmax */
+typedef struct {
+    int32_t rows;
+    int32_t depth;              /* log-softmax over the last axis, this long */
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t reverse_scaling_divisor;
+    int32_t reverse_scaling_right_shift;
+    int32_t diff_min;
+} tg_log_softmax_params_t;
+
+/* TFLM LOG_SOFTMAX int8 -> int8 (scale 16/256, zero point 127). */
+void tg_log_softmax_s8(const int8_t *input, int8_t *output, const tg_log_softmax_params_t *p);
+
 /* -------------------------------------------------------------------- layer norm */
 typedef struct {
     int32_t rows;

@@ -260,6 +260,18 @@ static void run_case(case_t *c, int32_t op)
         tg_mul_bcast_s8(I8(c, 0), I8(c, 1), (int8_t *)c->out[0], &p);
         break;
     }
+    case TG_OP_LOG_SOFTMAX: {
+        tg_log_softmax_params_t p;
+        p.rows = s32(c, 0);
+        p.depth = s32(c, 1);
+        p.input_multiplier = s32(c, 2);
+        p.input_left_shift = s32(c, 3);
+        p.reverse_scaling_divisor = s32(c, 4);
+        p.reverse_scaling_right_shift = s32(c, 5);
+        p.diff_min = s32(c, 6);
+        tg_log_softmax_s8(I8(c, 0), (int8_t *)c->out[0], &p);
+        break;
+    }
     case TG_OP_LUT: {
         tg_lut_params_t p;
         p.size = s32(c, 0);

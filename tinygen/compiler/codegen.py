@@ -37,6 +37,7 @@ PARAM_TYPES = {
     "split": "tg_split_params_t",
     "add_bcast": "tg_add_bcast_params_t",
     "mul_bcast": "tg_mul_bcast_params_t",
+    "log_softmax": "tg_log_softmax_params_t",
 }
 
 
@@ -116,6 +117,7 @@ _STRUCT_BYTES = {
     "tg_split_params_t": 7 * 4,
     "tg_add_bcast_params_t": 13 * 4 + 4 + 12 * 4,
     "tg_mul_bcast_params_t": 8 * 4 + 4 + 12 * 4,
+    "tg_log_softmax_params_t": 7 * 4,
 }
 
 

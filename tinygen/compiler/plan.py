@@ -27,7 +27,8 @@ from tinygen.reference import kernels as K
 
 ALIGN = 16
 KINDS = ("fully_connected", "conv2d", "depthwise_conv2d", "batch_matmul", "add", "mul",
-         "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast")
+         "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast",
+         "log_softmax")
 IN_PLACE = ("lut", "add", "mul")  # output[i] depends only on inputs[i]
 
 
@@ -154,6 +155,13 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
             prm = {"rows": rows, "depth": shape[-1], "input_multiplier": p.input_multiplier,
                    "input_left_shift": p.input_left_shift, "diff_min": p.diff_min}
             kind = "softmax"
+        elif n.op == "log_softmax":
+            prm = {"rows": rows, "depth": shape[-1], "input_multiplier": p.input_multiplier,
+                   "input_left_shift": p.input_left_shift,
+                   "reverse_scaling_divisor": p.reverse_scaling_divisor,
+                   "reverse_scaling_right_shift": p.reverse_scaling_right_shift,
+                   "diff_min": p.diff_min}
+            kind = "log_softmax"
         elif n.op == "layer_norm":
             prm = {"rows": rows, "depth": shape[-1], "input_zero_point": p.input_zero_point,
                    "eps_q": p.eps_q, "multiplier": ("i32", p.multiplier),
