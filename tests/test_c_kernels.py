@@ -41,7 +41,7 @@ DRIVER = REPO / "tests" / "c" / "tg_kernel_driver.c"
 
 KERNELS = ("fully_connected", "conv2d", "depthwise_conv2d", "batch_matmul", "add", "mul",
            "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast",
-           "log_softmax")
+           "log_softmax", "slice", "concat")
 
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 BUILDS = {
@@ -62,6 +62,7 @@ ARM_ALLOWED_UNDEFINED = {"memcpy", "memset", "__aeabi_uldivmod", "__aeabi_ldivmo
 OP = {"fully_connected": 1, "conv2d": 2, "depthwise_conv2d": 3, "batch_matmul": 4, "add": 5,
       "mul": 6, "lut": 7, "softmax": 8, "layer_norm": 9, "transpose": 10, "split": 11,
       "add_bcast": 12, "mul_bcast": 13, "log_softmax": 14,
+      "slice": 15, "concat": 16,
       "srdhm": 20, "rounding_divide_by_pot": 21, "mbqm": 22, "exp_on_negative_values": 23,
       "one_over_one_plus_x": 24, "isqrt": 25}
 
@@ -477,6 +478,40 @@ def log_softmax_cases() -> list[Case]:
     return cases
 
 
+def slice_cases() -> list[Case]:
+    rng = np.random.default_rng(1015)
+    cases = []
+    for case in range(120):
+        shape = [int(rng.integers(1, 9)) for _ in range(4)]
+        begin = [int(rng.integers(0, d)) for d in shape]
+        size = [int(rng.integers(1, d - b + 1)) for d, b in zip(shape, begin, strict=True)]
+        x = q8(rng, shape)
+        want = x[tuple(slice(b, b + n) for b, n in zip(begin, size, strict=True))]
+        cases.append(Case("slice", f"slice#{case} {shape} from {begin} size {size}",
+                          [*shape, *begin, *size], [x], [np.ascontiguousarray(want)]))
+    return cases
+
+
+def concat_cases() -> list[Case]:
+    rng = np.random.default_rng(1016)
+    cases = []
+    for case in range(120):
+        rank = int(rng.integers(1, 5))
+        shape = [int(rng.integers(1, 7)) for _ in range(rank)]
+        axis = int(rng.integers(0, rank))
+        parts = []
+        for _ in range(int(rng.integers(1, 5))):
+            part_shape = list(shape)
+            part_shape[axis] = int(rng.integers(1, 7))
+            parts.append(q8(rng, part_shape))
+        want = np.concatenate(parts, axis=axis)
+        outer = int(np.prod(shape[:axis], dtype=np.int64))
+        sizes = [int(np.prod(p.shape[axis:], dtype=np.int64)) for p in parts]
+        cases.append(Case("concat", f"concat#{case} axis {axis} of {[p.shape for p in parts]}",
+                          [outer, len(parts), *sizes], parts, [want]))
+    return cases
+
+
 def layer_norm_cases() -> list[Case]:
     rng = np.random.default_rng(1009)
     depths = (1, 2, 3, 64, 144, 176, 256, 512, 1024)
@@ -547,7 +582,7 @@ GENERATORS: dict[str, Callable[[], list[Case]]] = {
     "add": add_cases, "mul": mul_cases, "lut": lut_cases, "softmax": softmax_cases,
     "layer_norm": layer_norm_cases, "transpose": transpose_cases, "split": split_cases,
     "add_bcast": add_bcast_cases, "mul_bcast": mul_bcast_cases,
-    "log_softmax": log_softmax_cases,
+    "log_softmax": log_softmax_cases, "slice": slice_cases, "concat": concat_cases,
 }
 
 
@@ -570,7 +605,7 @@ def test_kernel_bit_exact(kernel: str, driver: Path) -> None:
     assert len(cases) >= 100
     # The cases must exercise the arithmetic, not just the clamps.
     values = np.concatenate([e.ravel() for c in cases for e in c.expected]).astype(np.int64)
-    if kernel not in ("transpose", "split"):
+    if kernel not in ("transpose", "split", "slice", "concat"):
         inside = float(np.mean((values > -128) & (values < 127)))
         assert inside > 0.5, f"{kernel}: only {inside:.0%} of outputs are unclamped"
         assert len(np.unique(values)) > 200, kernel

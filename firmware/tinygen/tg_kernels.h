@@ -76,6 +76,8 @@ typedef struct {
     int32_t output_zero_point;
     int32_t multiplier;
     int32_t shift;
+    const int8_t *rhs_const;    /* a constant rhs in flash, or NULL (from the arena); the
+                                 * executor passes it as rhs */
 } tg_batch_matmul_params_t;
 
 void tg_batch_matmul_s8(const int8_t *lhs, const int8_t *rhs, int8_t *output,
@@ -201,6 +203,26 @@ typedef struct {
 
 /* Copies input (rows, depth) into outputs[j] (rows, sections[j]). */
 void tg_split_s8(const int8_t *input, int8_t *const *outputs, const tg_split_params_t *p);
+
+/* ------------------------------------------------------------------------- slice */
+typedef struct {
+    int32_t in_shape[4];        /* input dims, leading 1s for a lower rank */
+    int32_t begin[4];           /* first index kept on each dim */
+    int32_t out_shape[4];       /* elements kept on each dim */
+} tg_slice_params_t;
+
+void tg_slice_s8(const int8_t *input, int8_t *output, const tg_slice_params_t *p);
+
+/* ------------------------------------------------------------------------ concat */
+typedef struct {
+    int32_t outer;              /* product of the dims before the axis */
+    int32_t parts;              /* 1..4 */
+    int32_t sizes[4];           /* per part: its axis length times the dims after it */
+    const int8_t *consts[4];    /* a constant part in flash, or NULL (from the arena) */
+} tg_concat_params_t;
+
+/* Copies inputs[j] (outer, sizes[j]) side by side into output. */
+void tg_concat_s8(const int8_t *const *inputs, int8_t *output, const tg_concat_params_t *p);
 
 #ifdef __cplusplus
 }

@@ -193,6 +193,7 @@ static void run_case(case_t *c, int32_t op)
         p.output_zero_point = s32(c, 8);
         p.multiplier = s32(c, 9);
         p.shift = s32(c, 10);
+        p.rhs_const = NULL;
         tg_batch_matmul_s8(I8(c, 0), I8(c, 1), (int8_t *)c->out[0], &p);
         break;
     }
@@ -270,6 +271,33 @@ static void run_case(case_t *c, int32_t op)
         p.reverse_scaling_right_shift = s32(c, 5);
         p.diff_min = s32(c, 6);
         tg_log_softmax_s8(I8(c, 0), (int8_t *)c->out[0], &p);
+        break;
+    }
+    case TG_OP_SLICE: {
+        tg_slice_params_t p;
+        int32_t d;
+        for (d = 0; d < 4; ++d) {
+            p.in_shape[d] = s32(c, d);
+            p.begin[d] = s32(c, 4 + d);
+            p.out_shape[d] = s32(c, 8 + d);
+        }
+        tg_slice_s8(I8(c, 0), (int8_t *)c->out[0], &p);
+        break;
+    }
+    case TG_OP_CONCAT: {
+        tg_concat_params_t p;
+        const int8_t *parts[4] = {NULL, NULL, NULL, NULL};
+        int32_t j;
+        p.outer = s32(c, 0);
+        p.parts = s32(c, 1);
+        for (j = 0; j < 4; ++j) {
+            p.sizes[j] = j < p.parts ? s32(c, 2 + j) : 0;
+            p.consts[j] = NULL;
+            if (j < p.parts) {
+                parts[j] = I8(c, j);
+            }
+        }
+        tg_concat_s8(parts, (int8_t *)c->out[0], &p);
         break;
     }
     case TG_OP_LUT: {

@@ -38,6 +38,8 @@ PARAM_TYPES = {
     "add_bcast": "tg_add_bcast_params_t",
     "mul_bcast": "tg_mul_bcast_params_t",
     "log_softmax": "tg_log_softmax_params_t",
+    "slice": "tg_slice_params_t",
+    "concat": "tg_concat_params_t",
 }
 
 
@@ -107,7 +109,7 @@ def _env() -> jinja2.Environment:
 _STRUCT_BYTES = {
     "tg_fc_params_t": 4 * 4 + 7 * 4,
     "tg_conv_params_t": 4 * 4 + 19 * 4,
-    "tg_batch_matmul_params_t": 11 * 4,
+    "tg_batch_matmul_params_t": 11 * 4 + 4,
     "tg_add_params_t": 13 * 4,
     "tg_mul_params_t": 8 * 4,
     "tg_lut_params_t": 4 + 4,
@@ -118,6 +120,8 @@ _STRUCT_BYTES = {
     "tg_add_bcast_params_t": 13 * 4 + 4 + 12 * 4,
     "tg_mul_bcast_params_t": 8 * 4 + 4 + 12 * 4,
     "tg_log_softmax_params_t": 7 * 4,
+    "tg_slice_params_t": 12 * 4,
+    "tg_concat_params_t": 6 * 4 + 4 * 4,
 }
 
 
@@ -146,8 +150,11 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
         for key, val in params.items():
             if isinstance(val, dict):  # a nested struct
                 text = "{ " + initializer(val) + " }"
-            elif key == "input2_const":
+            elif key in ("input2_const", "rhs_const"):
                 text = value_array(val, "const") if val else "NULL"
+            elif key == "consts":
+                text = "{" + ", ".join(value_array(v, "const") if v else "NULL"
+                                       for v in val) + "}"
             elif isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], str):
                 text = quant_array(key, val[0], val[1])  # per-use array, by content
             elif key == "weights":

@@ -28,7 +28,7 @@ from tinygen.reference import kernels as K
 ALIGN = 16
 KINDS = ("fully_connected", "conv2d", "depthwise_conv2d", "batch_matmul", "add", "mul",
          "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast",
-         "log_softmax")
+         "log_softmax", "slice", "concat")
 IN_PLACE = ("lut", "add", "mul")  # output[i] depends only on inputs[i]
 
 
@@ -139,7 +139,8 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
                    "adj_x": int(p.adj_x), "adj_y": int(p.adj_y),
                    "lhs_zero_point": p.lhs_zero_point, "rhs_zero_point": p.rhs_zero_point,
                    "output_zero_point": p.output_zero_point,
-                   "multiplier": p.output_multiplier, "shift": p.output_shift}
+                   "multiplier": p.output_multiplier, "shift": p.output_shift,
+                   "rhs_const": n.inputs[1] if graph.values[n.inputs[1]].is_const else None}
             kind = "batch_matmul"
         elif n.op in ("add", "mul"):
             prm, kind = _binary_params(graph, n, p)
@@ -175,6 +176,23 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
             prm = {"rank": len(shape), "in_shape": [*shape, *[1] * (4 - len(shape))],
                    "perm": [*perm, *range(len(perm), 4)]}
             kind = "transpose"
+        elif n.op == "slice":
+            if len(shape) > 4:
+                raise PlanError(f"rank-{len(shape)} slice at {n.origin}",
+                                "slice tensors of rank 4 or less")
+            lead = [1] * (4 - len(shape))
+            prm = {"in_shape": [*lead, *shape], "begin": [0] * len(lead) + n.attrs["begin"],
+                   "out_shape": [*lead, *n.attrs["size"]]}
+            kind = "slice"
+        elif n.op == "concat":
+            axis = n.attrs["axis"]
+            out = graph.values[n.outputs[0]].shape
+            prm = {"outer": int(np.prod(out[:axis], dtype=np.int64)), "parts": len(n.inputs),
+                   "sizes": [int(np.prod(graph.values[i].shape[axis:], dtype=np.int64))
+                             for i in n.inputs] + [0] * (4 - len(n.inputs)),
+                   "consts": [i if graph.values[i].is_const else None for i in n.inputs]
+                   + [None] * (4 - len(n.inputs))}
+            kind = "concat"
         elif n.op == "split":
             sections = list(n.attrs["sections"])
             if len(sections) > 4:
@@ -186,6 +204,8 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
             raise PlanError(f"op {n.op} at {n.origin} has no C kernel",
                             f"the C runtime implements {', '.join(KINDS)}")
         ins = n.inputs[:2] if n.op in ("add", "mul", "batch_matmul") else n.inputs[:1]
+        if n.op == "concat":
+            ins = list(n.inputs)
         ins = [i for i in ins if not graph.values[i].is_const]  # constants live in flash
         steps.append(Step(kind, ins, list(n.outputs), prm, n.origin, scope, n))
     return steps, alias, luts
