@@ -75,6 +75,15 @@ def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
     return _Lowerer(ep).run()
 
 
+def tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
+    """The identity of a tensor's data: its storage, offset, shape, strides and dtype.
+
+    Two Parameter objects over one storage are one weight: ``torch.export.load`` gives
+    each name of a tied Parameter its own tensor object, but over the same storage."""
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
+            tuple(t.stride()), str(t.dtype))
+
+
 def _mutates(target: Any) -> bool:
     """An in-place aten op (``aten.copy_.default``)."""
     parts = str(target).split(".")
@@ -119,7 +128,7 @@ class _Lowerer:
         self.ep = ep
         self.g = Graph()
         self.env: dict[str, Any] = {}  # fx node name -> IR value name or python scalar
-        self.const_by_id: dict[int, str] = {}
+        self.const_by_id: dict[tuple[Any, ...], str] = {}
         self.keep_alive: list[torch.Tensor] = []  # ids stay valid while we hold these
         self.derived_consts: dict[str, str] = {}
         self.fold_memo: dict[Any, Any] = {}
@@ -133,7 +142,7 @@ class _Lowerer:
         return tuple(int(s) for s in val.shape)
 
     def const(self, tensor: torch.Tensor, name: str) -> str:
-        key = id(tensor)
+        key = tensor_key(tensor)
         if key not in self.const_by_id:
             self.keep_alive.append(tensor)
             data = tensor.detach().cpu().to(torch.float32).numpy().copy()
@@ -216,7 +225,7 @@ class _Lowerer:
 
         args, kwargs = fx.node.map_aggregate((node.args, node.kwargs), real)
         key = (node.target, repr(fx.node.map_aggregate(
-            (args, kwargs), lambda a: ("t", id(a)) if isinstance(a, torch.Tensor) else a)))
+            (args, kwargs), lambda a: tensor_key(a) if isinstance(a, torch.Tensor) else a)))
         mutates = _mutates(node.target)
         if not mutates and key in self.fold_memo:
             return self.fold_memo[key]
@@ -282,7 +291,25 @@ class _Lowerer:
             if name in self.g.inputs or self.g.values[name].is_const:
                 raise FrontendError("the model output is an input or a constant")
             self.g.values[name].origin = f"output {i}"
+        self.g.meta["params"] = self.parameter_groups(tensors, kinds, targets, live)
         return self.g
+
+    def parameter_groups(self, tensors: dict[str, torch.Tensor], kinds: dict[str, str],
+                         targets: dict[str, str], live: set[fx.Node]
+                         ) -> list[dict[str, Any]]:
+        """Every stored parameter once (keyed by its data's identity, so tied names and a
+        Parameter lifted twice are one), with the names that reach it and its uses: the
+        ops of the captured graph that read it, each call of a repeated block counted."""
+        groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for node in self.ep.graph.nodes:
+            if node.op != "placeholder" or kinds.get(node.name) != "PARAMETER":
+                continue
+            t = tensors[targets[node.name]]
+            g = groups.setdefault(tensor_key(t), {"names": [], "numel": int(t.numel()),
+                                                  "uses": 0})
+            g["names"].append(targets[node.name])
+            g["uses"] += sum(1 for u in node.users if u in live)
+        return sorted(groups.values(), key=lambda g: g["names"][0])
 
 
 # --------------------------------------------------------------------- lowerings
