@@ -139,10 +139,20 @@ def _io(compiled: Compiled, name: str) -> dict[str, Any]:
             "zero_point": v.quant.zp}
 
 
+def parameter_counts(graph: Graph) -> dict[str, Any]:
+    """unique_params, virtual_params and the sharing groups of a compiled graph, counted
+    from parameter identity and uses in the captured graph (any model, not a config)."""
+    groups = graph.meta.get("params", [])
+    shared = [{"params": g["names"], "numel": g["numel"], "uses": g["uses"]}
+              for g in groups if len(g["names"]) > 1 or g["uses"] > 1]
+    return {"unique_params": sum(g["numel"] for g in groups),
+            "virtual_params": sum(g["numel"] * g["uses"] for g in groups),
+            "parameter_tensors": len(groups),
+            "sharing_groups": shared}
+
+
 def _report(model: torch.nn.Module, compiled: Compiled, planned: plan.Plan,
             gen: codegen.Generated, opts: BuildOptions, vectors: int) -> dict[str, Any]:
-    from tinygen.speech.summary import unique_params, virtual_params
-
     g = compiled.int8
     cfg = getattr(model, "cfg", None)
     report: dict[str, Any] = {
@@ -170,10 +180,9 @@ def _report(model: torch.nn.Module, compiled: Compiled, planned: plan.Plan,
         "test_vectors": vectors,
         "window_frames": compiled.frames,
     }
+    report.update(parameter_counts(g))
     if cfg is not None:
-        report.update(unique_params=unique_params(model),  # type: ignore[arg-type]
-                      virtual_params=virtual_params(model),  # type: ignore[arg-type]
-                      virtual_layers=cfg.virtual_layers, unique_blocks=cfg.unique_blocks)
+        report.update(virtual_layers=cfg.virtual_layers, unique_blocks=cfg.unique_blocks)
     return report
 
 

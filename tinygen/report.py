@@ -20,14 +20,17 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         "| | |",
         "|---|---|",
     ]
-    if "unique_params" in r:
+    if r.get("unique_params"):
         lines += [
             f"| unique parameters | {r['unique_params']:,} |",
             f"| virtual parameters | {r['virtual_params']:,} "
             f"({r['virtual_params'] / r['unique_params']:.2f}x reuse) |",
-            f"| virtual layers / unique blocks | {r['virtual_layers']} / "
-            f"{r['unique_blocks']} |",
+            f"| shared parameter tensors | {len(r['sharing_groups'])} of "
+            f"{r['parameter_tensors']} |",
         ]
+    if "virtual_layers" in r:
+        lines += [f"| virtual layers / unique blocks | {r['virtual_layers']} / "
+                  f"{r['unique_blocks']} |"]
     lines += [
         f"| flash: weights | {f['weights_bytes']:,} B |",
         f"| flash: per-use quantization data | {f['quant_bytes']:,} B |",

@@ -27,7 +27,8 @@ from tinygen.reference import kernels as K
 
 ALIGN = 16
 KINDS = ("fully_connected", "conv2d", "depthwise_conv2d", "batch_matmul", "add", "mul",
-         "lut", "softmax", "layer_norm", "transpose", "split")
+         "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast",
+         "log_softmax", "slice", "concat")
 IN_PLACE = ("lut", "add", "mul")  # output[i] depends only on inputs[i]
 
 
@@ -138,34 +139,11 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
                    "adj_x": int(p.adj_x), "adj_y": int(p.adj_y),
                    "lhs_zero_point": p.lhs_zero_point, "rhs_zero_point": p.rhs_zero_point,
                    "output_zero_point": p.output_zero_point,
-                   "multiplier": p.output_multiplier, "shift": p.output_shift}
+                   "multiplier": p.output_multiplier, "shift": p.output_shift,
+                   "rhs_const": n.inputs[1] if graph.values[n.inputs[1]].is_const else None}
             kind = "batch_matmul"
         elif n.op in ("add", "mul"):
-            sa, sb = graph.values[n.inputs[0]].shape, graph.values[n.inputs[1]].shape
-            if sa != sb or graph.values[n.inputs[1]].is_const:
-                raise PlanError(f"broadcasting {n.op} {sa} x {sb} at {n.origin}",
-                                "the C runtime takes same-shape elementwise ops")
-            size = _nbytes(graph, n.inputs[0])
-            if n.op == "add":
-                prm = {"size": size, "input1_zero_point": p.input1_zero_point,
-                       "input2_zero_point": p.input2_zero_point,
-                       "output_zero_point": p.output_zero_point,
-                       "left_shift": p.left_shift,
-                       "input1_multiplier": p.input1_multiplier,
-                       "input1_shift": p.input1_shift,
-                       "input2_multiplier": p.input2_multiplier,
-                       "input2_shift": p.input2_shift,
-                       "output_multiplier": p.output_multiplier,
-                       "output_shift": p.output_shift,
-                       "act_min": p.act_min, "act_max": p.act_max}
-            else:
-                prm = {"size": size, "input1_zero_point": p.input1_zero_point,
-                       "input2_zero_point": p.input2_zero_point,
-                       "output_zero_point": p.output_zero_point,
-                       "output_multiplier": p.output_multiplier,
-                       "output_shift": p.output_shift,
-                       "act_min": p.act_min, "act_max": p.act_max}
-            kind = n.op
+            prm, kind = _binary_params(graph, n, p)
         elif n.op == "logistic":
             table = K.logistic_s8(np.arange(-128, 128), p).astype(np.int8)
             key = table.tobytes()
@@ -178,6 +156,13 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
             prm = {"rows": rows, "depth": shape[-1], "input_multiplier": p.input_multiplier,
                    "input_left_shift": p.input_left_shift, "diff_min": p.diff_min}
             kind = "softmax"
+        elif n.op == "log_softmax":
+            prm = {"rows": rows, "depth": shape[-1], "input_multiplier": p.input_multiplier,
+                   "input_left_shift": p.input_left_shift,
+                   "reverse_scaling_divisor": p.reverse_scaling_divisor,
+                   "reverse_scaling_right_shift": p.reverse_scaling_right_shift,
+                   "diff_min": p.diff_min}
+            kind = "log_softmax"
         elif n.op == "layer_norm":
             prm = {"rows": rows, "depth": shape[-1], "input_zero_point": p.input_zero_point,
                    "eps_q": p.eps_q, "multiplier": ("i32", p.multiplier),
@@ -191,6 +176,23 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
             prm = {"rank": len(shape), "in_shape": [*shape, *[1] * (4 - len(shape))],
                    "perm": [*perm, *range(len(perm), 4)]}
             kind = "transpose"
+        elif n.op == "slice":
+            if len(shape) > 4:
+                raise PlanError(f"rank-{len(shape)} slice at {n.origin}",
+                                "slice tensors of rank 4 or less")
+            lead = [1] * (4 - len(shape))
+            prm = {"in_shape": [*lead, *shape], "begin": [0] * len(lead) + n.attrs["begin"],
+                   "out_shape": [*lead, *n.attrs["size"]]}
+            kind = "slice"
+        elif n.op == "concat":
+            axis = n.attrs["axis"]
+            out = graph.values[n.outputs[0]].shape
+            prm = {"outer": int(np.prod(out[:axis], dtype=np.int64)), "parts": len(n.inputs),
+                   "sizes": [int(np.prod(graph.values[i].shape[axis:], dtype=np.int64))
+                             for i in n.inputs] + [0] * (4 - len(n.inputs)),
+                   "consts": [i if graph.values[i].is_const else None for i in n.inputs]
+                   + [None] * (4 - len(n.inputs))}
+            kind = "concat"
         elif n.op == "split":
             sections = list(n.attrs["sections"])
             if len(sections) > 4:
@@ -201,10 +203,59 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
         else:
             raise PlanError(f"op {n.op} at {n.origin} has no C kernel",
                             f"the C runtime implements {', '.join(KINDS)}")
-        steps.append(Step(kind, list(n.inputs[:2] if n.op in ("add", "mul", "batch_matmul")
-                                     else n.inputs[:1]), list(n.outputs), prm, n.origin,
-                          scope, n))
+        ins = n.inputs[:2] if n.op in ("add", "mul", "batch_matmul") else n.inputs[:1]
+        if n.op == "concat":
+            ins = list(n.inputs)
+        ins = [i for i in ins if not graph.values[i].is_const]  # constants live in flash
+        steps.append(Step(kind, ins, list(n.outputs), prm, n.origin, scope, n))
     return steps, alias, luts
+
+
+def _binary_params(graph: Graph, n: Node, p: Any) -> tuple[dict[str, Any], str]:
+    """ADD / MUL: the same-shape kernel, or the broadcasting one (a constant operand, or
+    shapes that broadcast; rank <= 4)."""
+    a, b = graph.values[n.inputs[0]], graph.values[n.inputs[1]]
+    out = graph.values[n.outputs[0]].shape
+    if n.op == "add":
+        op = {"size": int(np.prod(out, dtype=np.int64)),
+              "input1_zero_point": p.input1_zero_point,
+              "input2_zero_point": p.input2_zero_point,
+              "output_zero_point": p.output_zero_point, "left_shift": p.left_shift,
+              "input1_multiplier": p.input1_multiplier, "input1_shift": p.input1_shift,
+              "input2_multiplier": p.input2_multiplier, "input2_shift": p.input2_shift,
+              "output_multiplier": p.output_multiplier, "output_shift": p.output_shift,
+              "act_min": p.act_min, "act_max": p.act_max}
+    else:
+        op = {"size": int(np.prod(out, dtype=np.int64)),
+              "input1_zero_point": p.input1_zero_point,
+              "input2_zero_point": p.input2_zero_point,
+              "output_zero_point": p.output_zero_point,
+              "output_multiplier": p.output_multiplier, "output_shift": p.output_shift,
+              "act_min": p.act_min, "act_max": p.act_max}
+    if a.shape == b.shape == out and not a.is_const and not b.is_const:
+        return op, n.op
+    if a.is_const:
+        raise PlanError(f"{n.op} with a constant first operand at {n.origin}",
+                        "the quantizer puts constants second; re-run the compiler")
+    if len(out) > 4:
+        raise PlanError(f"rank-{len(out)} broadcasting {n.op} at {n.origin}",
+                        "keep elementwise ops at rank 4 or less")
+    out4 = [1] * (4 - len(out)) + list(out)
+    prm: dict[str, Any] = {"op": op, "input2_const": b.name if b.is_const else None,
+                           "out_shape": out4,
+                           "stride1": _broadcast_strides(a.shape, out4),
+                           "stride2": _broadcast_strides(b.shape, out4)}
+    return prm, f"{n.op}_bcast"
+
+
+def _broadcast_strides(shape: tuple[int, ...], out4: list[int]) -> list[int]:
+    """Row-major element strides of ``shape`` read as ``out4`` (numpy broadcasting)."""
+    dims = [1] * (4 - len(shape)) + list(shape)
+    strides, step = [0] * 4, 1
+    for d in range(3, -1, -1):
+        strides[d] = 0 if dims[d] == 1 and out4[d] != 1 else step
+        step *= dims[d]
+    return strides
 
 
 # ------------------------------------------------------------------------ arena
