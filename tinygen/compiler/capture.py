@@ -59,13 +59,18 @@ def supported_ops() -> list[str]:
     return sorted({str(t).replace("aten.", "").split(".")[0] for t in _LOWERINGS})
 
 
-def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
-    """torch.export ``module`` on ``example`` (eval mode) and lower it to IR."""
+def capture(module: torch.nn.Module,
+            example: torch.Tensor | tuple[torch.Tensor, ...]) -> Graph:
+    """torch.export ``module`` on ``example`` (eval mode) and lower it to IR.
+
+    ``example`` is one tensor, or a tuple of tensors for a module with several inputs
+    (a streaming step: features and its state); the IR's inputs follow their order."""
     was_training = module.training
     module.eval()
+    args = example if isinstance(example, tuple) else (example,)
     try:
         with torch.no_grad():
-            ep = torch.export.export(module, (example,))
+            ep = torch.export.export(module, args)
     except Exception as err:  # torch raises many types; report the first line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FrontendError(f"torch.export could not capture the model: {first[:200]}",

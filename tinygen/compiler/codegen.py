@@ -199,6 +199,19 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
                          "program": f"tg_program_{seg.program}",
                          "offsets": offsets_by_text[offs], "params": params})
 
+    initial_state = None
+    if plan.state:  # the silence state, laid out like the state region, stored in flash
+        blob = np.zeros(plan.state_bytes, np.int8)
+        init = graph.meta.get("state_init")
+        if init is None or len(init) != len(plan.state):
+            raise ValueError("a streaming plan needs graph.meta['state_init'], one int8 "
+                             "array per state tensor")
+        for t, arr in zip(plan.state, init, strict=True):
+            off = plan.offset(t)
+            data = np.ascontiguousarray(arr, np.int8).reshape(-1)
+            blob[off:off + data.size] = data
+        initial_state = pool.add(("state_init",), "initial_state", blob, "const",
+                                 f"the silence state, {plan.state_bytes} B")
     sizes = pool.bytes_by_kind()
     schedule_bytes = (sum(8 * len(p["steps"]) + 8 for p in programs)
                       + sum(4 * n for _, _, n in offset_arrays)
@@ -216,7 +229,11 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
         "programs": programs,
         "segments": segments,
         "offset_arrays": offset_arrays,
-        "arena_bytes": plan.arena_bytes,
+        "arena_bytes": plan.scratch_bytes,
+        "streaming": bool(plan.state),
+        "state_bytes": plan.state_bytes,
+        "initial_state": initial_state,
+        "chunk_ms": meta.get("chunk_ms", 0),
         "input_offset": plan.offset(plan.input),
         "output_offset": plan.offset(plan.output),
         "input_size": int(np.prod(in_v.shape)),

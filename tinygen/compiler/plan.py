@@ -67,6 +67,16 @@ class Plan:
     luts: dict[str, np.ndarray] = field(default_factory=dict)  # table name -> 256 int8
     input: str = ""
     output: str = ""
+    # A streaming step's state: buffers that persist from step to step, placed first at
+    # offsets [0, state_bytes); the scratch arena follows. A state output shares its input's
+    # buffer (the step overwrites the cache after its last read).
+    state: list[str] = field(default_factory=list)  # state tensors, in input order
+    state_bytes: int = 0
+
+    @property
+    def scratch_bytes(self) -> int:
+        """The arena proper: memory reused within a step (everything but the state)."""
+        return self.arena_bytes - self.state_bytes
 
     def offset(self, tensor: str) -> int:
         return self.offsets[self.buffer_of[tensor]]
@@ -270,6 +280,8 @@ def _spans(plan: Plan) -> dict[int, tuple[int, int]]:
         b = plan.buffer_of[t]
         a, z = spans.get(b, (0, 0))
         spans[b] = (0 if t == plan.input else a, len(plan.steps) if t == plan.output else z)
+    for t in plan.state:  # the state persists across steps
+        spans[plan.buffer_of[t]] = (0, len(plan.steps))
     return spans
 
 
@@ -309,15 +321,47 @@ def make_plan(graph: Graph) -> Plan:
         st.outputs = [_root(alias, t) for t in st.outputs]
     plan = Plan(steps, buffer_of, {}, sizes, 0, [], [], luts, _root(alias, inp),
                 _root(alias, out))
+    _share_state(plan, graph, alias)
     _in_place(plan)
     _place(plan)
     _segment(plan)
     return plan
 
 
+def _share_state(plan: Plan, graph: Graph, alias: dict[str, str]) -> None:
+    """Give each state output its state input's buffer, after checking that every read of
+    the old state comes before the step that writes the new one."""
+    state = graph.meta.get("state")
+    if not state:
+        return
+    for s_in, s_out in zip(state["inputs"], state["outputs"], strict=True):
+        r_in, r_out = _root(alias, s_in), _root(alias, s_out)
+        for t in (r_in, r_out):
+            if t not in plan.buffer_of:  # a state nothing reads or writes
+                raise PlanError(f"state tensor {t} is not used by the step",
+                                "return a state the step reads and updates")
+        b_in, b_out = plan.buffer_of[r_in], plan.buffer_of[r_out]
+        if plan.sizes[b_in] != plan.sizes.get(b_out, plan.sizes[b_in]):
+            raise PlanError(f"state {s_in} and its update {s_out} differ in size")
+        reads = [i for i, st in enumerate(plan.steps) if b_in in
+                 {plan.buffer_of[t] for t in st.inputs}]
+        writes = [i for i, st in enumerate(plan.steps) if b_out in
+                  {plan.buffer_of[t] for t in st.outputs}]
+        if b_out != b_in:
+            if not writes or (reads and max(reads) >= min(writes)):
+                raise PlanError(f"state {s_in} is read after its update {s_out} is written",
+                                "compute the new state from the old one last")
+            for name, owner in list(plan.buffer_of.items()):
+                if owner == b_out:
+                    plan.buffer_of[name] = b_in
+            del plan.sizes[b_out]
+        plan.state.append(r_in)
+
+
 def _in_place(plan: Plan) -> None:
     """Let elementwise ops write over an input that nobody reads afterwards."""
-    pinned = {plan.buffer_of[plan.input], plan.buffer_of[plan.output]}
+    pinned = {plan.buffer_of[plan.input], plan.buffer_of[plan.output],
+              *(plan.buffer_of[t] for t in plan.state)}
     for i, st in enumerate(plan.steps):
         if st.kind not in IN_PLACE:
             continue
@@ -338,8 +382,16 @@ def _in_place(plan: Plan) -> None:
 
 def _place(plan: Plan) -> None:
     spans = _spans(plan)
-    order = sorted(plan.sizes, key=lambda b: (-plan.sizes[b], spans[b][0], b))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    state = list(dict.fromkeys(plan.buffer_of[t] for t in plan.state))
+    offset = 0
+    for b in state:  # the persistent region first, in state order
+        plan.offsets[b] = offset
+        offset += -(-plan.sizes[b] // ALIGN) * ALIGN
+        placed.append((plan.offsets[b], offset, *spans[b]))
+    plan.state_bytes = offset
+    order = sorted((b for b in plan.sizes if b not in state),
+                   key=lambda b: (-plan.sizes[b], spans[b][0], b))
     for b in order:
         size = -(-plan.sizes[b] // ALIGN) * ALIGN
         first, last = spans[b]

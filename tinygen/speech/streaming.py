@@ -25,15 +25,21 @@ over keys), the runtime may keep them in a ring and write each new chunk in plac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from tinygen.speech.config import SUBSAMPLE, ConformerConfig
 from tinygen.speech.features import silence_value
-from tinygen.speech.model import Conformer
+from tinygen.speech.model import Conformer, ConformerBlock
+
+if TYPE_CHECKING:
+    from tinygen.compiler.stream import CompiledStep
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,49 @@ def state_bytes_int8(cfg: ConformerConfig) -> int:
     return total
 
 
+class SubsampleStep(nn.Module):
+    """The subsampling of one step: (feats (B, 4C, F), feat_cache, conv1_cache) ->
+    (x (B, C, D), feat_cache', conv1_cache')."""
+
+    def __init__(self, model: Conformer) -> None:
+        super().__init__()
+        self.sub = model.subsample
+
+    def forward(self, feats: torch.Tensor, feat_cache: torch.Tensor,
+                conv1_cache: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        # 1 cached + 4C new log-mel frames -> 2C conv1 frames; with the cached conv1
+        # frame, 2C + 1 -> C conv2 frames.
+        x = torch.cat([feat_cache, feats], dim=1).unsqueeze(1)  # (B, 1, 4C+1, F)
+        h1 = torch.cat([conv1_cache, F.relu(self.sub.conv1(x))], dim=2)  # (B, Cs, 2C+1, F1)
+        x = self.sub.project(F.relu(self.sub.conv2(h1)))  # (B, C, D)
+        return x, feats[:, -1:], h1[:, :, -1:]
+
+
+class BlockStep(nn.Module):
+    """One virtual layer of one step: (x (B, C, D), keys, values, conv) ->
+    (x, keys', values', conv'). Virtual layers that reuse a block reuse its BlockStep, so
+    the compiler sees repeated calls of one module, as in the full pass."""
+
+    def __init__(self, block: ConformerBlock, chunk: int) -> None:
+        super().__init__()
+        self.blk = block
+        self.c = chunk
+
+    def forward(self, x: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                conv: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        blk, c = self.blk, self.c
+        x = x + 0.5 * blk.ffn1(x)  # (B, C, D)
+        h = blk.attn.norm(x)
+        q = blk.attn.q(h)  # (B, C, D)
+        k_all = torch.cat([keys, blk.attn.k(h)], dim=1)  # (B, LC+C, D)
+        v_all = torch.cat([values, blk.attn.v(h)], dim=1)  # (B, LC+C, D)
+        x = x + blk.attn.attend(q, k_all, v_all, None)
+        g = torch.cat([conv, blk.conv.gated(x)], dim=1)  # (B, K-1+C, D)
+        x = x + blk.conv.finish(g)  # depthwise VALID: K-1+C -> C frames
+        x = blk.norm(x + 0.5 * blk.ffn2(x))
+        return x, k_all[:, c:], v_all[:, c:], g[:, c:]
+
+
 class StreamStep(nn.Module):
     """(feats (B, 4C, F), *state) -> (logits (B, C, V), *state)."""
 
@@ -77,35 +126,18 @@ class StreamStep(nn.Module):
         super().__init__()
         if not model.cfg.streaming:
             raise ValueError(f"config '{model.cfg.name}' does not stream (chunk_frames = 0)")
-        self.model = model  # the same modules, so every shared Parameter stays one object
-        self.c = model.cfg.chunk_frames
-        self.lc = model.cfg.left_context_frames
+        self.block_order = model.block_order
+        # The same modules as the model's, so every shared Parameter stays one object.
+        self.subsample = SubsampleStep(model)
+        self.blocks = nn.ModuleList(BlockStep(b, model.cfg.chunk_frames) for b in model.blocks)
+        self.head = model.head
 
     def forward(self, feats: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        m, c = self.model, self.c
-        feat_cache, conv1_cache, layers = state[0], state[1], state[2:]
-        # --- subsampling: 1 cached + 4C new frames -> 2C conv1 frames; with the cached
-        # conv1 frame, 2C + 1 -> C conv2 frames.
-        x = torch.cat([feat_cache, feats], dim=1).unsqueeze(1)  # (B, 1, 4C+1, F)
-        h1 = F.relu(m.subsample.conv1(x))  # (B, Cs, 2C, F1)
-        h1 = torch.cat([conv1_cache, h1], dim=2)  # (B, Cs, 2C+1, F1)
-        x = m.subsample.project(F.relu(m.subsample.conv2(h1)))  # (B, C, D)
-        new_state: list[torch.Tensor] = [feats[:, -1:], h1[:, :, -1:]]
-        # --- blocks, each virtual layer with its own caches
-        for i, b in enumerate(m.block_order):
-            keys, values, conv = layers[3 * i:3 * i + 3]
-            blk = m.blocks[b]
-            x = x + 0.5 * blk.ffn1(x)  # (B, C, D)
-            h = blk.attn.norm(x)
-            q = blk.attn.q(h)  # (B, C, D)
-            k_all = torch.cat([keys, blk.attn.k(h)], dim=1)  # (B, LC+C, D)
-            v_all = torch.cat([values, blk.attn.v(h)], dim=1)  # (B, LC+C, D)
-            x = x + blk.attn.attend(q, k_all, v_all, None)
-            g = torch.cat([conv, blk.conv.gated(x)], dim=1)  # (B, K-1+C, D)
-            x = x + blk.conv.finish(g)  # depthwise VALID: K-1+C -> C frames
-            x = blk.norm(x + 0.5 * blk.ffn2(x))
-            new_state += [k_all[:, c:], v_all[:, c:], g[:, c:]]
-        return (m.head(x), *new_state)
+        x, *new_state = self.subsample(feats, state[0], state[1])
+        for i, b in enumerate(self.block_order):  # each virtual layer its own caches
+            x, *caches = self.blocks[b](x, *state[2 + 3 * i:5 + 3 * i])
+            new_state += caches
+        return (self.head(x), *new_state)
 
 
 def receptive_steps(cfg: ConformerConfig) -> int:
@@ -175,3 +207,57 @@ def step_macs(model: Conformer) -> int:
 def frames_per_step(cfg: ConformerConfig) -> tuple[int, int]:
     """(log-mel frames in, encoder frames out) of one step."""
     return cfg.chunk_frames * SUBSAMPLE, cfg.chunk_frames
+
+
+def silence_chunk(cfg: ConformerConfig) -> torch.Tensor:
+    """(1, 4C, F): one step of digital silence."""
+    return torch.full((1, cfg.chunk_feature_frames, cfg.n_mels), silence_value())
+
+
+@torch.no_grad()
+def recorded_steps(model: Conformer, streams: list[torch.Tensor]) -> list[list[np.ndarray]]:
+    """The float inputs ``[feats, *state]`` of every step of each (1, T, F) stream, stepped
+    from the silence state: calibration data for a compiled step."""
+    cfg = model.cfg
+    step = StreamStep(model).eval()
+    n = cfg.chunk_feature_frames
+    start = silence_state(model)
+    steps: list[list[np.ndarray]] = []
+    for feats in streams:
+        feats = pad_to_chunks(feats, cfg)
+        state = list(start)
+        for k in range(feats.shape[1] // n):
+            x = feats[:, k * n:(k + 1) * n]
+            steps.append([x.numpy().copy(), *(s.numpy().copy() for s in state)])
+            _, *state = step(x, *state)
+    return steps
+
+
+def compile_streaming(model: Conformer, windows: list[np.ndarray],
+                      progress: Callable[[int], None] | None = None) -> CompiledStep:
+    """The compiled int8 step of a streaming ``model``, calibrated by stepping through
+    ``windows`` ((1, T, F) float features, each one stream) from the silence state.
+
+    ``int8.meta["state_init"]`` holds the int8 silence state (the golden step iterated on
+    quantized silence to its fixed point), which a reset restores; ``float_start`` the
+    float one."""
+    from tinygen.compiler.stream import compile_step
+
+    cfg = model.cfg
+    steps = recorded_steps(model, [torch.from_numpy(np.asarray(w, np.float32))
+                                   for w in windows])
+    example = tuple(torch.from_numpy(a) for a in steps[0])
+    compiled = compile_step(StreamStep(model), example, steps, progress)
+    fixed, _ = compiled.fixed_state(compiled.quantize_input(silence_chunk(cfg).numpy()))
+    compiled.int8.meta["state_init"] = fixed
+    compiled.int8.meta["chunk_ms"] = cfg.chunk_ms
+    compiled.float_start = [s.numpy() for s in silence_state(model)]
+    return compiled
+
+
+def chunks_of(feats: np.ndarray, cfg: ConformerConfig) -> list[np.ndarray]:
+    """(1, T, F) features -> the (1, 4C, F) chunks a stream feeds, silence completing
+    the last one."""
+    padded = pad_to_chunks(torch.from_numpy(np.asarray(feats, np.float32)), cfg).numpy()
+    n = cfg.chunk_feature_frames
+    return [padded[:, k * n:(k + 1) * n] for k in range(padded.shape[1] // n)]
