@@ -295,3 +295,24 @@ def test_deployment_window_places_speech_in_silence() -> None:
         assert torch.equal(row[start:start + n], feats[i, :n])  # the utterance, intact
         assert bool((row[:start] == silence_value()).all())
         assert bool((row[start + n:] == silence_value()).all())
+
+
+def test_eval_streams_a_streaming_model_chunk_by_chunk(corpus: Path, tmp_path: Path) -> None:
+    streaming = replace(TINY, chunk_frames=2, left_chunks=2)
+    fit(streaming, options(corpus, tmp_path / "s.pt", steps=2))
+    proc = subprocess.run([sys.executable, "-m", "tinygen", "eval", str(tmp_path / "s.pt"),
+                           "--data", str(corpus), "--calib", "2", "--streaming", "--json"],
+                          capture_output=True, text=True, timeout=600, env=run_env())
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rows = {r["backend"]: r for r in report["rows"]}
+    assert list(rows) == ["float", "float-stream", "int8-stream", "host-c-stream"]
+    assert report["window_frames"] is None and report["streaming"]["chunk_frames"] == 2
+    # the C step is bit-exact with the golden step over whole utterances
+    assert rows["host-c-stream"]["char_errors"] == rows["int8-stream"]["char_errors"]
+    assert rows["host-c-stream"]["chars"] == rows["float"]["chars"] > 0
+    fit(TINY, options(corpus, tmp_path / "f.pt", steps=1))
+    full = subprocess.run([sys.executable, "-m", "tinygen", "eval", str(tmp_path / "f.pt"),
+                           "--data", str(corpus), "--streaming"],
+                          capture_output=True, text=True, timeout=120, env=run_env())
+    assert full.returncode == 2 and "does not stream" in full.stderr

@@ -73,16 +73,19 @@ def check_out(out: Path, force: bool) -> None:
 
 def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
           vectors: list[np.ndarray], opts: BuildOptions, model_name: str,
-          progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Compile and write OUT; returns report.json's content."""
+          progress: Callable[[int], None] | None = None,
+          compiled: Compiled | CompiledStep | None = None) -> dict[str, Any]:
+    """Compile and write OUT; returns report.json's content. ``compiled``: the result of
+    an earlier compile of the same model and calibration, to build more targets from."""
     check_target(opts.target)
     check_out(out, opts.force)
     frames = calib[0].shape[1]
-    compiled: Compiled | CompiledStep
-    if _streams(model):
-        if opts.backend == "tflm":
-            raise BuildError("--backend tflm cannot run a streaming model yet",
-                             "build it with --backend portable, cmsis-nn or esp-nn")
+    if _streams(model) and opts.backend == "tflm":
+        raise BuildError("--backend tflm cannot run a streaming model yet",
+                         "build it with --backend portable, cmsis-nn or esp-nn")
+    if compiled is not None:
+        pass
+    elif _streams(model):
         from tinygen.speech.streaming import compile_streaming
 
         compiled = compile_streaming(model, calib, progress)  # type: ignore[arg-type]

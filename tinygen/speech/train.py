@@ -580,6 +580,24 @@ class _Report:
 
 
 # ------------------------------------------------------------------------ CLI
+def streaming_variant(cfg: ConformerConfig | None, opts: TrainOptions,
+                      chunk: int | None, left: int | None) -> ConformerConfig:
+    """The preset's (or --init checkpoint's) config made to stream with chunk C, left L."""
+    import dataclasses
+
+    from tinygen.speech.checkpoint import load_checkpoint
+
+    if cfg is None:
+        if opts.init is None:
+            raise TrainError("--chunk-frames/--left-chunks need a model to change",
+                             "give --preset NAME or --init CHECKPOINT")
+        cfg = load_checkpoint(opts.init).cfg
+    return dataclasses.replace(
+        cfg, name=cfg.name if cfg.streaming else f"{cfg.name}-stream",
+        chunk_frames=cfg.chunk_frames if chunk is None else chunk,
+        left_chunks=cfg.left_chunks if left is None else left).validate()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tinygen.speech.config import load_preset
     from tinygen.speech.data.dataset import warnings_as_lines
@@ -593,6 +611,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         init=args.init, teacher=args.teacher, distill=args.distill,
                         temperature=args.temperature)
     cfg = load_preset(args.preset) if args.preset else None
+    if args.chunk_frames is not None or args.left_chunks is not None:
+        cfg = streaming_variant(cfg, opts, args.chunk_frames, args.left_chunks)
     with warnings_as_lines():
         meta = fit(cfg, opts)
     if World.from_env().main:
@@ -611,6 +631,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "--batch is per process.")
     p.add_argument("--preset", metavar="P", help="model preset (see `tinygen presets`); "
                    "optional with --resume")
+    p.add_argument("--chunk-frames", type=int, default=None, metavar="C",
+                   help="make the model stream: chunks of C encoder frames (40 ms each), "
+                        "with --left-chunks of attention context (docs/streaming.md)")
+    p.add_argument("--left-chunks", type=int, default=None, metavar="L",
+                   help="chunks of left context a streaming model attends to")
     p.add_argument("--data", type=Path, required=True, metavar="DIR",
                    help="a corpus from `tinygen data synth`, or a LibriSpeech root")
     p.add_argument("--out", type=Path, required=True, metavar="PATH",
