@@ -9,9 +9,14 @@ old way (a fixed window recomputed every hop), it prints:
   window is re-run every hop that gives the streaming model's latency (one chunk);
 - the ratios: streaming per second vs one 1 s pass (goal ≤ 1.2×) and vs the windowed
   model at equal latency;
-- the int8 state a streaming step keeps (per virtual layer: keys, values, conv inputs).
+- the int8 state a streaming step keeps (per virtual layer: keys, values, conv inputs);
+- with ``--qemu``: both compiled for qemu-m4 (portable kernels) and run under QEMU:
+  RAM (streaming: state + arena; windowed: arena) and instructions per second of audio
+  (streaming: per step x steps per second; windowed: per 1 s inference x re-runs per
+  second at the same latency, and a single pass per second).
 
-Usage: python bench/bench_streaming.py [--model preset:mcu-tiny] [--chunk 4] [--left 4] [--json]
+Usage: python bench/bench_streaming.py [--model preset:mcu-tiny] [--chunk 4] [--left 4]
+                                      [--qemu] [--json]
 (--chunk/--left make a full-context model stream; a streaming checkpoint keeps its own.)
 """
 
@@ -56,14 +61,64 @@ def measure(spec: str, chunk: int, left: int) -> dict[str, float | int | str]:
     }
 
 
+def measure_qemu(spec: str, chunk: int, left: int) -> dict[str, float | int]:
+    """Compiled for qemu-m4 and run: RAM and instructions per second of audio."""
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from tinygen.build import BuildOptions, build
+    from tinygen.speech.calib import inputs
+    from tinygen.verify import verify
+
+    model = load_model(spec)
+    cfg = model.cfg
+    if not cfg.streaming:
+        cfg = dataclasses.replace(cfg, chunk_frames=chunk, left_chunks=left).validate()
+        model = build_model(cfg)
+        model.load_state_dict(load_model(spec).state_dict())
+    full = load_model(spec) if not load_model(spec).cfg.streaming else build_model(
+        dataclasses.replace(cfg, chunk_frames=0, left_chunks=0))
+    frames = round(cfg.frames_per_second) + 1
+    with tempfile.TemporaryDirectory() as tmp:
+        cal = inputs(cfg, frames, 4, seed=0)
+        s_rep = build(model, Path(tmp) / "s", cal, inputs(cfg, 4 * frames, 1, seed=1),
+                      BuildOptions(target="qemu-m4"), cfg.name)
+        s_run = verify(Path(tmp) / "s")
+        w_rep = build(full, Path(tmp) / "w", cal, inputs(cfg, frames, 1, seed=1),
+                      BuildOptions(target="qemu-m4"), full.cfg.name)
+        w_run = verify(Path(tmp) / "w")
+    per_step = float(np.mean(s_run["instructions_per_inference"]))
+    per_window = float(np.mean(w_run["instructions_per_inference"]))
+    steps_per_s = 1000.0 / cfg.chunk_ms
+    st = s_rep["streaming"]
+    return {
+        "bit_exact": bool(s_run["bit_exact"] and w_run["bit_exact"]),
+        "stream_state_bytes": st["state_bytes"],
+        "stream_arena_bytes": st["arena_bytes"],
+        "stream_ram_bytes": st["ram_bytes"],
+        "window_arena_bytes": w_rep["arena_bytes"],
+        "stream_instructions_per_step": round(per_step),
+        "stream_instructions_per_s": round(per_step * steps_per_s),
+        "window_instructions_per_pass": round(per_window),
+        "windowed_instructions_per_s_same_latency": round(per_window * steps_per_s),
+        "stream_vs_one_pass_instructions": round(per_step * steps_per_s / per_window, 3),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="preset:mcu-tiny")
     ap.add_argument("--chunk", type=int, default=4, help="encoder frames per chunk (40 ms)")
     ap.add_argument("--left", type=int, default=4, help="chunks of left context")
+    ap.add_argument("--qemu", action="store_true",
+                    help="also compile both for qemu-m4 and count instructions (minutes)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     r = measure(args.model, args.chunk, args.left)
+    if args.qemu:
+        r.update(measure_qemu(args.model, args.chunk, args.left))
     if args.json:
         print(json.dumps(r, indent=2))
         return
@@ -76,6 +131,17 @@ def main() -> None:
     print(f"  1 s window every chunk  {r['windowed_macs_per_s_same_latency']:>14,} MACs/s "
           f"(streaming needs {r['stream_vs_windowed']:.4f}x of it)")
     print(f"  int8 state              {r['state_bytes_int8']:>14,} B")
+    if "stream_ram_bytes" in r:
+        print("qemu-m4, portable kernels (bit-exact with the golden reference: "
+              f"{'yes' if r['bit_exact'] else 'NO'}):")
+        print(f"  streaming RAM           {r['stream_ram_bytes']:>14,} B (state "
+              f"{r['stream_state_bytes']:,} + arena {r['stream_arena_bytes']:,}; goal <= 48 KB)")
+        print(f"  windowed 1 s arena      {r['window_arena_bytes']:>14,} B")
+        print(f"  streaming, per second   {r['stream_instructions_per_s']:>14,} instructions "
+              f"({r['stream_vs_one_pass_instructions']:.3f}x one 1 s pass)")
+        print(f"  one 1 s pass            {r['window_instructions_per_pass']:>14,} instructions")
+        print(f"  1 s window every chunk  {r['windowed_instructions_per_s_same_latency']:>14,}"
+              " instructions per second")
 
 
 if __name__ == "__main__":
