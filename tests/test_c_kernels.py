@@ -40,7 +40,8 @@ PORTABLE = FIRMWARE / "portable"
 DRIVER = REPO / "tests" / "c" / "tg_kernel_driver.c"
 
 KERNELS = ("fully_connected", "conv2d", "depthwise_conv2d", "batch_matmul", "add", "mul",
-           "lut", "softmax", "layer_norm", "transpose", "split")
+           "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast",
+           "log_softmax", "slice", "concat")
 
 STRICT = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 BUILDS = {
@@ -60,6 +61,8 @@ ARM_ALLOWED_UNDEFINED = {"memcpy", "memset", "__aeabi_uldivmod", "__aeabi_ldivmo
 # Op codes of tests/c/tg_kernel_driver.c.
 OP = {"fully_connected": 1, "conv2d": 2, "depthwise_conv2d": 3, "batch_matmul": 4, "add": 5,
       "mul": 6, "lut": 7, "softmax": 8, "layer_norm": 9, "transpose": 10, "split": 11,
+      "add_bcast": 12, "mul_bcast": 13, "log_softmax": 14,
+      "slice": 15, "concat": 16,
       "srdhm": 20, "rounding_divide_by_pot": 21, "mbqm": 22, "exp_on_negative_values": 23,
       "one_over_one_plus_x": 24, "isqrt": 25}
 
@@ -352,6 +355,71 @@ def mul_cases() -> list[Case]:
     return cases
 
 
+def _broadcast_operands(rng: np.random.Generator, case: int
+                        ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Two int8 tensors that broadcast (rank <= 4): a scalar, a per-channel vector on the
+    last or a middle axis, or both sides broadcasting; and the C geometry scalars."""
+    rank = int(rng.integers(1, 5))
+    out = [int(rng.integers(1, 9)) for _ in range(rank)]
+    out[-1] = int(rng.integers(1, 65))
+    kind = case % 4
+    if kind == 0:  # activation x scalar constant
+        sa, sb = list(out), [1] * int(rng.integers(0, rank + 1))
+    elif kind == 1:  # per-channel vector on the last axis
+        sa, sb = list(out), [out[-1]]
+    elif kind == 2:  # per-channel on another axis, e.g. (C, 1) against (B, C, T)
+        axis = int(rng.integers(0, rank))
+        sa, sb = list(out), [out[d] if d == axis else 1 for d in range(axis, rank)]
+    else:  # both sides broadcast
+        sa = [d if rng.random() < 0.5 else 1 for d in out]
+        sb = [d if s == 1 else 1 for d, s in zip(out, sa, strict=True)]
+    if case % 5 == 4:
+        sa, sb = sb, sa  # the broadcast operand first
+    a, b = q8(rng, sa), q8(rng, sb)
+    out4 = [1] * (4 - rank) + list(np.broadcast_shapes(a.shape, b.shape))
+
+    def strides(x: np.ndarray) -> list[int]:  # numpy's own view of the broadcast (int8)
+        view = np.broadcast_to(x.reshape([1] * (4 - x.ndim) + list(x.shape)), out4)
+        return [int(st) if n > 1 else 0 for st, n in zip(view.strides, out4, strict=True)]
+
+    return a, b, [*out4, *strides(a), *strides(b)]
+
+
+def _bcast_cases(op: str, seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    cases = []
+    for case in range(200):
+        a, b, geometry = _broadcast_operands(rng, case)
+        s1, s2 = log_scale(rng, -3, 1), log_scale(rng, -3, 1)
+        z1, z2 = zp(rng), zp(rng)
+        ra, rb = (a.astype(np.float64) - z1) * s1, (b.astype(np.float64) - z2) * s2
+        real = ra + rb if op == "add" else ra * rb
+        s_out, zp_out = output_quant(rng, float(real.min()), float(real.max()), case)
+        act = activation(rng)
+        if op == "add":
+            p = K.prepare_add(s1, z1, s2, z2, s_out, zp_out, act)
+            scalars = [z1, z2, zp_out, p.left_shift, p.input1_multiplier, p.input1_shift,
+                       p.input2_multiplier, p.input2_shift, p.output_multiplier,
+                       p.output_shift, p.act_min, p.act_max]
+            want = K.add_s8(a, b, p)
+        else:
+            q = K.prepare_mul(s1, z1, s2, z2, s_out, zp_out, act)
+            scalars = [z1, z2, zp_out, q.output_multiplier, q.output_shift, q.act_min,
+                       q.act_max]
+            want = K.mul_s8(a, b, q)
+        cases.append(Case(f"{op}_bcast", f"{op}_bcast#{case} {a.shape} {b.shape} {act}",
+                          [*scalars, *geometry], [a, b], [want]))
+    return cases
+
+
+def add_bcast_cases() -> list[Case]:
+    return _bcast_cases("add", 1012)
+
+
+def mul_bcast_cases() -> list[Case]:
+    return _bcast_cases("mul", 1013)
+
+
 def logistic_table(p: K.LogisticParams) -> np.ndarray:
     """The 256-entry table the compiler emits: entry x + 128 is LOGISTIC(x)."""
     return K.logistic_s8(np.arange(-128, 128), p).astype(np.int8)
@@ -388,6 +456,59 @@ def softmax_cases() -> list[Case]:
             "softmax", f"softmax#{case} ({rows},{depth}) scale {s_in:.3g} beta {beta:.3g}",
             [rows, depth, p.input_multiplier, p.input_left_shift, p.diff_min], [x],
             [K.softmax_s8(x, p)]))
+    return cases
+
+
+def log_softmax_cases() -> list[Case]:
+    rng = np.random.default_rng(1014)
+    cases = []
+    for case in range(150):
+        rows, depth = int(rng.integers(1, 9)), int(rng.integers(1, 257))
+        if case == 0:
+            depth = 2048  # the contract's longest row
+        s_in = log_scale(rng, -3, 0.3) if case % 5 == 0 else log_scale(rng, -2.5, -0.8)
+        x = q8(rng, (rows, depth))
+        if case % 7 == 0:
+            x[:, 0] = 127  # a dominant class: the -128 cut-off
+        p = K.prepare_log_softmax(s_in)
+        cases.append(Case(
+            "log_softmax", f"log_softmax#{case} {x.shape} scale {s_in:.3g}",
+            [rows, depth, p.input_multiplier, p.input_left_shift, p.reverse_scaling_divisor,
+             p.reverse_scaling_right_shift, p.diff_min], [x], [K.log_softmax_s8(x, p)]))
+    return cases
+
+
+def slice_cases() -> list[Case]:
+    rng = np.random.default_rng(1015)
+    cases = []
+    for case in range(120):
+        shape = [int(rng.integers(1, 9)) for _ in range(4)]
+        begin = [int(rng.integers(0, d)) for d in shape]
+        size = [int(rng.integers(1, d - b + 1)) for d, b in zip(shape, begin, strict=True)]
+        x = q8(rng, shape)
+        want = x[tuple(slice(b, b + n) for b, n in zip(begin, size, strict=True))]
+        cases.append(Case("slice", f"slice#{case} {shape} from {begin} size {size}",
+                          [*shape, *begin, *size], [x], [np.ascontiguousarray(want)]))
+    return cases
+
+
+def concat_cases() -> list[Case]:
+    rng = np.random.default_rng(1016)
+    cases = []
+    for case in range(120):
+        rank = int(rng.integers(1, 5))
+        shape = [int(rng.integers(1, 7)) for _ in range(rank)]
+        axis = int(rng.integers(0, rank))
+        parts = []
+        for _ in range(int(rng.integers(1, 5))):
+            part_shape = list(shape)
+            part_shape[axis] = int(rng.integers(1, 7))
+            parts.append(q8(rng, part_shape))
+        want = np.concatenate(parts, axis=axis)
+        outer = int(np.prod(shape[:axis], dtype=np.int64))
+        sizes = [int(np.prod(p.shape[axis:], dtype=np.int64)) for p in parts]
+        cases.append(Case("concat", f"concat#{case} axis {axis} of {[p.shape for p in parts]}",
+                          [outer, len(parts), *sizes], parts, [want]))
     return cases
 
 
@@ -460,6 +581,8 @@ GENERATORS: dict[str, Callable[[], list[Case]]] = {
     "depthwise_conv2d": depthwise_conv2d_cases, "batch_matmul": batch_matmul_cases,
     "add": add_cases, "mul": mul_cases, "lut": lut_cases, "softmax": softmax_cases,
     "layer_norm": layer_norm_cases, "transpose": transpose_cases, "split": split_cases,
+    "add_bcast": add_bcast_cases, "mul_bcast": mul_bcast_cases,
+    "log_softmax": log_softmax_cases, "slice": slice_cases, "concat": concat_cases,
 }
 
 
@@ -482,7 +605,7 @@ def test_kernel_bit_exact(kernel: str, driver: Path) -> None:
     assert len(cases) >= 100
     # The cases must exercise the arithmetic, not just the clamps.
     values = np.concatenate([e.ravel() for c in cases for e in c.expected]).astype(np.int64)
-    if kernel not in ("transpose", "split"):
+    if kernel not in ("transpose", "split", "slice", "concat"):
         inside = float(np.mean((values > -128) & (values < 127)))
         assert inside > 0.5, f"{kernel}: only {inside:.0%} of outputs are unclamped"
         assert len(np.unique(values)) > 200, kernel
@@ -568,7 +691,8 @@ def test_math_helpers_bit_exact(driver: Path) -> None:
 
 
 def firmware_sources() -> list[Path]:
-    return [*sorted(PORTABLE.glob("*.c")), FIRMWARE / "tg_math.h", FIRMWARE / "tg_kernels.h"]
+    return [*sorted(PORTABLE.glob("*.c")), *sorted(PORTABLE.glob("*.h")),
+            FIRMWARE / "tg_math.h", FIRMWARE / "tg_kernels.h"]
 
 
 def strip_comments(text: str) -> str:
@@ -584,7 +708,7 @@ def test_firmware_source_rules(path: Path) -> None:
         assert not re.search(rf"\b{word}\b", code), f"{path.name} uses {word}"
     headers = set(re.findall(r'#include\s+[<"]([^>"]+)[>"]', code))
     assert headers <= {"stdint.h", "stddef.h", "string.h", "../tg_kernels.h",
-                       "../tg_math.h"}, headers
+                       "../tg_math.h", "tg_elementwise.h"}, headers
     if path.suffix == ".c":  # one kernel per file, named after it
         assert re.search(rf"^void {path.stem}\(", code, flags=re.M), path.name
 

@@ -558,6 +558,22 @@ def test_softmax_bit_exact() -> None:
         assert_same(got, K.softmax_s8(x, p), f"SOFTMAX case {case} scale {s_in} beta {beta}")
 
 
+def test_log_softmax_bit_exact() -> None:
+    rng = np.random.default_rng(91)
+    for case in range(150):
+        shape = ((int(rng.integers(1, 31)), int(rng.integers(1, 129))) if case % 3 else
+                 (int(rng.integers(1, 5)), int(rng.integers(1, 31)),
+                  int(rng.integers(1, 31))))
+        s_in = log_scale(rng, -3, 0.3) if case % 5 == 0 else log_scale(rng, -2.5, -0.8)
+        x = q8(rng, shape)
+        if case % 7 == 0:  # one dominant class per row: outputs reach the -128 cut-off
+            x[..., 0] = 127
+        p = K.prepare_log_softmax(s_in)
+        got = run_op("LOG_SOFTMAX", [Spec(x.shape, s_in, zp(rng), value=x)],
+                     Spec(x.shape, K.LOG_PROB_SCALE, K.LOG_PROB_ZERO_POINT))
+        assert_same(got, K.log_softmax_s8(x, p), f"LOG_SOFTMAX case {case} scale {s_in}")
+
+
 def test_rsqrt_bit_exact() -> None:
     rng = np.random.default_rng(100)
     for case in range(150):

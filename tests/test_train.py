@@ -120,8 +120,12 @@ def test_init_fine_tunes_from_a_checkpoint(corpus: Path, tmp_path: Path) -> None
     # resuming the fine-tuned run keeps where its weights came from
     fit(None, options(corpus, tuned, steps=3, resume=True))
     assert read_checkpoint(tuned)["meta"]["init"] == str(base)
-    with pytest.raises(TrainError, match="differs from the config"):
+    with pytest.raises(TrainError, match="has other parameters than"):
         fit(replace(TINY, d_model=16), options(corpus, tmp_path / "x.pt", init=base))
+    # the streaming variant of the same network starts from the same weights
+    streaming = replace(TINY, chunk_frames=2, left_chunks=2)
+    fit(streaming, options(corpus, tmp_path / "s.pt", steps=1, init=base))
+    assert load_checkpoint(tmp_path / "s.pt").cfg == streaming
     with pytest.raises(TrainError, match="do not go together"):
         fit(None, options(corpus, tuned, steps=4, resume=True, init=base))
     assert not (tmp_path / "x.pt").exists()
@@ -163,6 +167,11 @@ def test_teacher_distils_into_a_smaller_student(corpus: Path, tmp_path: Path) ->
     with pytest.raises(TrainError, match=r"--distill 1\.5 must be between 0 and 1"):
         fit(TINY, options(corpus, tmp_path / "x.pt", teacher=teacher, distill=1.5))
     assert not (tmp_path / "x.pt").exists()
+    # a streaming student learns from the full-context teacher on its own frame grid
+    streaming = replace(TINY, chunk_frames=2, left_chunks=2)
+    fit(streaming, options(corpus, tmp_path / "s.pt", steps=2, teacher=teacher))
+    with pytest.raises(TrainError, match="streams and test-tiny does not"):
+        fit(TINY, options(corpus, tmp_path / "x.pt", teacher=tmp_path / "s.pt"))
 
 
 def test_schedule_and_batch_plan() -> None:
@@ -286,3 +295,24 @@ def test_deployment_window_places_speech_in_silence() -> None:
         assert torch.equal(row[start:start + n], feats[i, :n])  # the utterance, intact
         assert bool((row[:start] == silence_value()).all())
         assert bool((row[start + n:] == silence_value()).all())
+
+
+def test_eval_streams_a_streaming_model_chunk_by_chunk(corpus: Path, tmp_path: Path) -> None:
+    streaming = replace(TINY, chunk_frames=2, left_chunks=2)
+    fit(streaming, options(corpus, tmp_path / "s.pt", steps=2))
+    proc = subprocess.run([sys.executable, "-m", "tinygen", "eval", str(tmp_path / "s.pt"),
+                           "--data", str(corpus), "--calib", "2", "--streaming", "--json"],
+                          capture_output=True, text=True, timeout=600, env=run_env())
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    rows = {r["backend"]: r for r in report["rows"]}
+    assert list(rows) == ["float", "float-stream", "int8-stream", "host-c-stream"]
+    assert report["window_frames"] is None and report["streaming"]["chunk_frames"] == 2
+    # the C step is bit-exact with the golden step over whole utterances
+    assert rows["host-c-stream"]["char_errors"] == rows["int8-stream"]["char_errors"]
+    assert rows["host-c-stream"]["chars"] == rows["float"]["chars"] > 0
+    fit(TINY, options(corpus, tmp_path / "f.pt", steps=1))
+    full = subprocess.run([sys.executable, "-m", "tinygen", "eval", str(tmp_path / "f.pt"),
+                           "--data", str(corpus), "--streaming"],
+                          capture_output=True, text=True, timeout=120, env=run_env())
+    assert full.returncode == 2 and "does not stream" in full.stderr

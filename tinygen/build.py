@@ -21,6 +21,7 @@ from tinygen import __version__
 from tinygen.compiler import codegen, plan
 from tinygen.compiler.ir import Graph
 from tinygen.compiler.pipeline import Compiled, compile_model
+from tinygen.compiler.stream import CompiledStep
 from tinygen.errors import TinygenError
 from tinygen.fsutil import OutputError
 from tinygen.targets import TargetContext, check_target, copy_runtime, target_module
@@ -72,14 +73,27 @@ def check_out(out: Path, force: bool) -> None:
 
 def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
           vectors: list[np.ndarray], opts: BuildOptions, model_name: str,
-          progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Compile and write OUT; returns report.json's content."""
+          progress: Callable[[int], None] | None = None,
+          compiled: Compiled | CompiledStep | None = None) -> dict[str, Any]:
+    """Compile and write OUT; returns report.json's content. ``compiled``: the result of
+    an earlier compile of the same model and calibration, to build more targets from."""
     check_target(opts.target)
     check_out(out, opts.force)
     frames = calib[0].shape[1]
-    compiled = compile_model(model, frames, calib, progress)
+    if _streams(model) and opts.backend == "tflm":
+        raise BuildError("--backend tflm cannot run a streaming model yet",
+                         "build it with --backend portable, cmsis-nn or esp-nn")
+    if compiled is not None:
+        pass
+    elif _streams(model):
+        from tinygen.speech.streaming import compile_streaming
+
+        compiled = compile_streaming(model, calib, progress)  # type: ignore[arg-type]
+    else:
+        compiled = compile_model(model, frames, calib, progress)
     planned = plan.make_plan(compiled.int8)
-    gen = codegen.generate(compiled.int8, planned, model_name, {})
+    gen = codegen.generate(compiled.int8, planned, model_name,
+                           {"chunk_ms": compiled.int8.meta.get("chunk_ms", 0)})
     parent = out.parent if str(out.parent) else Path(".")
     created = [p for p in (parent, *parent.parents) if not p.exists()]
     try:
@@ -91,7 +105,7 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
     try:
         codegen.write_files(tmp, gen.files)
         copy_runtime(tmp)
-        vec = _write_vectors(tmp, compiled, vectors)
+        vec = _write_vectors(tmp, model, compiled, vectors)
         report = _report(model, compiled, planned, gen, opts, len(vec))
         ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
                             {"compiler": opts.compiler, "board": opts.board,
@@ -116,10 +130,41 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
     return report
 
 
-def _write_vectors(root: Path, compiled: Compiled, vectors: list[np.ndarray]
-                   ) -> list[tuple[bytes, bytes]]:
+def _streams(model: torch.nn.Module) -> bool:
+    return bool(getattr(getattr(model, "cfg", None), "streaming", False))
+
+
+def _write_stream_vectors(folder: Path, model: torch.nn.Module, compiled: CompiledStep,
+                          vectors: list[np.ndarray]) -> list[tuple[bytes, bytes]]:
+    """A streaming model's test vector is a whole stream: ``input_K.bin`` its chunks one
+    after another, ``expected_K.bin`` the golden step's outputs from the silence state,
+    ``float_K.bin`` the float step's."""
+    from tinygen.speech.streaming import chunks_of
+
+    start_q = compiled.int8.meta["state_init"]
+    written = []
+    for k, x in enumerate(vectors):
+        chunks = chunks_of(x, model.cfg)  # type: ignore[union-attr]
+        xq = [compiled.quantize_input(c) for c in chunks]
+        expected = b"".join(y.tobytes() for y in compiled.stream_int8(xq, start_q))
+        state, floats = list(compiled.float_start), []
+        for c in chunks:
+            y, state = compiled.run_float(c, state)
+            floats.append(y.astype("<f4").tobytes())
+        inp = b"".join(q.tobytes() for q in xq)
+        (folder / f"input_{k}.bin").write_bytes(inp)
+        (folder / f"expected_{k}.bin").write_bytes(expected)
+        (folder / f"float_{k}.bin").write_bytes(b"".join(floats))
+        written.append((inp, expected))
+    return written
+
+
+def _write_vectors(root: Path, model: torch.nn.Module, compiled: Compiled | CompiledStep,
+                   vectors: list[np.ndarray]) -> list[tuple[bytes, bytes]]:
     folder = root / "test_vectors"
     folder.mkdir()
+    if isinstance(compiled, CompiledStep):
+        return _write_stream_vectors(folder, model, compiled, vectors)
     written = []
     for k, x in enumerate(vectors):
         xq = compiled.quantize_input(x).tobytes()
@@ -132,17 +177,27 @@ def _write_vectors(root: Path, compiled: Compiled, vectors: list[np.ndarray]
     return written
 
 
-def _io(compiled: Compiled, name: str) -> dict[str, Any]:
+def _io(compiled: Compiled | CompiledStep, name: str) -> dict[str, Any]:
     v = compiled.int8.values[name]
     assert v.quant is not None
     return {"shape": list(v.shape), "dtype": v.dtype, "scale": v.quant.s,
             "zero_point": v.quant.zp}
 
 
-def _report(model: torch.nn.Module, compiled: Compiled, planned: plan.Plan,
-            gen: codegen.Generated, opts: BuildOptions, vectors: int) -> dict[str, Any]:
-    from tinygen.speech.summary import unique_params, virtual_params
+def parameter_counts(graph: Graph) -> dict[str, Any]:
+    """unique_params, virtual_params and the sharing groups of a compiled graph, counted
+    from parameter identity and uses in the captured graph (any model, not a config)."""
+    groups = graph.meta.get("params", [])
+    shared = [{"params": g["names"], "numel": g["numel"], "uses": g["uses"]}
+              for g in groups if len(g["names"]) > 1 or g["uses"] > 1]
+    return {"unique_params": sum(g["numel"] for g in groups),
+            "virtual_params": sum(g["numel"] * g["uses"] for g in groups),
+            "parameter_tensors": len(groups),
+            "sharing_groups": shared}
 
+
+def _report(model: torch.nn.Module, compiled: Compiled | CompiledStep, planned: plan.Plan,
+            gen: codegen.Generated, opts: BuildOptions, vectors: int) -> dict[str, Any]:
     g = compiled.int8
     cfg = getattr(model, "cfg", None)
     report: dict[str, Any] = {
@@ -158,7 +213,7 @@ def _report(model: torch.nn.Module, compiled: Compiled, planned: plan.Plan,
             "schedule_bytes": gen.schedule_bytes,
             "total_bytes": gen.weights_bytes + gen.quant_bytes + gen.schedule_bytes,
         },
-        "arena_bytes": planned.arena_bytes,
+        "arena_bytes": planned.scratch_bytes,
         "macs_per_inference": macs(g),
         "ops": g.op_counts(),
         "steps": len(planned.steps),
@@ -168,13 +223,48 @@ def _report(model: torch.nn.Module, compiled: Compiled, planned: plan.Plan,
         "weight_arrays": sum(1 for a in gen.pool.arrays if a.kind == "weights"),
         "calibration_inputs": compiled.ranges.samples,
         "test_vectors": vectors,
-        "window_frames": compiled.frames,
     }
+    if isinstance(compiled, CompiledStep):
+        report["flash"]["state_init_bytes"] = planned.state_bytes
+        report["flash"]["total_bytes"] += planned.state_bytes
+        report["streaming"] = _stream_report(model, compiled, planned)
+    else:
+        report["window_frames"] = compiled.frames
+    report.update(parameter_counts(g))
     if cfg is not None:
-        report.update(unique_params=unique_params(model),  # type: ignore[arg-type]
-                      virtual_params=virtual_params(model),  # type: ignore[arg-type]
-                      virtual_layers=cfg.virtual_layers, unique_blocks=cfg.unique_blocks)
+        report.update(virtual_layers=cfg.virtual_layers, unique_blocks=cfg.unique_blocks)
     return report
+
+
+def _stream_report(model: torch.nn.Module, compiled: CompiledStep,
+                   planned: plan.Plan) -> dict[str, Any]:
+    """State, RAM, latency and cost of a streaming step, and the state's layout."""
+    from tinygen.speech.streaming import state_specs
+
+    cfg = model.cfg  # type: ignore[union-attr]
+    g = compiled.int8
+    per_step = macs(g)
+    steps_per_s = 1000.0 / cfg.chunk_ms
+    layout = []
+    for name, spec in zip(planned.state, state_specs(cfg), strict=True):
+        v = g.values[name]
+        layout.append({"tensor": spec.name, "shape": list(v.shape),
+                       "offset": planned.offset(name),
+                       "bytes": int(np.prod(v.shape, dtype=np.int64))})
+    return {
+        "chunk_frames": cfg.chunk_frames,
+        "left_chunks": cfg.left_chunks,
+        "input_frames_per_step": cfg.chunk_feature_frames,
+        "chunk_ms": cfg.chunk_ms,
+        "lookahead_ms": 0.0,
+        "latency_ms": cfg.chunk_ms,
+        "state_bytes": planned.state_bytes,
+        "arena_bytes": planned.scratch_bytes,
+        "ram_bytes": planned.arena_bytes,
+        "macs_per_step": per_step,
+        "macs_per_second": round(per_step * steps_per_s),
+        "state": layout,
+    }
 
 
 class BuildError(TinygenError):

@@ -20,14 +20,17 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         "| | |",
         "|---|---|",
     ]
-    if "unique_params" in r:
+    if r.get("unique_params"):
         lines += [
             f"| unique parameters | {r['unique_params']:,} |",
             f"| virtual parameters | {r['virtual_params']:,} "
             f"({r['virtual_params'] / r['unique_params']:.2f}x reuse) |",
-            f"| virtual layers / unique blocks | {r['virtual_layers']} / "
-            f"{r['unique_blocks']} |",
+            f"| shared parameter tensors | {len(r['sharing_groups'])} of "
+            f"{r['parameter_tensors']} |",
         ]
+    if "virtual_layers" in r:
+        lines += [f"| virtual layers / unique blocks | {r['virtual_layers']} / "
+                  f"{r['unique_blocks']} |"]
     lines += [
         f"| flash: weights | {f['weights_bytes']:,} B |",
         f"| flash: per-use quantization data | {f['quant_bytes']:,} B |",
@@ -53,7 +56,39 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
         "live at every step.",
         "",
     ]
+    if "streaming" in r:
+        lines += _stream_section(r["streaming"])
     path.write_text("\n".join(lines))
+
+
+def _stream_section(s: dict[str, Any]) -> list[str]:
+    """Latency, RAM and cost of a streaming step, and a picture of its state region."""
+    lines = [
+        "## Streaming",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| chunk (algorithmic latency) | {s['chunk_ms']:g} ms: {s['input_frames_per_step']} "
+        f"log-mel frames in, {s['chunk_frames']} encoder frames out per step |",
+        f"| lookahead | {s['lookahead_ms']:g} ms |",
+        f"| attention context | {s['left_chunks']} chunks "
+        f"({s['left_chunks'] * s['chunk_ms']:g} ms) before the current one |",
+        f"| state (persistent) | {s['state_bytes']:,} B |",
+        f"| arena (scratch, per step) | {s['arena_bytes']:,} B |",
+        f"| RAM total (state + arena) | {s['ram_bytes']:,} B |",
+        f"| MACs per step / per second of audio | {s['macs_per_step']:,} / "
+        f"{s['macs_per_second']:,} |",
+        "",
+        "The state region, one row per tensor (offset and size in bytes; each `#` is "
+        f"{max(1, s['state_bytes'] // 64):,} B):",
+        "",
+        "```",
+    ]
+    unit = max(1, s["state_bytes"] // 64)
+    for t in s["state"]:
+        bar = "#" * max(1, round(t["bytes"] / unit))
+        lines.append(f"{t['offset']:>7} {t['bytes']:>6} B  {t['tensor']:<16} {bar}")
+    return [*lines, "```", ""]
 
 
 def write_png(path: Path, graph: Graph, plan: Plan, gen: Generated) -> None:

@@ -15,9 +15,12 @@ static int run_step(const tg_step_t *st, int8_t *const *t, const void *params)
     case TG_OP_DEPTHWISE_CONV2D:
         tg_depthwise_conv2d_s8(t[0], t[1], (const tg_conv_params_t *)params);
         return 0;
-    case TG_OP_BATCH_MATMUL:
-        tg_batch_matmul_s8(t[0], t[1], t[2], (const tg_batch_matmul_params_t *)params);
+    case TG_OP_BATCH_MATMUL: {
+        const tg_batch_matmul_params_t *bp = (const tg_batch_matmul_params_t *)params;
+        tg_batch_matmul_s8(t[0], bp->rhs_const != NULL ? bp->rhs_const : t[1],
+                           t[st->n_io - 1], bp);
         return 0;
+    }
     case TG_OP_ADD:
         tg_add_s8(t[0], t[1], t[2], (const tg_add_params_t *)params);
         return 0;
@@ -36,6 +39,34 @@ static int run_step(const tg_step_t *st, int8_t *const *t, const void *params)
     case TG_OP_TRANSPOSE:
         tg_transpose_s8(t[0], t[1], (const tg_transpose_params_t *)params);
         return 0;
+    case TG_OP_ADD_BCAST: {
+        const tg_add_bcast_params_t *bp = (const tg_add_bcast_params_t *)params;
+        tg_add_bcast_s8(t[0], bp->input2_const != NULL ? bp->input2_const : t[1],
+                        t[st->n_io - 1], bp);
+        return 0;
+    }
+    case TG_OP_MUL_BCAST: {
+        const tg_mul_bcast_params_t *bp = (const tg_mul_bcast_params_t *)params;
+        tg_mul_bcast_s8(t[0], bp->input2_const != NULL ? bp->input2_const : t[1],
+                        t[st->n_io - 1], bp);
+        return 0;
+    }
+    case TG_OP_LOG_SOFTMAX:
+        tg_log_softmax_s8(t[0], t[1], (const tg_log_softmax_params_t *)params);
+        return 0;
+    case TG_OP_SLICE:
+        tg_slice_s8(t[0], t[1], (const tg_slice_params_t *)params);
+        return 0;
+    case TG_OP_CONCAT: {
+        const tg_concat_params_t *cp = (const tg_concat_params_t *)params;
+        const int8_t *parts[4] = {NULL, NULL, NULL, NULL};
+        uint8_t j, k = 0;
+        for (j = 0; j < (uint8_t)cp->parts && j < 4u; ++j) {
+            parts[j] = cp->consts[j] != NULL ? cp->consts[j] : t[k++];
+        }
+        tg_concat_s8(parts, t[st->n_io - 1], cp);
+        return 0;
+    }
     case TG_OP_SPLIT:
         tg_split_s8(t[0], t + 1, (const tg_split_params_t *)params);
         return 0;

@@ -29,7 +29,12 @@ typedef enum {
     TG_OP_SOFTMAX = 8,
     TG_OP_LAYER_NORM = 9,
     TG_OP_TRANSPOSE = 10,
-    TG_OP_SPLIT = 11
+    TG_OP_SPLIT = 11,
+    TG_OP_ADD_BCAST = 12,         /* io: input1, [input2,] output */
+    TG_OP_MUL_BCAST = 13,
+    TG_OP_LOG_SOFTMAX = 14,
+    TG_OP_SLICE = 15,
+    TG_OP_CONCAT = 16              /* io: the arena parts, then output */
 } tg_op_kind_t;
 
 #define TG_MAX_STEP_IO 6

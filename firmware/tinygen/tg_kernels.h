@@ -76,6 +76,8 @@ typedef struct {
     int32_t output_zero_point;
     int32_t multiplier;
     int32_t shift;
+    const int8_t *rhs_const;    /* a constant rhs in flash, or NULL (from the arena); the
+                                 * executor passes it as rhs */
 } tg_batch_matmul_params_t;
 
 void tg_batch_matmul_s8(const int8_t *lhs, const int8_t *rhs, int8_t *output,
@@ -107,6 +109,30 @@ typedef struct {
 void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
                const tg_mul_params_t *p);
 
+/* ------------------------------------- add / mul with broadcasting (rank <= 4) */
+typedef struct {
+    tg_add_params_t op;         /* the per-element parameters; op.size is not read */
+    const int8_t *input2_const; /* a constant second operand in flash, or NULL */
+    int32_t out_shape[4];       /* output dims, leading 1s for a lower rank */
+    int32_t stride1[4];         /* input1 stride (elements) per output dim, 0: broadcast */
+    int32_t stride2[4];         /* input2 stride, likewise */
+} tg_add_bcast_params_t;
+
+typedef struct {
+    tg_mul_params_t op;
+    const int8_t *input2_const;
+    int32_t out_shape[4];
+    int32_t stride1[4];
+    int32_t stride2[4];
+} tg_mul_bcast_params_t;
+
+/* TFLM ADD / MUL int8 with numpy broadcasting (BroadcastAdd6DSlow / BroadcastMul6DSlow):
+ * a scalar or per-channel constant, or two activations of broadcastable shapes. */
+void tg_add_bcast_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
+                     const tg_add_bcast_params_t *p);
+void tg_mul_bcast_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
+                     const tg_mul_bcast_params_t *p);
+
 /* ------------------------------------------------- elementwise lookup (logistic) */
 typedef struct {
     int32_t size;
@@ -128,6 +154,20 @@ typedef struct {
 
 /* TFLM SOFTMAX int8 -> int8 (scale 1/256, zero point -128), gemmlowp fixed-point exp. */
 void tg_softmax_s8(const int8_t *input, int8_t *output, const tg_softmax_params_t *p);
+
+/* ------------------------------------------------------------------- log softmax */
+typedef struct {
+    int32_t rows;
+    int32_t depth;              /* log-softmax over the last axis, this long */
+    int32_t input_multiplier;
+    int32_t input_left_shift;
+    int32_t reverse_scaling_divisor;
+    int32_t reverse_scaling_right_shift;
+    int32_t diff_min;
+} tg_log_softmax_params_t;
+
+/* TFLM LOG_SOFTMAX int8 -> int8 (scale 16/256, zero point 127). */
+void tg_log_softmax_s8(const int8_t *input, int8_t *output, const tg_log_softmax_params_t *p);
 
 /* -------------------------------------------------------------------- layer norm */
 typedef struct {
@@ -163,6 +203,26 @@ typedef struct {
 
 /* Copies input (rows, depth) into outputs[j] (rows, sections[j]). */
 void tg_split_s8(const int8_t *input, int8_t *const *outputs, const tg_split_params_t *p);
+
+/* ------------------------------------------------------------------------- slice */
+typedef struct {
+    int32_t in_shape[4];        /* input dims, leading 1s for a lower rank */
+    int32_t begin[4];           /* first index kept on each dim */
+    int32_t out_shape[4];       /* elements kept on each dim */
+} tg_slice_params_t;
+
+void tg_slice_s8(const int8_t *input, int8_t *output, const tg_slice_params_t *p);
+
+/* ------------------------------------------------------------------------ concat */
+typedef struct {
+    int32_t outer;              /* product of the dims before the axis */
+    int32_t parts;              /* 1..4 */
+    int32_t sizes[4];           /* per part: its axis length times the dims after it */
+    const int8_t *consts[4];    /* a constant part in flash, or NULL (from the arena) */
+} tg_concat_params_t;
+
+/* Copies inputs[j] (outer, sizes[j]) side by side into output. */
+void tg_concat_s8(const int8_t *const *inputs, int8_t *output, const tg_concat_params_t *p);
 
 #ifdef __cplusplus
 }

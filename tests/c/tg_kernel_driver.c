@@ -141,6 +141,18 @@ static const int8_t *maybe_in_place(const case_t *c, int32_t flag_index, int32_t
     return I8(c, blob);
 }
 
+/* Broadcast geometry: 12 scalars from ``first``: out_shape[4], stride1[4], stride2[4]. */
+static void read_bcast_geometry(const case_t *c, int32_t first, int32_t *out_shape,
+                                int32_t *stride1, int32_t *stride2)
+{
+    int32_t d;
+    for (d = 0; d < 4; ++d) {
+        out_shape[d] = s32(c, first + d);
+        stride1[d] = s32(c, first + 4 + d);
+        stride2[d] = s32(c, first + 8 + d);
+    }
+}
+
 static void run_case(case_t *c, int32_t op)
 {
     int64_t i, n;
@@ -181,6 +193,7 @@ static void run_case(case_t *c, int32_t op)
         p.output_zero_point = s32(c, 8);
         p.multiplier = s32(c, 9);
         p.shift = s32(c, 10);
+        p.rhs_const = NULL;
         tg_batch_matmul_s8(I8(c, 0), I8(c, 1), (int8_t *)c->out[0], &p);
         break;
     }
@@ -213,6 +226,78 @@ static void run_case(case_t *c, int32_t op)
         p.act_min = s32(c, 6);
         p.act_max = s32(c, 7);
         tg_mul_s8(I8(c, 0), maybe_in_place(c, 8, 1, p.size), (int8_t *)c->out[0], &p);
+        break;
+    }
+    case TG_OP_ADD_BCAST: {
+        tg_add_bcast_params_t p;
+        memset(&p, 0, sizeof p);
+        p.op.input1_zero_point = s32(c, 0);
+        p.op.input2_zero_point = s32(c, 1);
+        p.op.output_zero_point = s32(c, 2);
+        p.op.left_shift = s32(c, 3);
+        p.op.input1_multiplier = s32(c, 4);
+        p.op.input1_shift = s32(c, 5);
+        p.op.input2_multiplier = s32(c, 6);
+        p.op.input2_shift = s32(c, 7);
+        p.op.output_multiplier = s32(c, 8);
+        p.op.output_shift = s32(c, 9);
+        p.op.act_min = s32(c, 10);
+        p.op.act_max = s32(c, 11);
+        read_bcast_geometry(c, 12, p.out_shape, p.stride1, p.stride2);
+        tg_add_bcast_s8(I8(c, 0), I8(c, 1), (int8_t *)c->out[0], &p);
+        break;
+    }
+    case TG_OP_MUL_BCAST: {
+        tg_mul_bcast_params_t p;
+        memset(&p, 0, sizeof p);
+        p.op.input1_zero_point = s32(c, 0);
+        p.op.input2_zero_point = s32(c, 1);
+        p.op.output_zero_point = s32(c, 2);
+        p.op.output_multiplier = s32(c, 3);
+        p.op.output_shift = s32(c, 4);
+        p.op.act_min = s32(c, 5);
+        p.op.act_max = s32(c, 6);
+        read_bcast_geometry(c, 7, p.out_shape, p.stride1, p.stride2);
+        tg_mul_bcast_s8(I8(c, 0), I8(c, 1), (int8_t *)c->out[0], &p);
+        break;
+    }
+    case TG_OP_LOG_SOFTMAX: {
+        tg_log_softmax_params_t p;
+        p.rows = s32(c, 0);
+        p.depth = s32(c, 1);
+        p.input_multiplier = s32(c, 2);
+        p.input_left_shift = s32(c, 3);
+        p.reverse_scaling_divisor = s32(c, 4);
+        p.reverse_scaling_right_shift = s32(c, 5);
+        p.diff_min = s32(c, 6);
+        tg_log_softmax_s8(I8(c, 0), (int8_t *)c->out[0], &p);
+        break;
+    }
+    case TG_OP_SLICE: {
+        tg_slice_params_t p;
+        int32_t d;
+        for (d = 0; d < 4; ++d) {
+            p.in_shape[d] = s32(c, d);
+            p.begin[d] = s32(c, 4 + d);
+            p.out_shape[d] = s32(c, 8 + d);
+        }
+        tg_slice_s8(I8(c, 0), (int8_t *)c->out[0], &p);
+        break;
+    }
+    case TG_OP_CONCAT: {
+        tg_concat_params_t p;
+        const int8_t *parts[4] = {NULL, NULL, NULL, NULL};
+        int32_t j;
+        p.outer = s32(c, 0);
+        p.parts = s32(c, 1);
+        for (j = 0; j < 4; ++j) {
+            p.sizes[j] = j < p.parts ? s32(c, 2 + j) : 0;
+            p.consts[j] = NULL;
+            if (j < p.parts) {
+                parts[j] = I8(c, j);
+            }
+        }
+        tg_concat_s8(parts, (int8_t *)c->out[0], &p);
         break;
     }
     case TG_OP_LUT: {

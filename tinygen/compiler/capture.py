@@ -11,6 +11,7 @@ transposes around them; ``passes.optimize_layout`` removes the ones that cancel.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,16 @@ class FrontendError(TinygenError):
 
 
 aten = torch.ops.aten
+
+
+class _Const:
+    """A tensor known at compile time (a parameter, a buffer, or an op on those only)."""
+
+    def __init__(self, tensor: torch.Tensor, name: str) -> None:
+        self.tensor = tensor
+        self.name = name
+
+
 Lowering = Callable[["_Lowerer", fx.Node, list[Any]], Any]
 _LOWERINGS: dict[Any, Lowering] = {}
 
@@ -48,13 +59,18 @@ def supported_ops() -> list[str]:
     return sorted({str(t).replace("aten.", "").split(".")[0] for t in _LOWERINGS})
 
 
-def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
-    """torch.export ``module`` on ``example`` (eval mode) and lower it to IR."""
+def capture(module: torch.nn.Module,
+            example: torch.Tensor | tuple[torch.Tensor, ...]) -> Graph:
+    """torch.export ``module`` on ``example`` (eval mode) and lower it to IR.
+
+    ``example`` is one tensor, or a tuple of tensors for a module with several inputs
+    (a streaming step: features and its state); the IR's inputs follow their order."""
     was_training = module.training
     module.eval()
+    args = example if isinstance(example, tuple) else (example,)
     try:
         with torch.no_grad():
-            ep = torch.export.export(module, (example,))
+            ep = torch.export.export(module, args)
     except Exception as err:  # torch raises many types; report the first line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FrontendError(f"torch.export could not capture the model: {first[:200]}",
@@ -62,6 +78,36 @@ def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
     finally:
         module.train(was_training)
     return _Lowerer(ep).run()
+
+
+def tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
+    """The identity of a tensor's data: its storage, offset, shape, strides and dtype.
+
+    Two Parameter objects over one storage are one weight: ``torch.export.load`` gives
+    each name of a tied Parameter its own tensor object, but over the same storage."""
+    return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape),
+            tuple(t.stride()), str(t.dtype))
+
+
+def _mutates(target: Any) -> bool:
+    """An in-place aten op (``aten.copy_.default``)."""
+    parts = str(target).split(".")
+    return len(parts) >= 2 and parts[1].endswith("_")
+
+
+def _live_nodes(graph: fx.Graph) -> set[fx.Node]:
+    """Nodes the output depends on, plus in-place ops on anything (they mutate a constant
+    that a live node may read, e.g. ``pe[:, 0::2] = sin(...)``)."""
+    live: set[fx.Node] = set()
+    stack = [n for n in graph.nodes if n.op == "output" or (
+        n.op == "call_function" and _mutates(n.target))]
+    while stack:
+        n = stack.pop()
+        if n in live:
+            continue
+        live.add(n)
+        stack.extend(n.all_input_nodes)
+    return live
 
 
 def _origin(node: fx.Node) -> str:
@@ -87,9 +133,10 @@ class _Lowerer:
         self.ep = ep
         self.g = Graph()
         self.env: dict[str, Any] = {}  # fx node name -> IR value name or python scalar
-        self.const_by_id: dict[int, str] = {}
+        self.const_by_id: dict[tuple[Any, ...], str] = {}
         self.keep_alive: list[torch.Tensor] = []  # ids stay valid while we hold these
         self.derived_consts: dict[str, str] = {}
+        self.fold_memo: dict[Any, Any] = {}
         self.node: fx.Node | None = None
 
     # ------------------------------------------------------------------ helpers
@@ -100,7 +147,7 @@ class _Lowerer:
         return tuple(int(s) for s in val.shape)
 
     def const(self, tensor: torch.Tensor, name: str) -> str:
-        key = id(tensor)
+        key = tensor_key(tensor)
         if key not in self.const_by_id:
             self.keep_alive.append(tensor)
             data = tensor.detach().cpu().to(torch.float32).numpy().copy()
@@ -142,6 +189,10 @@ class _Lowerer:
             v = self.env[arg.name]
             if isinstance(v, str):
                 return v
+            if isinstance(v, _Const):
+                if v.tensor.dim() == 0:
+                    return self.scalar_const(float(v.tensor))
+                return self.const(v.tensor, v.name)
             return self.scalar_const(float(v))
         if isinstance(arg, (int, float)):
             return self.scalar_const(float(arg))
@@ -149,6 +200,54 @@ class _Lowerer:
 
     def where(self) -> str:
         return _origin(self.node) if self.node is not None else "?"
+
+    # ------------------------------------------------------------ constant folding
+    def foldable(self, node: fx.Node) -> bool:
+        """Every tensor argument is known at compile time (or there is none: zeros)."""
+        ok = True
+
+        def check(a: Any) -> Any:
+            nonlocal ok
+            if isinstance(a, fx.Node) and isinstance(self.env.get(a.name), str):
+                ok = False
+            return a
+
+        fx.node.map_aggregate((node.args, node.kwargs), check)
+        return ok
+
+    def fold(self, node: fx.Node) -> Any:
+        """Run the op in torch on its constant arguments. The result is memoised by the
+        identity of those arguments, so ``W.t()`` of one shared Parameter in several
+        blocks is one constant, not one per block."""
+
+        def real(a: Any) -> Any:
+            if isinstance(a, fx.Node):
+                v = self.env[a.name]
+                if isinstance(v, list):
+                    return [e.tensor if isinstance(e, _Const) else e for e in v]
+                return v.tensor if isinstance(v, _Const) else v
+            return a
+
+        args, kwargs = fx.node.map_aggregate((node.args, node.kwargs), real)
+        key = (node.target, repr(fx.node.map_aggregate(
+            (args, kwargs), lambda a: tensor_key(a) if isinstance(a, torch.Tensor) else a)))
+        mutates = _mutates(node.target)
+        if not mutates and key in self.fold_memo:
+            return self.fold_memo[key]
+        with torch.no_grad():
+            out = node.target(*args, **kwargs)
+        self.keep_alive.append(out)
+        tag = f"{_origin(node)}.{node.name}"
+        if isinstance(out, (list, tuple)):
+            result: Any = [_Const(o, f"{tag}.{i}") if isinstance(o, torch.Tensor) else o
+                           for i, o in enumerate(out)]
+        elif isinstance(out, torch.Tensor):
+            result = _Const(out, tag)
+        else:
+            result = out
+        if not mutates:
+            self.fold_memo[key] = result
+        return result
 
     # ---------------------------------------------------------------------- run
     def run(self) -> Graph:
@@ -161,6 +260,7 @@ class _Lowerer:
             if arg_name is not None:
                 kinds[arg_name] = spec.kind.name
                 targets[arg_name] = spec.target or arg_name
+        live = _live_nodes(self.ep.graph)
         for node in self.ep.graph.nodes:
             self.node = node
             if node.op == "placeholder":
@@ -170,9 +270,14 @@ class _Lowerer:
                     self.g.inputs.append(name)
                     self.env[node.name] = name
                 else:
-                    self.env[node.name] = self.const(tensors[targets[node.name]],
-                                                     targets[node.name])
+                    self.env[node.name] = _Const(tensors[targets[node.name]],
+                                                 targets[node.name])
             elif node.op == "call_function":
+                if node not in live:
+                    continue  # e.g. attention weights nobody reads
+                if self.foldable(node):
+                    self.env[node.name] = self.fold(node)
+                    continue
                 lower = _LOWERINGS.get(node.target)
                 if lower is None:
                     raise UnsupportedOpError(
@@ -191,7 +296,25 @@ class _Lowerer:
             if name in self.g.inputs or self.g.values[name].is_const:
                 raise FrontendError("the model output is an input or a constant")
             self.g.values[name].origin = f"output {i}"
+        self.g.meta["params"] = self.parameter_groups(tensors, kinds, targets, live)
         return self.g
+
+    def parameter_groups(self, tensors: dict[str, torch.Tensor], kinds: dict[str, str],
+                         targets: dict[str, str], live: set[fx.Node]
+                         ) -> list[dict[str, Any]]:
+        """Every stored parameter once (keyed by its data's identity, so tied names and a
+        Parameter lifted twice are one), with the names that reach it and its uses: the
+        ops of the captured graph that read it, each call of a repeated block counted."""
+        groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for node in self.ep.graph.nodes:
+            if node.op != "placeholder" or kinds.get(node.name) != "PARAMETER":
+                continue
+            t = tensors[targets[node.name]]
+            g = groups.setdefault(tensor_key(t), {"names": [], "numel": int(t.numel()),
+                                                  "uses": 0})
+            g["names"].append(targets[node.name])
+            g["uses"] += sum(1 for u in node.users if u in live)
+        return sorted(groups.values(), key=lambda g: g["names"][0])
 
 
 # --------------------------------------------------------------------- lowerings
@@ -340,25 +463,102 @@ _lowers(aten.relu.default)(_unary("relu"))
 _lowers(aten.sigmoid.default)(_unary("logistic"))
 
 
+def _over_last_axis(lw: _Lowerer, node: fx.Node, x: str, dim: int, op: str) -> str:
+    """A last-axis op applied over ``dim``: transpose ``dim`` to the end and back.
+    ``passes.optimize_layout`` cancels the transposes against the model's own (a GLU over
+    the channels of a Conv1d output meets the conv's layout transposes)."""
+    shape = lw.g.values[x].shape
+    rank = len(shape)
+    d = dim % rank
+    if d == rank - 1:
+        return lw.emit(op, [x], lw.shape(node), axis=-1)
+    perm = list(range(rank))
+    perm[d], perm[-1] = perm[-1], perm[d]
+    xt = lw.emit("transpose", [x], _permuted(shape, perm), perm=perm)
+    y = lw.emit(op, [xt], _permuted(lw.shape(node), perm), axis=-1)
+    return lw.emit("transpose", [y], lw.shape(node), perm=perm)
+
+
 @_lowers(aten.glu.default)
 def _glu(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
-    x = lw.value(args[0])
-    rank = len(lw.g.values[x].shape)
     dim = int(args[1]) if len(args) > 1 else -1
-    if dim % rank != rank - 1:
-        raise UnsupportedOpError(f"glu over dim {dim} at {lw.where()}",
-                                 "apply GLU to the last dimension")
-    return lw.emit("glu", [x], lw.shape(node), axis=-1)
+    return _over_last_axis(lw, node, lw.value(args[0]), dim, "glu")
 
 
 @_lowers(aten.softmax.int, aten._softmax.default)
 def _softmax(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    return _over_last_axis(lw, node, lw.value(args[0]), int(args[1]), "softmax")
+
+
+@_lowers(aten.log_softmax.int, aten._log_softmax.default)
+def _log_softmax(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    return _over_last_axis(lw, node, lw.value(args[0]), int(args[1]), "log_softmax")
+
+
+@_lowers(aten.scaled_dot_product_attention.default)
+def _sdpa(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    """softmax(q k^T * scale) v, as nn.MultiheadAttention's fast path calls it."""
+    q, k, v = (lw.value(a) for a in args[:3])
+    opts = dict(zip(("attn_mask", "dropout_p", "is_causal"), args[3:6], strict=False))
+    opts.update(node.kwargs)
+    if opts.get("attn_mask") is not None or opts.get("is_causal") or \
+            float(opts.get("dropout_p") or 0.0) != 0.0:
+        raise UnsupportedOpError(
+            f"scaled_dot_product_attention with a mask, causal flag or dropout at "
+            f"{lw.where()}", "call it without attn_mask / is_causal, in eval mode")
+    qs, ks = lw.g.values[q].shape, lw.g.values[k].shape
+    scale = opts.get("scale")
+    scale = float(scale) if scale is not None else 1.0 / math.sqrt(qs[-1])
+    s_shape = (*qs[:-1], ks[-2])
+    scores = lw.emit("batch_matmul", [q, k], s_shape, adj_x=False, adj_y=True)
+    scores = lw.emit("mul", [scores, lw.scalar_const(scale)], s_shape)
+    probs = lw.emit("softmax", [scores], s_shape, axis=-1)
+    return lw.emit("batch_matmul", [probs, v], lw.shape(node), adj_x=False, adj_y=False)
+
+
+@_lowers(aten.select.int)
+def _select(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
     x = lw.value(args[0])
-    rank = len(lw.g.values[x].shape)
-    if int(args[1]) % rank != rank - 1:
-        raise UnsupportedOpError(f"softmax over dim {args[1]} at {lw.where()}",
-                                 "apply softmax to the last dimension")
-    return lw.emit("softmax", [x], lw.shape(node), axis=-1)
+    shape = lw.g.values[x].shape
+    d = int(args[1]) % len(shape)
+    begin = [0] * len(shape)
+    begin[d] = int(args[2]) % shape[d]
+    size = list(shape)
+    size[d] = 1
+    y = lw.emit("slice", [x], tuple(size), begin=begin, size=size)
+    return lw.emit("reshape", [y], lw.shape(node), shape=list(lw.shape(node)))
+
+
+@_lowers(aten.slice.Tensor)
+def _slice(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    x = lw.value(args[0])
+    shape = lw.g.values[x].shape
+    d = (int(args[1]) if len(args) > 1 else 0) % len(shape)
+    start = args[2] if len(args) > 2 else None
+    end = args[3] if len(args) > 3 else None
+    step = int(args[4]) if len(args) > 4 else 1
+    lo, _, _ = slice(start, end, step).indices(shape[d])
+    if step != 1:
+        raise UnsupportedOpError(f"slice with step {step} of an activation at {lw.where()}",
+                                 "slice activations with step 1 (reshape, then slice)")
+    out = lw.shape(node)
+    if out == shape:
+        return x
+    begin = [0] * len(shape)
+    begin[d] = lo
+    return lw.emit("slice", [x], out, begin=begin, size=list(out))
+
+
+@_lowers(aten.cat.default, aten.concat.default)
+def _cat(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
+    ins = [lw.value(a) for a in args[0]]
+    out = lw.shape(node)
+    dim = (int(args[1]) if len(args) > 1 else 0) % len(out)
+    ins = [i for i in ins if lw.g.values[i].shape[dim] > 0]
+    if len(ins) > 4:
+        raise UnsupportedOpError(f"cat of {len(ins)} tensors at {lw.where()}",
+                                 "concatenate at most 4 tensors per call")
+    return lw.emit("concat", ins, out, axis=dim)
 
 
 @_lowers(aten.matmul.default, aten.bmm.default)
@@ -373,6 +573,12 @@ def _matmul(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
         assert wv.data is not None
         w = lw.derived(b, "t", lambda: wv.data.T.copy())
         return lw.emit("linear", [a, w, ""], lw.shape(node))
+    if lw.g.values[a].is_const:
+        raise UnsupportedOpError(f"matmul with a constant left operand at {lw.where()}",
+                                 "write it as activation @ constant (transpose both sides)")
+    if len(sa) != len(sb) or sa[:-2] != sb[:-2]:
+        raise UnsupportedOpError(f"matmul with broadcast batch dims {sa} @ {sb} at "
+                                 f"{lw.where()}", "give both operands the same batch dims")
     return lw.emit("batch_matmul", [a, b], lw.shape(node), adj_x=False, adj_y=False)
 
 
@@ -400,7 +606,8 @@ def _t(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
 
 @_lowers(aten.view.default, aten.reshape.default, aten.unsqueeze.default,
          aten.squeeze.dim, aten.squeeze.default, aten.flatten.using_ints,
-         aten._unsafe_view.default)
+         aten._unsafe_view.default, aten.unflatten.int, aten.view_as.default,
+         aten.squeeze.dims)
 def _reshape(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
     shape = lw.shape(node)
     return lw.emit("reshape", [lw.value(args[0])], shape, shape=list(shape))

@@ -35,6 +35,11 @@ PARAM_TYPES = {
     "layer_norm": "tg_layer_norm_params_t",
     "transpose": "tg_transpose_params_t",
     "split": "tg_split_params_t",
+    "add_bcast": "tg_add_bcast_params_t",
+    "mul_bcast": "tg_mul_bcast_params_t",
+    "log_softmax": "tg_log_softmax_params_t",
+    "slice": "tg_slice_params_t",
+    "concat": "tg_concat_params_t",
 }
 
 
@@ -44,7 +49,7 @@ class PoolArray:
     ctype: str  # int8_t / int32_t
     length: int
     body: str  # initializer text (string literal for int8, list for int32)
-    kind: str  # weights | bias | quant | lut
+    kind: str  # weights | bias | quant | lut | const (an add/mul operand)
     comment: str
     nbytes: int
     digest: str
@@ -89,7 +94,8 @@ class Generated:
     pool: Pool
     schedule_bytes: int  # programs + segment bindings + params records
     weights_bytes: int
-    quant_bytes: int  # per-use biases, multipliers, shifts, layer-norm data, tables
+    quant_bytes: int  # per-use biases, multipliers, shifts, layer-norm data, tables,
+    # constant add/mul operands
     param_records: int
 
 
@@ -103,7 +109,7 @@ def _env() -> jinja2.Environment:
 _STRUCT_BYTES = {
     "tg_fc_params_t": 4 * 4 + 7 * 4,
     "tg_conv_params_t": 4 * 4 + 19 * 4,
-    "tg_batch_matmul_params_t": 11 * 4,
+    "tg_batch_matmul_params_t": 11 * 4 + 4,
     "tg_add_params_t": 13 * 4,
     "tg_mul_params_t": 8 * 4,
     "tg_lut_params_t": 4 + 4,
@@ -111,6 +117,11 @@ _STRUCT_BYTES = {
     "tg_layer_norm_params_t": 4 * 4 + 8 + 4 * 4,
     "tg_transpose_params_t": 9 * 4,
     "tg_split_params_t": 7 * 4,
+    "tg_add_bcast_params_t": 13 * 4 + 4 + 12 * 4,
+    "tg_mul_bcast_params_t": 8 * 4 + 4 + 12 * 4,
+    "tg_log_softmax_params_t": 7 * 4,
+    "tg_slice_params_t": 12 * 4,
+    "tg_concat_params_t": 6 * 4 + 4 * 4,
 }
 
 
@@ -134,10 +145,17 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
     records: list[tuple[str, str, str]] = []  # (symbol, type, initializer)
     record_by_text: dict[tuple[str, str], str] = {}
 
-    def record(kind: str, params: dict[str, Any]) -> str:
+    def initializer(params: dict[str, Any]) -> str:
         fields = []
         for key, val in params.items():
-            if isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], str):
+            if isinstance(val, dict):  # a nested struct
+                text = "{ " + initializer(val) + " }"
+            elif key in ("input2_const", "rhs_const"):
+                text = value_array(val, "const") if val else "NULL"
+            elif key == "consts":
+                text = "{" + ", ".join(value_array(v, "const") if v else "NULL"
+                                       for v in val) + "}"
+            elif isinstance(val, tuple) and len(val) == 2 and isinstance(val[0], str):
                 text = quant_array(key, val[0], val[1])  # per-use array, by content
             elif key == "weights":
                 text = value_array(val, "weights")
@@ -152,8 +170,11 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
             else:
                 text = c_int(val)
             fields.append(f".{key} = {text}")
+        return ", ".join(fields)
+
+    def record(kind: str, params: dict[str, Any]) -> str:
         ctype = PARAM_TYPES[kind]
-        init = ", ".join(fields)
+        init = initializer(params)
         if (ctype, init) not in record_by_text:
             symbol = f"tg_p{len(records)}"
             record_by_text[(ctype, init)] = symbol
@@ -178,6 +199,19 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
                          "program": f"tg_program_{seg.program}",
                          "offsets": offsets_by_text[offs], "params": params})
 
+    initial_state = None
+    if plan.state:  # the silence state, laid out like the state region, stored in flash
+        blob = np.zeros(plan.state_bytes, np.int8)
+        init = graph.meta.get("state_init")
+        if init is None or len(init) != len(plan.state):
+            raise ValueError("a streaming plan needs graph.meta['state_init'], one int8 "
+                             "array per state tensor")
+        for t, arr in zip(plan.state, init, strict=True):
+            off = plan.offset(t)
+            data = np.ascontiguousarray(arr, np.int8).reshape(-1)
+            blob[off:off + data.size] = data
+        initial_state = pool.add(("state_init",), "initial_state", blob, "const",
+                                 f"the silence state, {plan.state_bytes} B")
     sizes = pool.bytes_by_kind()
     schedule_bytes = (sum(8 * len(p["steps"]) + 8 for p in programs)
                       + sum(4 * n for _, _, n in offset_arrays)
@@ -195,7 +229,11 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
         "programs": programs,
         "segments": segments,
         "offset_arrays": offset_arrays,
-        "arena_bytes": plan.arena_bytes,
+        "arena_bytes": plan.scratch_bytes,
+        "streaming": bool(plan.state),
+        "state_bytes": plan.state_bytes,
+        "initial_state": initial_state,
+        "chunk_ms": meta.get("chunk_ms", 0),
         "input_offset": plan.offset(plan.input),
         "output_offset": plan.offset(plan.output),
         "input_size": int(np.prod(in_v.shape)),
@@ -215,7 +253,8 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
         "model/tinygen_weights.c": env.get_template("model/tinygen_weights.c.j2").render(ctx),
     }
     return Generated(files, pool, schedule_bytes, sizes.get("weights", 0),
-                     sizes.get("bias", 0) + sizes.get("quant", 0) + sizes.get("lut", 0),
+                     sizes.get("bias", 0) + sizes.get("quant", 0) + sizes.get("lut", 0)
+                     + sizes.get("const", 0),
                      len(records))
 
 

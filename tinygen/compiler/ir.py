@@ -15,6 +15,10 @@ Float ops (after the frontend):
     glu(x) {axis}   softmax(x) {axis}   batch_matmul(a, b) {adj_x, adj_y}
     add(a, b)  sub(a, b)  mul(a, b)        transpose(x) {perm}   reshape(x) {shape}
     split(x) {axis, sections}   (several outputs)
+    log_softmax(x) {axis}   slice(x) {begin, size}   concat(x0, x1, ...) {axis}
+
+A constant operand may appear in add/mul (scalar or per-channel), in batch_matmul (the
+right-hand side) and in concat (e.g. zero padding).
 """
 
 from __future__ import annotations

@@ -509,6 +509,11 @@ def _out_shapes(n: Node, ins: list[tuple[int, ...]]) -> list[tuple[int, ...]]:
         return [(*x[:-1], x[-1] // 2)]
     if n.op == "split":
         return [(*x[:-1], s) for s in n.attrs["sections"]]
+    if n.op == "slice":
+        return [tuple(int(s) for s in n.attrs["size"])]
+    if n.op == "concat":
+        ax = n.attrs["axis"]
+        return [(*x[:ax], sum(i[ax] for i in ins), *x[ax + 1:])]
     return [x]  # elementwise and normalisations keep the shape
 
 

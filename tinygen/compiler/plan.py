@@ -27,7 +27,8 @@ from tinygen.reference import kernels as K
 
 ALIGN = 16
 KINDS = ("fully_connected", "conv2d", "depthwise_conv2d", "batch_matmul", "add", "mul",
-         "lut", "softmax", "layer_norm", "transpose", "split")
+         "lut", "softmax", "layer_norm", "transpose", "split", "add_bcast", "mul_bcast",
+         "log_softmax", "slice", "concat")
 IN_PLACE = ("lut", "add", "mul")  # output[i] depends only on inputs[i]
 
 
@@ -66,6 +67,16 @@ class Plan:
     luts: dict[str, np.ndarray] = field(default_factory=dict)  # table name -> 256 int8
     input: str = ""
     output: str = ""
+    # A streaming step's state: buffers that persist from step to step, placed first at
+    # offsets [0, state_bytes); the scratch arena follows. A state output shares its input's
+    # buffer (the step overwrites the cache after its last read).
+    state: list[str] = field(default_factory=list)  # state tensors, in input order
+    state_bytes: int = 0
+
+    @property
+    def scratch_bytes(self) -> int:
+        """The arena proper: memory reused within a step (everything but the state)."""
+        return self.arena_bytes - self.state_bytes
 
     def offset(self, tensor: str) -> int:
         return self.offsets[self.buffer_of[tensor]]
@@ -138,34 +149,11 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
                    "adj_x": int(p.adj_x), "adj_y": int(p.adj_y),
                    "lhs_zero_point": p.lhs_zero_point, "rhs_zero_point": p.rhs_zero_point,
                    "output_zero_point": p.output_zero_point,
-                   "multiplier": p.output_multiplier, "shift": p.output_shift}
+                   "multiplier": p.output_multiplier, "shift": p.output_shift,
+                   "rhs_const": n.inputs[1] if graph.values[n.inputs[1]].is_const else None}
             kind = "batch_matmul"
         elif n.op in ("add", "mul"):
-            sa, sb = graph.values[n.inputs[0]].shape, graph.values[n.inputs[1]].shape
-            if sa != sb or graph.values[n.inputs[1]].is_const:
-                raise PlanError(f"broadcasting {n.op} {sa} x {sb} at {n.origin}",
-                                "the C runtime takes same-shape elementwise ops")
-            size = _nbytes(graph, n.inputs[0])
-            if n.op == "add":
-                prm = {"size": size, "input1_zero_point": p.input1_zero_point,
-                       "input2_zero_point": p.input2_zero_point,
-                       "output_zero_point": p.output_zero_point,
-                       "left_shift": p.left_shift,
-                       "input1_multiplier": p.input1_multiplier,
-                       "input1_shift": p.input1_shift,
-                       "input2_multiplier": p.input2_multiplier,
-                       "input2_shift": p.input2_shift,
-                       "output_multiplier": p.output_multiplier,
-                       "output_shift": p.output_shift,
-                       "act_min": p.act_min, "act_max": p.act_max}
-            else:
-                prm = {"size": size, "input1_zero_point": p.input1_zero_point,
-                       "input2_zero_point": p.input2_zero_point,
-                       "output_zero_point": p.output_zero_point,
-                       "output_multiplier": p.output_multiplier,
-                       "output_shift": p.output_shift,
-                       "act_min": p.act_min, "act_max": p.act_max}
-            kind = n.op
+            prm, kind = _binary_params(graph, n, p)
         elif n.op == "logistic":
             table = K.logistic_s8(np.arange(-128, 128), p).astype(np.int8)
             key = table.tobytes()
@@ -178,6 +166,13 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
             prm = {"rows": rows, "depth": shape[-1], "input_multiplier": p.input_multiplier,
                    "input_left_shift": p.input_left_shift, "diff_min": p.diff_min}
             kind = "softmax"
+        elif n.op == "log_softmax":
+            prm = {"rows": rows, "depth": shape[-1], "input_multiplier": p.input_multiplier,
+                   "input_left_shift": p.input_left_shift,
+                   "reverse_scaling_divisor": p.reverse_scaling_divisor,
+                   "reverse_scaling_right_shift": p.reverse_scaling_right_shift,
+                   "diff_min": p.diff_min}
+            kind = "log_softmax"
         elif n.op == "layer_norm":
             prm = {"rows": rows, "depth": shape[-1], "input_zero_point": p.input_zero_point,
                    "eps_q": p.eps_q, "multiplier": ("i32", p.multiplier),
@@ -191,6 +186,23 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
             prm = {"rank": len(shape), "in_shape": [*shape, *[1] * (4 - len(shape))],
                    "perm": [*perm, *range(len(perm), 4)]}
             kind = "transpose"
+        elif n.op == "slice":
+            if len(shape) > 4:
+                raise PlanError(f"rank-{len(shape)} slice at {n.origin}",
+                                "slice tensors of rank 4 or less")
+            lead = [1] * (4 - len(shape))
+            prm = {"in_shape": [*lead, *shape], "begin": [0] * len(lead) + n.attrs["begin"],
+                   "out_shape": [*lead, *n.attrs["size"]]}
+            kind = "slice"
+        elif n.op == "concat":
+            axis = n.attrs["axis"]
+            out = graph.values[n.outputs[0]].shape
+            prm = {"outer": int(np.prod(out[:axis], dtype=np.int64)), "parts": len(n.inputs),
+                   "sizes": [int(np.prod(graph.values[i].shape[axis:], dtype=np.int64))
+                             for i in n.inputs] + [0] * (4 - len(n.inputs)),
+                   "consts": [i if graph.values[i].is_const else None for i in n.inputs]
+                   + [None] * (4 - len(n.inputs))}
+            kind = "concat"
         elif n.op == "split":
             sections = list(n.attrs["sections"])
             if len(sections) > 4:
@@ -201,10 +213,59 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
         else:
             raise PlanError(f"op {n.op} at {n.origin} has no C kernel",
                             f"the C runtime implements {', '.join(KINDS)}")
-        steps.append(Step(kind, list(n.inputs[:2] if n.op in ("add", "mul", "batch_matmul")
-                                     else n.inputs[:1]), list(n.outputs), prm, n.origin,
-                          scope, n))
+        ins = n.inputs[:2] if n.op in ("add", "mul", "batch_matmul") else n.inputs[:1]
+        if n.op == "concat":
+            ins = list(n.inputs)
+        ins = [i for i in ins if not graph.values[i].is_const]  # constants live in flash
+        steps.append(Step(kind, ins, list(n.outputs), prm, n.origin, scope, n))
     return steps, alias, luts
+
+
+def _binary_params(graph: Graph, n: Node, p: Any) -> tuple[dict[str, Any], str]:
+    """ADD / MUL: the same-shape kernel, or the broadcasting one (a constant operand, or
+    shapes that broadcast; rank <= 4)."""
+    a, b = graph.values[n.inputs[0]], graph.values[n.inputs[1]]
+    out = graph.values[n.outputs[0]].shape
+    if n.op == "add":
+        op = {"size": int(np.prod(out, dtype=np.int64)),
+              "input1_zero_point": p.input1_zero_point,
+              "input2_zero_point": p.input2_zero_point,
+              "output_zero_point": p.output_zero_point, "left_shift": p.left_shift,
+              "input1_multiplier": p.input1_multiplier, "input1_shift": p.input1_shift,
+              "input2_multiplier": p.input2_multiplier, "input2_shift": p.input2_shift,
+              "output_multiplier": p.output_multiplier, "output_shift": p.output_shift,
+              "act_min": p.act_min, "act_max": p.act_max}
+    else:
+        op = {"size": int(np.prod(out, dtype=np.int64)),
+              "input1_zero_point": p.input1_zero_point,
+              "input2_zero_point": p.input2_zero_point,
+              "output_zero_point": p.output_zero_point,
+              "output_multiplier": p.output_multiplier, "output_shift": p.output_shift,
+              "act_min": p.act_min, "act_max": p.act_max}
+    if a.shape == b.shape == out and not a.is_const and not b.is_const:
+        return op, n.op
+    if a.is_const:
+        raise PlanError(f"{n.op} with a constant first operand at {n.origin}",
+                        "the quantizer puts constants second; re-run the compiler")
+    if len(out) > 4:
+        raise PlanError(f"rank-{len(out)} broadcasting {n.op} at {n.origin}",
+                        "keep elementwise ops at rank 4 or less")
+    out4 = [1] * (4 - len(out)) + list(out)
+    prm: dict[str, Any] = {"op": op, "input2_const": b.name if b.is_const else None,
+                           "out_shape": out4,
+                           "stride1": _broadcast_strides(a.shape, out4),
+                           "stride2": _broadcast_strides(b.shape, out4)}
+    return prm, f"{n.op}_bcast"
+
+
+def _broadcast_strides(shape: tuple[int, ...], out4: list[int]) -> list[int]:
+    """Row-major element strides of ``shape`` read as ``out4`` (numpy broadcasting)."""
+    dims = [1] * (4 - len(shape)) + list(shape)
+    strides, step = [0] * 4, 1
+    for d in range(3, -1, -1):
+        strides[d] = 0 if dims[d] == 1 and out4[d] != 1 else step
+        step *= dims[d]
+    return strides
 
 
 # ------------------------------------------------------------------------ arena
@@ -219,6 +280,8 @@ def _spans(plan: Plan) -> dict[int, tuple[int, int]]:
         b = plan.buffer_of[t]
         a, z = spans.get(b, (0, 0))
         spans[b] = (0 if t == plan.input else a, len(plan.steps) if t == plan.output else z)
+    for t in plan.state:  # the state persists across steps
+        spans[plan.buffer_of[t]] = (0, len(plan.steps))
     return spans
 
 
@@ -258,15 +321,47 @@ def make_plan(graph: Graph) -> Plan:
         st.outputs = [_root(alias, t) for t in st.outputs]
     plan = Plan(steps, buffer_of, {}, sizes, 0, [], [], luts, _root(alias, inp),
                 _root(alias, out))
+    _share_state(plan, graph, alias)
     _in_place(plan)
     _place(plan)
     _segment(plan)
     return plan
 
 
+def _share_state(plan: Plan, graph: Graph, alias: dict[str, str]) -> None:
+    """Give each state output its state input's buffer, after checking that every read of
+    the old state comes before the step that writes the new one."""
+    state = graph.meta.get("state")
+    if not state:
+        return
+    for s_in, s_out in zip(state["inputs"], state["outputs"], strict=True):
+        r_in, r_out = _root(alias, s_in), _root(alias, s_out)
+        for t in (r_in, r_out):
+            if t not in plan.buffer_of:  # a state nothing reads or writes
+                raise PlanError(f"state tensor {t} is not used by the step",
+                                "return a state the step reads and updates")
+        b_in, b_out = plan.buffer_of[r_in], plan.buffer_of[r_out]
+        if plan.sizes[b_in] != plan.sizes.get(b_out, plan.sizes[b_in]):
+            raise PlanError(f"state {s_in} and its update {s_out} differ in size")
+        reads = [i for i, st in enumerate(plan.steps) if b_in in
+                 {plan.buffer_of[t] for t in st.inputs}]
+        writes = [i for i, st in enumerate(plan.steps) if b_out in
+                  {plan.buffer_of[t] for t in st.outputs}]
+        if b_out != b_in:
+            if not writes or (reads and max(reads) >= min(writes)):
+                raise PlanError(f"state {s_in} is read after its update {s_out} is written",
+                                "compute the new state from the old one last")
+            for name, owner in list(plan.buffer_of.items()):
+                if owner == b_out:
+                    plan.buffer_of[name] = b_in
+            del plan.sizes[b_out]
+        plan.state.append(r_in)
+
+
 def _in_place(plan: Plan) -> None:
     """Let elementwise ops write over an input that nobody reads afterwards."""
-    pinned = {plan.buffer_of[plan.input], plan.buffer_of[plan.output]}
+    pinned = {plan.buffer_of[plan.input], plan.buffer_of[plan.output],
+              *(plan.buffer_of[t] for t in plan.state)}
     for i, st in enumerate(plan.steps):
         if st.kind not in IN_PLACE:
             continue
@@ -287,8 +382,16 @@ def _in_place(plan: Plan) -> None:
 
 def _place(plan: Plan) -> None:
     spans = _spans(plan)
-    order = sorted(plan.sizes, key=lambda b: (-plan.sizes[b], spans[b][0], b))
     placed: list[tuple[int, int, int, int]] = []  # (offset, end, first, last)
+    state = list(dict.fromkeys(plan.buffer_of[t] for t in plan.state))
+    offset = 0
+    for b in state:  # the persistent region first, in state order
+        plan.offsets[b] = offset
+        offset += -(-plan.sizes[b] // ALIGN) * ALIGN
+        placed.append((plan.offsets[b], offset, *spans[b]))
+    plan.state_bytes = offset
+    order = sorted((b for b in plan.sizes if b not in state),
+                   key=lambda b: (-plan.sizes[b], spans[b][0], b))
     for b in order:
         size = -(-plan.sizes[b] // ALIGN) * ALIGN
         first, last = spans[b]

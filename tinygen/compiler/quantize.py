@@ -18,7 +18,7 @@ runs it bit-exactly.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ from tinygen.reference import kernels as K
 from tinygen.reference.layernorm import prepare_layer_norm
 
 PROB = Quant((K.PROB_SCALE,), (K.PROB_ZERO_POINT,))
+LOG_PROB = Quant((K.LOG_PROB_SCALE,), (K.LOG_PROB_ZERO_POINT,))
 
 
 class QuantizationError(TinygenError):
@@ -101,6 +102,8 @@ def dequantize_array(x: np.ndarray, q: Quant) -> np.ndarray:
 
 # -------------------------------------------------------------------- quantizer
 def _conv_padding(node: Node, in_shape: tuple[int, ...], w_shape: tuple[int, ...]) -> str:
+    """TFLite's SAME or VALID when the model's padding is one of them, else EXPLICIT (the
+    kernels take the top/left pads; the .tflite export puts a PAD op in front)."""
     ph, pw = node.attrs.get("pad", [0, 0])
     sh, sw = node.attrs["stride"]
     if ph == 0 and pw == 0:
@@ -110,10 +113,27 @@ def _conv_padding(node: Node, in_shape: tuple[int, ...], w_shape: tuple[int, ...
         out = (size + s - 1) // s
         total = max((out - 1) * s + k - size, 0)
         if pad != total // 2 or (size + 2 * pad - k) // s + 1 != out:
-            raise QuantizationError(f"convolution padding {node.attrs['pad']} at "
-                                    f"{node.origin} is neither SAME nor VALID",
-                                    "use padding 0 or kernel//2 with stride 1")
+            return "EXPLICIT"
     return "SAME"
+
+
+def _unify_concat_ranges(graph: Graph, ranges: Ranges) -> Ranges:
+    """TFLite's CONCATENATION copies bytes: its inputs and output share one quantization.
+    Give them the union of their calibrated ranges (constant inputs are then quantized
+    with it)."""
+    lo, hi = dict(ranges.lo), dict(ranges.hi)
+    for _ in range(3):  # chains of concats settle in a few rounds
+        for n in graph.nodes:
+            if n.op != "concat":
+                continue
+            names = [i for i in n.inputs if not graph.values[i].is_const] + n.outputs
+            names = [i for i in names if i in lo]
+            if not names:
+                continue
+            a, b = min(lo[i] for i in names), max(hi[i] for i in names)
+            for i in names:
+                lo[i], hi[i] = a, b
+    return Ranges(lo, hi, ranges.samples)
 
 
 class _Quantizer:
@@ -125,7 +145,7 @@ class _Quantizer:
         self.q: dict[str, Quant] = {}  # float value name -> quant of its int8 twin
         self.weights: dict[tuple[str, int], str] = {}  # (float const, axis) -> int8 const
         self.biases: dict[tuple[str, bytes], str] = {}  # (bias const, content) -> int32
-        self.operands: dict[str, str] = {}  # constant operand of add/mul -> int8 const
+        self.operands: dict[str, str] = {}  # constant operand (+ its quant) -> int8 const
 
     # ----------------------------------------------------------------- values
     def act(self, name: str, quant: Quant | None = None) -> str:
@@ -220,12 +240,19 @@ class _Quantizer:
         act = "RELU" if n.attrs.get("act") == "relu" else "NONE"
         in_shape = self.g.values[x].shape
         padding = _conv_padding(n, in_shape, wv.shape)
+        ph, pw = n.attrs.get("pad", [0, 0])
         prep = K.prepare_depthwise_conv2d if depthwise else K.prepare_conv2d
-        p = prep(qx.s, qx.zp, list(qw.scale), qy.s, qy.zp, input_shape=in_shape,
+        explicit = padding == "EXPLICIT"
+        shape = (in_shape[0], in_shape[1] + 2 * ph, in_shape[2] + 2 * pw, in_shape[3]) \
+            if explicit else in_shape  # EXPLICIT: VALID over the zero-point-padded input
+        p = prep(qx.s, qx.zp, list(qw.scale), qy.s, qy.zp, input_shape=shape,
                  filter_shape=wv.shape, stride_h=n.attrs["stride"][0],
-                 stride_w=n.attrs["stride"][1], padding=padding, activation=act)
+                 stride_w=n.attrs["stride"][1], padding="VALID" if explicit else padding,
+                 activation=act)
+        if explicit:
+            p = replace(p, pad_h=ph, pad_w=pw)
         self.emit("depthwise_conv2d" if depthwise else "conv2d", [x, w, b], [y], p, n,
-                  padding=padding)
+                  padding=padding, pad=[ph, pw])
 
     def _q_conv2d(self, n: Node) -> None:
         self._q_conv(n, depthwise=False)
@@ -277,9 +304,51 @@ class _Quantizer:
         y = self.act(n.outputs[0], PROB)
         self.emit("softmax", [x], [y], K.prepare_softmax(qx.s), n, axis=-1)
 
+    def const_operand(self, src: str, quant: Quant | None = None) -> str:
+        """A constant operand of add/mul/batch_matmul/concat: per-tensor int8 (its own
+        range, or ``quant``), stored once per (constant, quantization)."""
+        data = self.f.values[src].data
+        assert data is not None
+        cq = quant or activation_quant(float(data.min()), float(data.max()))
+        key = f"{src}|{cq.scale}|{cq.zero_point}"
+        if key not in self.operands:
+            const = self.g.add_const(src, quantize_array(data, cq), self.f.values[src].origin)
+            self.g.values[const].quant = cq
+            self.q[const] = cq
+            self.operands[key] = const
+        return self.operands[key]
+
+    def _q_slice(self, n: Node) -> None:
+        self._layout(n)
+
+    def _q_concat(self, n: Node) -> None:
+        y = self.act(n.outputs[0])
+        qy = self.q[y]
+        names = []
+        for src in n.inputs:
+            if self.f.values[src].is_const:
+                names.append(self.const_operand(src, qy))
+            else:
+                x = self.act(src)
+                if self.q[x] != qy:
+                    raise QuantizationError(
+                        f"cat at {n.origin} joins a tensor that another cat also joins",
+                        "concatenate each tensor once")
+                names.append(x)
+        self.emit("concat", names, [y], None, n, axis=n.attrs["axis"])
+
+    def _q_log_softmax(self, n: Node) -> None:
+        x, qx = self._in(n)
+        y = self.act(n.outputs[0], LOG_PROB)
+        self.emit("log_softmax", [x], [y], K.prepare_log_softmax(qx.s), n, axis=-1)
+
     def _q_batch_matmul(self, n: Node) -> None:
         a, qa = self._in(n, 0)
-        b, qb = self._in(n, 1)
+        if self.f.values[n.inputs[1]].is_const:
+            b = self.const_operand(n.inputs[1])
+            qb = self.q[b]
+        else:
+            b, qb = self._in(n, 1)
         y = self.act(n.outputs[0])
         qy = self.q[y]
         p = K.prepare_batch_matmul(qa.s, qa.zp, qb.s, qb.zp, qy.s, qy.zp,
@@ -289,19 +358,13 @@ class _Quantizer:
 
     def _binary(self, n: Node, prep: Callable[..., Any]) -> None:
         names = []
-        for i in (0, 1):
+        order = [0, 1]
+        if n.op in ("add", "mul") and self.f.values[n.inputs[0]].is_const:
+            order = [1, 0]  # commutative: the constant goes second, as the C kernel takes it
+        for i in order:
             src = n.inputs[i]
             if self.f.values[src].is_const:  # a constant operand: per-tensor int8, once
-                if src not in self.operands:
-                    data = self.f.values[src].data
-                    assert data is not None
-                    cq = activation_quant(float(data.min()), float(data.max()))
-                    const = self.g.add_const(src, quantize_array(data, cq),
-                                             self.f.values[src].origin)
-                    self.g.values[const].quant = cq
-                    self.q[const] = cq
-                    self.operands[src] = const
-                names.append(self.operands[src])
+                names.append(self.const_operand(src))
             else:
                 names.append(self.act(src))
         y = self.act(n.outputs[0])
@@ -361,6 +424,6 @@ def check_constants(graph: Graph) -> None:
 def quantize(graph: Graph, ranges: Ranges) -> Graph:
     """The int8 graph of an optimized float graph, given calibration ranges."""
     check_constants(graph)
-    qg = _Quantizer(graph, ranges).run()
+    qg = _Quantizer(graph, _unify_concat_ranges(graph, ranges)).run()
     qg.meta["calibration_samples"] = ranges.samples
     return qg

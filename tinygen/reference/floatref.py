@@ -92,6 +92,13 @@ def _run_node(n: Node, a: list[Array | None]) -> list[Array]:
     elif op == "softmax":
         e = np.exp(x - x.max(-1, keepdims=True))
         out = e / e.sum(-1, keepdims=True)
+    elif op == "log_softmax":
+        z = x - x.max(-1, keepdims=True)
+        out = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    elif op == "slice":
+        out = x[tuple(slice(b, b + n) for b, n in zip(at["begin"], at["size"], strict=True))]
+    elif op == "concat":
+        out = np.concatenate([t for t in a if t is not None], axis=at["axis"])
     elif op == "batch_matmul":
         lhs = np.swapaxes(x, -1, -2) if at.get("adj_x") else x
         rhs = np.swapaxes(a[1], -1, -2) if at.get("adj_y") else a[1]  # type: ignore[arg-type]

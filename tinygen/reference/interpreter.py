@@ -44,8 +44,15 @@ def run_node(graph: Graph, n: Node, env: dict[str, Array]) -> list[Array]:
         return [K.logistic_s8(x, p)]
     if op == "softmax":
         return [K.softmax_s8(x, p)]
+    if op == "log_softmax":
+        return [K.log_softmax_s8(x, p)]
     if op == "batch_matmul":
         return [K.batch_matmul_s8(x, env[n.inputs[1]], p)]
+    if op == "slice":
+        return [np.ascontiguousarray(x[tuple(slice(b, b + k) for b, k in zip(
+            n.attrs["begin"], n.attrs["size"], strict=True))])]
+    if op == "concat":
+        return [np.concatenate([env[i] for i in n.inputs], axis=n.attrs["axis"])]
     if op in ("add", "sub", "mul"):
         fn = {"add": K.add_s8, "sub": K.sub_s8, "mul": K.mul_s8}[op]
         return [fn(x, env[n.inputs[1]], p)]

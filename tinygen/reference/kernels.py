@@ -49,6 +49,9 @@ PADDINGS = ("SAME", "VALID")
 # LOGISTIC and SOFTMAX always produce probabilities in Q0.8 offset by -128.
 PROB_SCALE = float(np.float32(1.0 / 256.0))
 PROB_ZERO_POINT = -128
+# LOG_SOFTMAX produces log-probabilities in [-255/16, 0]: scale 16/256, zero point 127.
+LOG_PROB_SCALE = float(np.float32(16.0 / 256.0))
+LOG_PROB_ZERO_POINT = 127
 
 
 # ==== 32-bit integer arithmetic (TFLM common.h / gemmlowp fixedpoint.h) =================
@@ -881,6 +884,108 @@ def softmax_s8(x: ArrayLike, params: SoftmaxParams) -> I8:
     out = rounding_divide_by_pot(saturating_rounding_doubling_high_mul(shifted_scale, exp),
                                  exponent) + PROB_ZERO_POINT
     out = np.where(valid, np.clip(out, INT8_MIN, INT8_MAX), INT8_MIN)
+    return out.astype(np.int8)
+
+
+# ==== LOG_SOFTMAX ======================================================================
+
+@dataclass(frozen=True)
+class LogSoftmaxParams:
+    """TFLM LogSoftmaxOpData for int8 in / int8 out (scale 16/256, zero point 127)."""
+
+    input_multiplier: int
+    input_left_shift: int
+    reverse_scaling_divisor: int
+    reverse_scaling_right_shift: int  # >= 0, as TFLM stores it
+    diff_min: int
+
+
+def prepare_log_softmax(input_scale: float, output_scale: float = LOG_PROB_SCALE,
+                        output_zero_point: int = LOG_PROB_ZERO_POINT) -> LogSoftmaxParams:
+    """TFLM LogSoftmaxPrepare for int8: PreprocessLogSoftmaxScalingExp with beta 1 and 5
+    integer bits, and CalculateInputRadius."""
+    if float(np.float32(output_scale)) != LOG_PROB_SCALE or \
+            output_zero_point != LOG_PROB_ZERO_POINT:
+        raise ValueError("LOG_SOFTMAX int8 output must have scale 16/256 and zero point 127 "
+                         f"(got {output_scale!r}, {output_zero_point})")
+    real = min(float(_f32(input_scale)) * float(1 << 26), float((1 << 31) - 1))
+    if not real > 1.0:
+        raise ValueError(f"LOG_SOFTMAX input scale {float(input_scale)!r} is too small "
+                         "(TFLM needs input_scale·2^26 > 1)")
+    mult, left_shift = quantize_multiplier(real)
+    divisor, reverse_shift = quantize_multiplier(float(1 << (31 - left_shift)) / float(mult))
+    if reverse_shift > 0:
+        raise ValueError("LOG_SOFTMAX reverse scaling divisor is not below one")
+    radius = math.floor(31.0 * (1 << 26) / (1 << left_shift))  # CalculateInputRadius(5, ..)
+    return LogSoftmaxParams(mult, left_shift, divisor, -reverse_shift, -radius)
+
+
+def _sat_mul_pot_param(x: I64, exponent: I64) -> I64:
+    """TFLM SaturatingRoundingMultiplyByPOTParam for exponents >= 0 (per element)."""
+    e = _i64(exponent)
+    threshold = (np.int64(1) << (31 - e)) - 1
+    shifted = np.where(x > threshold, INT32_MAX,
+                       np.where(x < -threshold, INT32_MIN, wrap_int32(x << e)))
+    return np.where(e == 0, x, shifted)
+
+
+def _sat_add(a: I64, b: I64) -> I64:
+    return np.clip(a + b, INT32_MIN, INT32_MAX)
+
+
+def _log_x_for_x_ge_1(x: I64, input_bits: int, output_bits: int) -> I64:
+    """TFLM log_x_for_x_greater_than_or_equal_to_1_impl<output_bits, input_bits> on raw
+    int32 values: Q(input_bits) in, Q(output_bits) out."""
+    mul = saturating_rounding_doubling_high_mul
+    accum_bits = output_bits + 1
+    log_2, sqrt_sqrt_half, sqrt_half = 1488522236, 1805811301, 1518500250
+    alpha_n, alpha_d, alpha_i, alpha_f = 117049297, 127690142, 1057819769, 638450708
+    shifted_quarter = rounding_divide_by_pot(np.int64(536870912), accum_bits)  # Rescale
+    z_a = x
+    z_a_headroom_plus_1 = _count_leading_zeros32(z_a)
+    r_a_tmp = _sat_mul_pot_param(z_a, z_a_headroom_plus_1 - 1)
+    r_a_raw = _sat_mul_pot_param(mul(r_a_tmp, sqrt_half), np.int64(1))
+    z_a_pow_2_adj = _sat_add(_sat_mul_pot_param(
+        _i64(input_bits - z_a_headroom_plus_1), np.int64(31 - accum_bits)), shifted_quarter)
+    z_b = mul(z_a, sqrt_half)
+    z_b_headroom = _count_leading_zeros32(z_b) - 1
+    r_b_raw = _sat_mul_pot_param(z_a, z_b_headroom)
+    z_b_pow_2_adj = np.clip(_sat_mul_pot_param(_i64(input_bits - z_b_headroom),
+                                               np.int64(31 - accum_bits)) - shifted_quarter,
+                            INT32_MIN, INT32_MAX)
+    r = np.minimum(r_a_raw, r_b_raw)
+    z_pow_2_adj = np.maximum(z_a_pow_2_adj, z_b_pow_2_adj)
+    s = r + sqrt_sqrt_half  # RoundingHalfSum
+    p = np.where(s >= 0, (s + 1) // 2, -((1 - s) // 2))
+    q = wrap_int32(r - sqrt_sqrt_half)
+    q = wrap_int32(q + q)
+    common_sq = mul(q, q)
+    num = wrap_int32(mul(q, r) + mul(mul(q, common_sq), alpha_n))
+    denom_minus_one_0 = wrap_int32(
+        mul(p, wrap_int32(wrap_int32(alpha_i + q) + mul(alpha_d, common_sq)))
+        + mul(alpha_f, q))
+    recip_denom = _one_over_one_plus_x_for_x_in_0_1(denom_minus_one_0)
+    num_scaled = rounding_divide_by_pot(num, accum_bits)  # Rescale<accum>(Q0 num)
+    total = wrap_int32(mul(z_pow_2_adj, log_2) + mul(num_scaled, recip_denom))
+    return _sat_mul_pot(total, accum_bits - output_bits)  # Rescale<output_bits>
+
+
+def log_softmax_s8(x: ArrayLike, params: LogSoftmaxParams) -> I8:
+    """TFLM reference_ops::LogSoftmaxQuantized for int8 over the last axis."""
+    xa = _i64(x)
+    diff = xa - xa.max(axis=-1, keepdims=True)
+    in_q5 = multiply_by_quantized_multiplier(diff, params.input_multiplier,
+                                             params.input_left_shift)
+    exp = np.where(diff >= params.diff_min, _exp_on_negative_values(in_q5, 5), 0)
+    sum_q12 = wrap_int32(rounding_divide_by_pot(exp, 12).sum(axis=-1, keepdims=True))
+    log_sum_q5 = _log_x_for_x_ge_1(sum_q12, 12, 5)
+    adjusted_diff_min = np.maximum(
+        params.diff_min - 1,
+        multiply_by_quantized_multiplier(wrap_int32(log_sum_q5 + INT32_MIN),
+                                         params.reverse_scaling_divisor,
+                                         -params.reverse_scaling_right_shift))
+    out = rounding_divide_by_pot(wrap_int32(in_q5 - log_sum_q5), 31 - 5 - 4) + INT8_MAX
+    out = np.where(diff > adjusted_diff_min, np.clip(out, INT8_MIN, INT8_MAX), INT8_MIN)
     return out.astype(np.int8)
 
 

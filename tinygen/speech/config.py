@@ -36,6 +36,12 @@ LINEAR_ROLES: tuple[str, ...] = (
 )
 ATTN_PROJ_SHARING = ("none", "qk", "kv", "qkv")
 SHARED_FACTOR = ("none", "down", "up")
+# Time subsampling of the front convolutions, and the silence frames a streaming model
+# pads in front of the stream so that every 4 new log-mel frames complete one encoder frame.
+SUBSAMPLE = 4
+SUBSAMPLE_PAD = 3
+MAX_CHUNK_FRAMES = 64
+MAX_LEFT_CHUNKS = 64
 # Characters of the CTC vocabulary; index 0 is the CTC blank.
 DEFAULT_VOCAB = "_ 'abcdefghijklmnopqrstuvwxyz"
 
@@ -81,6 +87,13 @@ class ConformerConfig:
     attn_proj_sharing: str = "none"
     # --- sharing, level 4
     lowrank: LowRank = field(default_factory=LowRank)
+    # --- streaming (0 = full context over a fixed window). A chunk is chunk_frames encoder
+    # frames (4 * chunk_frames log-mel frames, 40 ms each at a 10 ms hop); each chunk attends
+    # to itself and to left_chunks cached chunks, the depthwise conv is causal, and the
+    # subsampling is left-padded with silence, so the model can be stepped chunk by chunk
+    # with cached state (docs/streaming.md).
+    chunk_frames: int = 0
+    left_chunks: int = 0
 
     # ----------------------------------------------------------------- derived
     @property
@@ -108,7 +121,28 @@ class ConformerConfig:
         return ((self.n_mels - 1) // 2 - 1) // 2
 
     def subsampled_frames(self, frames: int) -> int:
+        if self.streaming:  # left-padded with SUBSAMPLE_PAD silence frames
+            return frames // SUBSAMPLE
         return ((frames - 1) // 2 - 1) // 2
+
+    @property
+    def streaming(self) -> bool:
+        return self.chunk_frames > 0
+
+    @property
+    def chunk_feature_frames(self) -> int:
+        """Log-mel frames one streaming step consumes."""
+        return self.chunk_frames * SUBSAMPLE
+
+    @property
+    def chunk_ms(self) -> float:
+        """Algorithmic latency of a streaming step: one chunk of audio."""
+        return 1000.0 * self.chunk_feature_frames * self.hop_length / self.sample_rate
+
+    @property
+    def left_context_frames(self) -> int:
+        """Encoder frames of attention context each streaming step keeps (per layer)."""
+        return self.chunk_frames * self.left_chunks
 
     # ------------------------------------------------------------- validation
     def validate(self) -> ConformerConfig:
@@ -157,7 +191,22 @@ class ConformerConfig:
              f"attn_proj_sharing = {self.attn_proj_sharing!r}",
              f"choose one of {', '.join(ATTN_PROJ_SHARING)}")
         self._validate_lowrank(need)
+        self._validate_streaming(need)
         return self
+
+    def _validate_streaming(self, need: Any) -> None:
+        need(0 <= self.chunk_frames <= MAX_CHUNK_FRAMES,
+             f"chunk_frames = {self.chunk_frames}",
+             f"use 0 (full context) or 1..{MAX_CHUNK_FRAMES} encoder frames (40 ms each)")
+        need(0 <= self.left_chunks <= MAX_LEFT_CHUNKS, f"left_chunks = {self.left_chunks}",
+             f"use 1..{MAX_LEFT_CHUNKS} cached chunks of left context")
+        if self.chunk_frames == 0:
+            need(self.left_chunks == 0, f"left_chunks = {self.left_chunks} without "
+                 "chunk_frames", "set chunk_frames > 0 to stream, or left_chunks = 0")
+            return
+        need(self.left_chunks >= 1, "a streaming model with left_chunks = 0 attends to "
+             "its own chunk only and forgets everything before it",
+             "give left_chunks >= 1 (e.g. 4 chunks of left context)")
 
     def _validate_lowrank(self, need: Any) -> None:
         lr = self.lowrank

@@ -4,12 +4,18 @@ A backend is any callable that maps one utterance's log-mel features, a (T, n_me
 float32 array, to CTC logits, a (T', vocab) array. Rows:
 
 - ``float``: the PyTorch model on each whole utterance;
+- ``float-stream`` (streaming models): the model stepped chunk by chunk with cached state
+  over the utterance and the silence that completes its last chunk;
 - ``float-window``: the same model on the fixed window a compiled model takes (the
   utterance at its start, the rest the features of digital silence), so the next rows
   differ from it by quantization alone;
 - ``int8-reference``: the golden reference of the compiled int8 model on that window;
 - ``host-c``: the generated C, built for the host and run as a process per utterance.
   It equals the int8 row exactly when the C is bit-exact, which is the point.
+
+A streaming model has no window: its rows ``float-stream``, ``int8-stream`` and
+``host-c-stream`` step through each whole utterance chunk by chunk from the silence state
+(silence completing the last chunk), in float, in the golden int8 reference and in the C.
 
 The windowed rows decode every output frame of the window, as a device does: a CTC
 model may emit the last characters of an utterance on the frames of silence after it.
@@ -31,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tinygen.errors import TinygenError
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -38,6 +46,10 @@ if TYPE_CHECKING:
 
 Backend = Callable[["np.ndarray"], "np.ndarray"]  # (T, n_mels) float32 -> (T', vocab)
 
+
+
+class EvalError(TinygenError):
+    """An evaluation that cannot run as asked."""
 
 
 # ----------------------------------------------------------------------- metrics
@@ -123,6 +135,23 @@ def float_backend(model: Conformer) -> Backend:
     return run
 
 
+def stream_backend(model: Conformer) -> Backend:
+    """A streaming model stepped chunk by chunk with cached state over the whole
+    utterance (silence appended up to whole chunks); every output frame is decoded."""
+    import numpy as np
+    import torch
+
+    from tinygen.speech.streaming import stream
+
+    model.eval()
+
+    def run(feats: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))[None]
+        return stream(model, x)[0].numpy()  # (T_pad // 4, vocab)
+
+    return run
+
+
 class Window:
     """Put features at the start of a fixed window of silence; decode the whole output."""
 
@@ -190,10 +219,53 @@ def compiled_backends(model: Conformer, examples: list[tuple[np.ndarray, str]], 
              "host-c": win.wrap(host_c)}, frames, report)
 
 
+def stream_backends(model: Conformer, data: Path | None, calib: int, workdir: Path
+                    ) -> tuple[dict[str, Backend], dict[str, Any]]:
+    """int8-stream and host-c-stream rows of a streaming ``model``: the compiled step run
+    chunk by chunk over each whole utterance from the silence state (the golden reference
+    in numpy, and the generated C built for the host, one process per utterance), and
+    the host build's report."""
+    import subprocess
+
+    import numpy as np
+
+    from tinygen.build import BuildOptions, build
+    from tinygen.compiler.quantize import dequantize_array
+    from tinygen.speech.calib import inputs, window_frames
+    from tinygen.speech.streaming import chunks_of, compile_streaming
+
+    cfg = model.cfg
+    cal = inputs(cfg, window_frames(cfg, 3000), calib, seed=0, data=data, split="train")
+    compiled = compile_streaming(model, cal)
+    start = compiled.int8.meta["state_init"]
+    q_out = compiled.output_quant
+    vocab = cfg.vocab_size
+
+    def quantized(feats: np.ndarray) -> list[np.ndarray]:
+        return [compiled.quantize_input(c) for c in chunks_of(feats[None], cfg)]
+
+    def int8(feats: np.ndarray) -> np.ndarray:
+        outs = compiled.stream_int8(quantized(feats), start)
+        return dequantize_array(np.concatenate(outs, axis=1)[0], q_out)
+
+    report = build(model, workdir / "host", cal, [], BuildOptions(target="host"), cfg.name,
+                   compiled=compiled)
+    exe = workdir / "host" / "host" / "tinygen_model"
+
+    def host_c(feats: np.ndarray) -> np.ndarray:
+        stream = b"".join(c.tobytes() for c in quantized(feats))
+        proc = subprocess.run([str(exe)], input=stream, capture_output=True, check=True,
+                              timeout=300)
+        logits = np.frombuffer(proc.stdout, np.int8).reshape(-1, vocab)
+        return dequantize_array(logits, q_out)
+
+    return {"int8-stream": int8, "host-c-stream": host_c}, report
+
+
 # ------------------------------------------------------------------------ report
 def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None = None,
              progress: bool = True, compiled: bool = True, window_ms: float = 0.0,
-             calib: int = 32) -> dict[str, Any]:
+             calib: int = 32, streaming: bool = False) -> dict[str, Any]:
     """Score every available backend of ``model_spec`` on ``split`` of ``data``."""
     import tempfile
 
@@ -206,6 +278,9 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
 
     model = load_model(model_spec)
     cfg = model.cfg
+    if streaming and not cfg.streaming:
+        raise EvalError(f"{model_spec} does not stream (chunk_frames = 0)",
+                        "drop --streaming, or evaluate a streaming model")
     utterances = load_split(data, split, cfg.vocab)[:limit]
     dataset = SpeechDataset(utterances, cfg)
     skips = SkipLog()
@@ -225,10 +300,15 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
                 skips.add([item])
             features.advance(task)
     backends: dict[str, Backend] = {"float": float_backend(model)}
+    if cfg.streaming:
+        backends["float-stream"] = stream_backend(model)
     frames = None
     build_report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tinygen-eval-") as workdir:
-        if compiled and examples:
+        if compiled and examples and cfg.streaming:  # chunk by chunk, no window
+            more, build_report = stream_backends(model, data, calib, Path(workdir))
+            backends.update(more)
+        elif compiled and examples:
             more, frames, build_report = compiled_backends(model, examples, data, window_ms,
                                                            calib, Path(workdir))
             backends.update(more)
@@ -250,6 +330,7 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
         "virtual_params": virtual_params(model),
         "flash_bytes": build_report.get("flash", {}).get("total_bytes"),
         "arena_bytes": build_report.get("arena_bytes"),
+        "streaming": build_report.get("streaming"),
         "rows": rows,
     }
 
@@ -263,7 +344,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with warnings_as_lines():
         report = evaluate(args.model, args.data, args.split, limit=args.limit,
                           progress=not args.json, compiled=not args.float_only,
-                          window_ms=args.window_ms, calib=args.calib)
+                          window_ms=args.window_ms, calib=args.calib,
+                          streaming=args.streaming)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -299,5 +381,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="window of the compiled model (default: the longest utterance)")
     p.add_argument("--calib", type=int, default=32, metavar="N",
                    help="calibration utterances from the train split (default 32)")
+    p.add_argument("--streaming", action="store_true",
+                   help="require a streaming model; its rows then run chunk by chunk over "
+                        "whole utterances (a streaming model always does)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)

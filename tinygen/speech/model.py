@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tinygen.speech.config import ConformerConfig
+from tinygen.speech.config import SUBSAMPLE, SUBSAMPLE_PAD, ConformerConfig
+from tinygen.speech.features import silence_value
 
 
 # ------------------------------------------------------------------ linear layers
@@ -114,17 +115,24 @@ class SelfAttention(nn.Module):
         self.q, self.k, self.v, self.o = (made[f"attn.{n}"] for n in "qkvo")
         self.dropout = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        b, t, d = x.shape
-        dh = d // self.n_heads
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D). ``mask`` (B, T, T) or (B, 1, T): True = may not attend."""
         h = self.norm(x)  # (B, T, D)
-        q = self.q(h).view(b, t, self.n_heads, dh).transpose(1, 2)  # (B, H, T, dh)
-        k = self.k(h).view(b, t, self.n_heads, dh).transpose(1, 2)  # (B, H, T, dh)
-        v = self.v(h).view(b, t, self.n_heads, dh).transpose(1, 2)  # (B, H, T, dh)
-        scores = torch.matmul(q, k.transpose(2, 3)) * (1.0 / math.sqrt(dh))  # (B, H, T, T)
-        if key_mask is not None:  # (B, T) True where the frame is padding
-            scores = scores.masked_fill(key_mask[:, None, None, :], -1e4)
-        attn = self.dropout(torch.softmax(scores, dim=-1))  # (B, H, T, T)
+        return self.attend(self.q(h), self.k(h), self.v(h), mask)
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None) -> torch.Tensor:
+        """Projected queries (B, T, D) over keys/values (B, S, D) -> (B, T, D)."""
+        b, t, d = q.shape
+        s = k.shape[1]
+        dh = d // self.n_heads
+        q = q.view(b, t, self.n_heads, dh).transpose(1, 2)  # (B, H, T, dh)
+        k = k.view(b, s, self.n_heads, dh).transpose(1, 2)  # (B, H, S, dh)
+        v = v.view(b, s, self.n_heads, dh).transpose(1, 2)  # (B, H, S, dh)
+        scores = torch.matmul(q, k.transpose(2, 3)) * (1.0 / math.sqrt(dh))  # (B, H, T, S)
+        if mask is not None:
+            scores = scores.masked_fill(mask[:, None, :, :], -1e4)
+        attn = self.dropout(torch.softmax(scores, dim=-1))  # (B, H, T, S)
         ctx = torch.matmul(attn, v)  # (B, H, T, dh)
         ctx = ctx.transpose(1, 2).reshape(b, t, d)  # (B, T, D)
         return self.o(ctx)
@@ -138,18 +146,33 @@ class ConvModule(nn.Module):
         d = cfg.d_model
         self.norm = nn.LayerNorm(d)
         self.pw1 = make("conv.pw1", block)
-        self.dw = nn.Conv1d(d, d, cfg.conv_kernel, padding=cfg.conv_kernel // 2, groups=d)
+        # Streaming models look only back: K-1 frames of left padding (or the cache), none
+        # to the right. The weights are the same shape either way.
+        self.causal = cfg.streaming
+        self.kernel = cfg.conv_kernel
+        self.dw = nn.Conv1d(d, d, cfg.conv_kernel, padding=0 if self.causal
+                            else cfg.conv_kernel // 2, groups=d)
         self.bn = nn.BatchNorm1d(d)
         self.pw2 = make("conv.pw2", block)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = F.glu(self.pw1(self.norm(x)), dim=-1)  # (B, T, D)
+        h = self.gated(x)  # (B, T, D)
         if pad_mask is not None:  # keep padding out of the convolution window
             h = h.masked_fill(pad_mask[:, :, None], 0.0)
+        if self.causal:
+            h = F.pad(h, (0, 0, self.kernel - 1, 0))  # (B, K-1+T, D): zeros before frame 0
+        return self.finish(h)
+
+    def gated(self, x: torch.Tensor) -> torch.Tensor:
+        """LayerNorm -> pointwise -> GLU: (B, T, D) -> (B, T, D), the depthwise input."""
+        return F.glu(self.pw1(self.norm(x)), dim=-1)
+
+    def finish(self, h: torch.Tensor) -> torch.Tensor:
+        """Depthwise conv (VALID in time when causal) -> BN -> SiLU -> pointwise."""
         h = h.transpose(1, 2)  # (B, D, T)
-        h = F.silu(self.bn(self.dw(h)))  # (B, D, T)
-        h = h.transpose(1, 2)  # (B, T, D)
+        h = F.silu(self.bn(self.dw(h)))  # (B, D, T')
+        h = h.transpose(1, 2)  # (B, T', D)
         return self.dropout(self.pw2(h))
 
 
@@ -165,16 +188,24 @@ class ConformerBlock(nn.Module):
         self.ffn2 = ffn2  # the same object as ffn1 when the macaron pair is shared
         self.norm = nn.LayerNorm(d_model)
 
-    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None,
+                attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T, D) -> (B, T, D). pad_mask (B, T): True on padding frames; attn_mask
+        (B, T, T) or (B, 1, T): True where a query may not attend to a key."""
         x = x + 0.5 * self.ffn1(x)  # (B, T, D)
-        x = x + self.attn(x, pad_mask)
+        x = x + self.attn(x, attn_mask)
         x = x + self.conv(x, pad_mask)
         x = x + 0.5 * self.ffn2(x)
         return self.norm(x)
 
 
 class Subsampling(nn.Module):
-    """Two 3x3 stride-2 Conv2d with ReLU (4x fewer frames), then a Linear to D."""
+    """Two 3x3 stride-2 Conv2d with ReLU (4x fewer frames), then a Linear to D.
+
+    A streaming model puts SUBSAMPLE_PAD silence frames in front of the features, so that
+    encoder frame j sees log-mel frames 4j-3 .. 4j+3 and every 4 new frames complete one
+    encoder frame: T frames give T // 4.
+    """
 
     def __init__(self, cfg: ConformerConfig) -> None:
         super().__init__()
@@ -182,11 +213,18 @@ class Subsampling(nn.Module):
         self.conv1 = nn.Conv2d(1, c, 3, stride=2)
         self.conv2 = nn.Conv2d(c, c, 3, stride=2)
         self.proj = nn.Linear(c * cfg.subsampled_mels(), cfg.d_model)
+        self.pad = SUBSAMPLE_PAD if cfg.streaming else 0
+        self.silence = silence_value()
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:  # (B, T, F) -> (B, T', D)
         h = feats.unsqueeze(1)  # (B, 1, T, F)
+        if self.pad:
+            h = F.pad(h, (0, 0, self.pad, 0), value=self.silence)  # (B, 1, 3+T, F)
         h = F.relu(self.conv1(h))  # (B, C, T/2, F/2)
-        h = F.relu(self.conv2(h))  # (B, C, T', F')
+        return self.project(F.relu(self.conv2(h)))  # (B, T', D)
+
+    def project(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, C, T', F') conv2 output -> (B, T', D)."""
         b, c, t, f = h.shape
         h = h.permute(0, 2, 1, 3).reshape(b, t, c * f)  # (B, T', C*F')
         return self.proj(h)
@@ -228,18 +266,38 @@ class Conformer(nn.Module):
         self.head = nn.Linear(cfg.d_model, cfg.vocab_size)
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        if self.cfg.streaming:
+            return lengths // SUBSAMPLE
         return ((lengths - 1) // 2 - 1) // 2
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, T, n_mels) log-mel -> (B, T', vocab) CTC logits, T' = ((T-1)//2-1)//2."""
+        """(B, T, n_mels) log-mel -> (B, T', vocab) CTC logits.
+
+        T' = ((T-1)//2-1)//2, or T // 4 for a streaming model, whose attention is limited
+        to each frame's chunk and ``left_chunks`` chunks before it (the chunk-masked full
+        pass that stepping reproduces)."""
         x = self.subsample(feats)  # (B, T', D)
         pad_mask = None
         if lengths is not None:
             out_len = self.output_lengths(lengths)
             pad_mask = torch.arange(x.shape[1], device=x.device)[None, :] >= out_len[:, None]
+        attn_mask = None if pad_mask is None else pad_mask[:, None, :]  # (B, 1, T')
+        if self.cfg.streaming:
+            chunks = chunk_mask(x.shape[1], self.cfg.chunk_frames, self.cfg.left_chunks,
+                                x.device)[None]  # (1, T', T')
+            attn_mask = chunks if attn_mask is None else attn_mask | chunks
         for b in self.block_order:  # V virtual layers over U unique blocks
-            x = self.blocks[b](x, pad_mask)
+            x = self.blocks[b](x, pad_mask, attn_mask)
         return self.head(x)  # (B, T', vocab)
+
+
+def chunk_mask(frames: int, chunk: int, left_chunks: int,
+               device: torch.device | None = None) -> torch.Tensor:
+    """(T, T) bool, True where query frame i may NOT attend to key frame j: j must lie in
+    i's chunk or in one of the ``left_chunks`` chunks before it."""
+    c = torch.arange(frames, device=device) // chunk  # chunk index per frame
+    rel = c[:, None] - c[None, :]  # (T, T): how many chunks back key j is
+    return (rel < 0) | (rel > left_chunks)
 
 
 def build_model(cfg: ConformerConfig, seed: int = 0) -> Conformer:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from unittest.mock import patch
 
 import torch
 from torch import nn
@@ -31,8 +33,10 @@ def virtual_params(model: Conformer) -> int:
     return outside + sum(per_block[b] for b in model.block_order)
 
 
-def macs(model: Conformer, frames: int) -> int:
-    """Multiply-accumulates of one forward pass over ``frames`` log-mel frames."""
+def count_macs(model: nn.Module, run: Callable[[], Any]) -> int:
+    """Multiply-accumulates of the layers ``run()`` calls: Linear, low-rank Linear, conv
+    (per output element, kernel volume x input channels per group), and attention
+    (scores QK^T and context AV: 2 x queries x keys x D)."""
     total = 0
 
     def count(mod: nn.Module, inputs: tuple[Any, ...], out: torch.Tensor) -> None:
@@ -48,19 +52,30 @@ def macs(model: Conformer, frames: int) -> int:
             for k in mod.kernel_size:
                 per_out *= k
             total += out.numel() * per_out
-        elif isinstance(mod, SelfAttention):
-            b, t, d = x.shape
-            total += 2 * b * t * t * d  # scores (QK^T) and context (AV)
 
-    kinds = (nn.Linear, LowRankLinear, nn.Conv1d, nn.Conv2d, SelfAttention)
+    attend = SelfAttention.attend
+
+    def counted_attend(self: SelfAttention, q: torch.Tensor, k: torch.Tensor,
+                       v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        nonlocal total
+        b, t, d = q.shape
+        total += 2 * b * t * k.shape[1] * d  # scores (QK^T) and context (AV)
+        return attend(self, q, k, v, mask)
+
+    kinds = (nn.Linear, LowRankLinear, nn.Conv1d, nn.Conv2d)
     handles = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, kinds)]
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, frames, model.cfg.n_mels))
+        with torch.no_grad(), patch.object(SelfAttention, "attend", counted_attend):
+            run()
     finally:
         for h in handles:
             h.remove()
     return total
+
+
+def macs(model: Conformer, frames: int) -> int:
+    """Multiply-accumulates of one forward pass over ``frames`` log-mel frames."""
+    return count_macs(model, lambda: model(torch.zeros(1, frames, model.cfg.n_mels)))
 
 
 def macs_per_second_of_audio(model: Conformer) -> int:

@@ -281,9 +281,17 @@ def _start(cfg: ConformerConfig | None, opts: TrainOptions
         if opts.init is not None:
             model = load_checkpoint(opts.init)
             if cfg is not None and cfg != model.cfg:
-                raise TrainError(f"--preset {cfg.name} differs from the config in "
-                                 f"{opts.init} ({model.cfg.name})",
-                                 "drop --preset to fine-tune the checkpoint as it is")
+                # Another config with the same parameters (e.g. the streaming variant of a
+                # full-context model: chunk masks and a causal conv, same weights).
+                target = build_model(cfg, seed=opts.seed)
+                try:
+                    target.load_state_dict(model.state_dict(), strict=True)
+                except RuntimeError:
+                    raise TrainError(f"--preset {cfg.name} has other parameters than "
+                                     f"{opts.init} ({model.cfg.name})",
+                                     "drop --preset to fine-tune the checkpoint as it is, "
+                                     "or pick a preset with the same shapes") from None
+                model = target
             return model, 0, {"init": str(opts.init)}, None
         if cfg is None:
             raise TrainError("no model config", "give --preset NAME or --init CHECKPOINT")
@@ -314,6 +322,7 @@ _FRAME_FIELDS = ("sample_rate", "n_fft", "win_length", "hop_length", "n_mels", "
 def _teacher(path: Path | None, cfg: ConformerConfig) -> Conformer | None:
     """The teacher in eval mode, frozen; None without --teacher."""
     from tinygen.speech.checkpoint import load_checkpoint
+    from tinygen.speech.config import SUBSAMPLE_PAD
 
     if path is None:
         return None
@@ -323,6 +332,14 @@ def _teacher(path: Path | None, cfg: ConformerConfig) -> Conformer | None:
         raise TrainError(f"--teacher {path} ({teacher.cfg.name}) has another "
                          f"{', '.join(differ)} than {cfg.name}",
                          "distil from a model with the same front end and vocabulary")
+    if teacher.cfg.streaming and not cfg.streaming:
+        raise TrainError(f"--teacher {path} streams and {cfg.name} does not",
+                         "distil a full-context student from a full-context teacher")
+    if cfg.streaming and not teacher.cfg.streaming:
+        # A full-context teacher keeps its attention and conv but takes the streaming
+        # student's frame alignment (three silence frames in front): both then emit T // 4
+        # frames, frame j over log-mel frames 4j-3 .. 4j+3.
+        teacher.subsample.pad = SUBSAMPLE_PAD
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
@@ -563,6 +580,24 @@ class _Report:
 
 
 # ------------------------------------------------------------------------ CLI
+def streaming_variant(cfg: ConformerConfig | None, opts: TrainOptions,
+                      chunk: int | None, left: int | None) -> ConformerConfig:
+    """The preset's (or --init checkpoint's) config made to stream with chunk C, left L."""
+    import dataclasses
+
+    from tinygen.speech.checkpoint import load_checkpoint
+
+    if cfg is None:
+        if opts.init is None:
+            raise TrainError("--chunk-frames/--left-chunks need a model to change",
+                             "give --preset NAME or --init CHECKPOINT")
+        cfg = load_checkpoint(opts.init).cfg
+    return dataclasses.replace(
+        cfg, name=cfg.name if cfg.streaming else f"{cfg.name}-stream",
+        chunk_frames=cfg.chunk_frames if chunk is None else chunk,
+        left_chunks=cfg.left_chunks if left is None else left).validate()
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tinygen.speech.config import load_preset
     from tinygen.speech.data.dataset import warnings_as_lines
@@ -576,6 +611,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         init=args.init, teacher=args.teacher, distill=args.distill,
                         temperature=args.temperature)
     cfg = load_preset(args.preset) if args.preset else None
+    if args.chunk_frames is not None or args.left_chunks is not None:
+        cfg = streaming_variant(cfg, opts, args.chunk_frames, args.left_chunks)
     with warnings_as_lines():
         meta = fit(cfg, opts)
     if World.from_env().main:
@@ -594,6 +631,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "--batch is per process.")
     p.add_argument("--preset", metavar="P", help="model preset (see `tinygen presets`); "
                    "optional with --resume")
+    p.add_argument("--chunk-frames", type=int, default=None, metavar="C",
+                   help="make the model stream: chunks of C encoder frames (40 ms each), "
+                        "with --left-chunks of attention context (docs/streaming.md)")
+    p.add_argument("--left-chunks", type=int, default=None, metavar="L",
+                   help="chunks of left context a streaming model attends to")
     p.add_argument("--data", type=Path, required=True, metavar="DIR",
                    help="a corpus from `tinygen data synth`, or a LibriSpeech root")
     p.add_argument("--out", type=Path, required=True, metavar="PATH",

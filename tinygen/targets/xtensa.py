@@ -54,7 +54,30 @@ ESP_NN_ENV = "TINYGEN_ESP_NN"
 IDF_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"](esp_(?!nn)|freertos/|driver/|soc/|hal/|'
                          r'rom/|nvs|esp32)', re.M)
 
+LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+
 _SIZES: dict[str, tuple[dict[str, int], bool]] = {}  # digest of file + flags -> sizes
+
+
+def idf_header_via(path: Path, dirs: list[Path], seen: set[Path] | None = None) -> str | None:
+    """The local header through which ``path`` reaches an ESP-IDF header (``path``'s own
+    name when it includes one directly), or None. Quoted includes are followed through
+    ``path``'s folder and ``dirs``, as the compiler would find them."""
+    seen = set() if seen is None else seen
+    if path in seen:
+        return None
+    seen.add(path)
+    text = path.read_text()
+    if IDF_INCLUDE.search(text):
+        return path.name
+    for name in LOCAL_INCLUDE.findall(text):
+        for folder in (path.parent, *dirs):
+            header = folder / name
+            if header.is_file():
+                if idf_header_via(header, dirs, seen) is not None:
+                    return name
+                break
+    return None
 
 
 def available() -> bool:
@@ -175,8 +198,10 @@ def check_project(out: Path) -> dict[str, Any]:
         (Path(tmp) / "sdkconfig.h").write_text(_sdkconfig_h(out / "sdkconfig.defaults"))
         for path, rel in units:
             text = path.read_text()
-            if IDF_INCLUDE.search(text):
-                skipped[rel] = "includes ESP-IDF headers"
+            via = idf_header_via(path, [src, lib])
+            if via is not None:
+                skipped[rel] = ("includes ESP-IDF headers" if via == path.name
+                                else f"includes ESP-IDF headers through {via}")
                 continue
             includes = [src, lib]
             if '"esp_nn.h"' in text:

@@ -84,6 +84,25 @@ class _Exporter:
             self.bytes.other += data.nbytes
         return self.small[key]
 
+    def padded(self, n: Node) -> int:
+        """A PAD op in front of an explicitly padded conv: TFLM pads int8 with the output
+        zero point, which is the input's, so PAD + VALID equals the padded conv exactly."""
+        x = self.g.values[n.inputs[0]]
+        q = x.quant
+        assert q is not None
+        ph, pw = n.attrs["pad"]
+        shape = (x.shape[0], x.shape[1] + 2 * ph, x.shape[2] + 2 * pw, x.shape[3])
+        out = self.b.add_tensor(f"{x.name}_padded_{ph}_{pw}", shape, "int8", scale=q.s,
+                                zero_point=q.zp)
+        pads = np.array([[0, 0], [ph, ph], [pw, pw], [0, 0]], dtype=np.int32)
+        key = ("pad", ph, pw)
+        if key not in self.small:
+            self.small[key] = self.b.add_tensor(f"paddings_{ph}_{pw}", pads.shape, "int32",
+                                                data=pads, buffer_key=key)
+            self.bytes.other += pads.nbytes
+        self.b.add_op("PAD", [self.tensor(x.name), self.small[key]], [out])
+        return out
+
     def run(self) -> bytes:
         for n in self.g.nodes:
             self.op(n)
@@ -101,12 +120,24 @@ class _Exporter:
             self.b.add_op("FULLY_CONNECTED", [t(n.inputs[0]), t(n.inputs[1]), bias], outs,
                           fused_activation_function=act, keep_num_dims=True)
         elif n.op in ("conv2d", "depthwise_conv2d"):
-            opts = {"padding": n.attrs["padding"], "stride_h": p.stride_h,
+            padding, x = n.attrs["padding"], t(n.inputs[0])
+            if padding == "EXPLICIT":  # TFLite has SAME/VALID only: PAD, then VALID
+                x, padding = self.padded(n), "VALID"
+            opts = {"padding": padding, "stride_h": p.stride_h,
                     "stride_w": p.stride_w, "fused_activation_function": act}
             if n.op == "depthwise_conv2d":
                 opts["depth_multiplier"] = 1
             self.b.add_op("CONV_2D" if n.op == "conv2d" else "DEPTHWISE_CONV_2D",
-                          [t(n.inputs[0]), t(n.inputs[1]), bias], outs, **opts)
+                          [x, t(n.inputs[1]), bias], outs, **opts)
+        elif n.op == "slice":
+            begin = self.int32_const("begin", tuple(n.attrs["begin"]))
+            size = self.int32_const("size", tuple(n.attrs["size"]))
+            self.b.add_op("SLICE", [t(n.inputs[0]), begin, size], outs)
+        elif n.op == "concat":
+            self.b.add_op("CONCATENATION", [t(i) for i in n.inputs], outs,
+                          axis=n.attrs["axis"], fused_activation_function="NONE")
+        elif n.op == "log_softmax":
+            self.b.add_op("LOG_SOFTMAX", [t(n.inputs[0])], outs)
         elif n.op in ("add", "sub", "mul", "squared_difference"):
             self.b.add_op(n.op.upper(), [t(i) for i in n.inputs], outs)
         elif n.op in ("logistic", "rsqrt", "relu"):

@@ -16,26 +16,14 @@
  * out[i] = clamp(MBQM(MBQM((a[i] - zp1) << ls, m1, s1) + MBQM((b[i] - zp2) << ls, m2, s2),
  *                     m_out, s_out) + zp_out, act_min, act_max)
  */
-#include "../tg_kernels.h"
-#include "../tg_math.h"
+#include "tg_elementwise.h"
 
 void tg_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
                const tg_add_params_t *p)
 {
-    const int32_t input1_offset = -p->input1_zero_point;
-    const int32_t input2_offset = -p->input2_zero_point;
-    const int32_t left_multiplier = (int32_t)1 << p->left_shift;
     int32_t i;
 
     for (i = 0; i < p->size; ++i) {
-        const int32_t shifted1 = ((int32_t)input1[i] + input1_offset) * left_multiplier;
-        const int32_t shifted2 = ((int32_t)input2[i] + input2_offset) * left_multiplier;
-        const int32_t scaled1 = tg_multiply_by_quantized_multiplier(
-            shifted1, p->input1_multiplier, p->input1_shift);
-        const int32_t scaled2 = tg_multiply_by_quantized_multiplier(
-            shifted2, p->input2_multiplier, p->input2_shift);
-        output[i] = tg_requantize_s8(tg_add_wrap_s32(scaled1, scaled2), p->output_multiplier,
-                                     p->output_shift, p->output_zero_point, p->act_min,
-                                     p->act_max);
+        output[i] = tg_add_one_s8(input1[i], input2[i], p);
     }
 }
