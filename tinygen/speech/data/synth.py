@@ -27,8 +27,9 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -270,9 +271,7 @@ def synthesize(out: Path, utterances: int, seed: int = 0, jobs: int = 1,
     pools = split_combos(list(itertools.product(voices, variants or ["m1"])), seed)
     plans = plan_corpus(utterances, seed, pools)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         entries = _render_all(tools, plans, tmp, jobs, progress)
         for split in SPLITS:
             lines = [json.dumps(entries[p.uid], sort_keys=True) + "\n"
@@ -288,12 +287,26 @@ def synthesize(out: Path, utterances: int, seed: int = 0, jobs: int = 1,
             "tools": {"espeak-ng": espeak_version(tools), "tinygen": __version__},
             "combos": {s: [f"{v}+{var}" for v, var in pools[s]] for s in SPLITS},
         }
-        (tmp / "corpus.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_json(tmp / "corpus.json", meta)
+    return meta
+
+
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out``, renamed to ``out`` when the block completes and
+    deleted when it raises: a corpus appears whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
         _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return meta
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _render_all(tools: Tools, plans: list[Plan], root: Path, jobs: int, progress: bool
