@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System tools the tests and builds call. gcc compiles the generated host C.
-APT_PACKAGES=(gcc make espeak-ng sox ffmpeg gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
+APT_PACKAGES=(gcc make espeak-ng sox ffmpeg flite festival festvox-kallpc16k festvox-kdlpc16k
+              festvox-us-slt-hts gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

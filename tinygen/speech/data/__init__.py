@@ -68,6 +68,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="the same seed gives byte-identical files (default 0)")
     s.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), metavar="J",
                    help="utterances rendered in parallel (default: min(4, cores))")
+    s.add_argument("--engines", default="espeak-ng", metavar="LIST",
+                   help="comma-separated TTS engines: espeak-ng, flite, festival (optional "
+                        "Debian packages; default espeak-ng alone)")
     s.add_argument("--force", action="store_true", help="replace DIR if it exists")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
