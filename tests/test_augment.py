@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 
 from tinygen.speech.data.augment import (
     add_noise,
+    load_noise,
     random_augment,
     reverb,
     room_impulse_response,
@@ -131,6 +135,16 @@ def test_add_noise_hits_the_snr() -> None:
                                   add_noise(x, noise, 10, np.random.default_rng(1)))
     with pytest.raises(ValueError, match="silent"):
         add_noise(x, np.zeros(10), 10, np.random.default_rng(0))
+
+
+def test_load_noise_mixes_channels_and_resamples(tmp_path: Path) -> None:
+    t = np.arange(8000) / 8000
+    stereo = np.stack([0.2 * np.sin(2 * np.pi * 300 * t), 0.2 * np.sin(2 * np.pi * 300 * t)], 1)
+    sf.write(str(tmp_path / "n.wav"), stereo, 8000, subtype="PCM_16")
+    x = load_noise(tmp_path / "n.wav")
+    assert x.dtype == np.float32 and len(x) == 16000
+    assert peak_hz(x) == pytest.approx(300, abs=2)
+    assert power_db(x) == pytest.approx(10 * np.log10(0.02), abs=0.05)  # 0.2 amplitude
 
 
 def test_random_augment_is_seeded_and_sane() -> None:

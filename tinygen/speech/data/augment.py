@@ -2,7 +2,8 @@
 
 Every function takes a mono waveform, int16 or float in [-1, 1], and returns the same
 dtype (int16 results are rounded and clipped). Random ones take a numpy Generator, so a
-seed fixes the result. Nothing here reads files or needs more than numpy.
+seed fixes the result. Only :func:`load_noise` reads a file (with soundfile); the rest
+needs numpy alone.
 
 - :func:`reverb`: a room, from :func:`room_impulse_response` (RT60 drawn per call);
 - :func:`telephone`: the 300-3400 Hz telephone band, optionally G.711 mu-law;
@@ -10,6 +11,8 @@ seed fixes the result. Nothing here reads files or needs more than numpy.
 - :func:`vtlp`: vocal-tract-length perturbation (Jaitly & Hinton, 2013), the spectral
   envelope warped by a factor around 1 with duration and pitch rate kept;
 - :func:`add_noise`: a background recording (or any noise) at a chosen SNR;
+  :func:`load_noise` reads one (e.g. ``doing_the_dishes.wav`` of the Speech Commands
+  background noises, CC-BY-4.0; docs/training.md says where to get it);
 - :func:`random_augment`: a seeded chain of the above, for a training loader.
 
 The room model is Polack's: a direct path, a few sparse early reflections, then Gaussian
@@ -19,6 +22,8 @@ pull in scipy, which tinygen does not otherwise use.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
@@ -206,6 +211,18 @@ def vtlp(x: np.ndarray, alpha: float, sample_rate: int = SAMPLE_RATE, n_fft: int
 
 
 # ------------------------------------------------------------------------ noise
+def load_noise(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """A noise recording as float32 mono at ``sample_rate`` (channels averaged,
+    band-limited resampling when its rate differs)."""
+    import soundfile as sf
+
+    data, rate = sf.read(str(path), dtype="float64", always_2d=True)
+    x = data.mean(axis=1)
+    if rate != sample_rate:
+        x = resample(x, max(round(len(x) * sample_rate / rate), 1))
+    return x.astype(np.float32)
+
+
 def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator
               ) -> np.ndarray:
     """``x`` plus a random stretch of ``noise`` (looped if shorter) scaled so that the
