@@ -191,7 +191,9 @@ def pocketsphinx_tree(root: Path) -> None:
     (data / "librivox" / "transcription").write_text(
         "<s> he was not an ill disposed young man </s> (ss-0870)\n")
     write_audio(data / "cards" / "001.wav", tone(0.4, 16000, 400, 2), 16000)
-    (data / "cards" / "cards.transcription").write_text("<s> ten of clubs  </s> (001)\n")
+    write_audio(data / "cards" / "002.wav", tone(0.5, 16000, 450, 3), 16000)
+    (data / "cards" / "cards.transcription").write_text(
+        "<s> ten of clubs  </s> (001)\n<s> set a timer for 10 minutes </s> (002)\n")
     deb_changelog(root, "pocketsphinx-testdata", "0.8+5prealpha+1-15")
 
 
@@ -203,7 +205,7 @@ def test_pocketsphinx_import(tmp_path: Path) -> None:
     assert meta["license"] == "BSD-2-Clause"
     assert meta["speakers"]["test"] == ["cards-speaker", "librivox-reader"]
     assert sorted(e["text"] for e in manifest(tmp_path / "c", "test")) == [
-        "he was not an ill disposed young man", "ten of clubs"]
+        "he was not an ill disposed young man", "set a timer for ten minutes", "ten of clubs"]
 
 
 # ------------------------------------------------------------------------ errors
@@ -254,12 +256,15 @@ def test_merge_keeps_sources_splits_and_max_seconds(merged: Path) -> None:
             if e["duration"] <= 0.55]
     assert meta["by_source"]["wake-word-benchmark"]["train"] + \
         meta["by_source"]["wake-word-benchmark"]["test"] == len(wake)
-    assert meta["by_source"]["pocketsphinx"] == {"test": 1, "train": 0}  # 0.6 s one is out
+    assert meta["by_source"]["pocketsphinx"] == {"test": 2, "train": 0}  # 0.6 s one is out
     assert meta["parts"]["pocketsphinx"]["license"] == "BSD-2-Clause"
     assert manifest(out, "dev") == []
     for e in all_entries(out):
         assert e["path"].startswith(f"wav/{e['source']}/") and (out / e["path"]).is_file()
         assert e["uid"].startswith(e["source"])
+    merge(merged / "vocab", [merged / "pocketsphinx"], vocabulary_only=True)
+    assert [e["text"] for e in manifest(merged / "vocab", "test")] == [
+        "set a timer for ten minutes"]  # "clubs" and "ill" are not words of the vocabulary
     with pytest.raises(DataError, match="already exists"):
         merge(out, [merged / "pocketsphinx"])
     with pytest.raises(DataError, match="two corpora named pocketsphinx"):
@@ -275,9 +280,9 @@ def test_eval_reports_each_source(merged: Path) -> None:
         (out / "all.jsonl").open("a").write((out / f"{split}.jsonl").read_text())
     os.replace(out / "all.jsonl", out / "test.jsonl")
     whole = evaluate("preset:mcu-tiny", out, "test", progress=False, compiled=False)
-    assert whole["utterances"] == 6
+    assert whole["utterances"] == 7
     by = {src: rows[0] for src, rows in whole["by_source"].items()}
-    assert {s: r["utterances"] for s, r in by.items()} == {"pocketsphinx": 2,
+    assert {s: r["utterances"] for s, r in by.items()} == {"pocketsphinx": 3,
                                                           "wake-word-benchmark": 4}
     for field in ("char_errors", "chars", "word_errors", "words"):
         assert sum(r[field] for r in by.values()) == whole["rows"][0][field]

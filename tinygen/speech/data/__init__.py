@@ -109,6 +109,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="only these splits (default: all)")
     m.add_argument("--max-seconds", type=float, default=None, metavar="S",
                    help="leave out utterances longer than S seconds")
+    m.add_argument("--vocabulary-only", action="store_true",
+                   help="keep only utterances whose every word is in the vocabulary of "
+                        "`data synth` (numbers, commands, ...)")
     m.add_argument("--force", action="store_true", help="replace DIR if it exists")
     m.set_defaults(func=_cmd_merge)
 

@@ -233,14 +233,20 @@ def _run_all(fn: Callable[[int], dict[str, Any]], n: int, jobs: int, progress: b
 
 # ------------------------------------------------------------------------- merge
 def merge(out: Path, corpora: Sequence[Path], splits: Sequence[str] = SPLITS,
-          max_seconds: float | None = None, force: bool = False) -> dict[str, Any]:
+          max_seconds: float | None = None, force: bool = False,
+          vocabulary_only: bool = False) -> dict[str, Any]:
     """Join ``splits`` of several corpora into one at ``out`` (WAVs hard-linked or copied).
 
     Each manifest line gains ``source`` (the corpus's source name, or its folder name for
     a synthetic corpus) and its path is rewritten under ``wav/<source>/``. Utterances
-    longer than ``max_seconds`` are left out. corpus.json lists every part with its own
-    corpus.json, so licenses and versions travel with the mix.
+    longer than ``max_seconds`` are left out, and with ``vocabulary_only`` those with a
+    word outside the synthetic corpus's phrase vocabulary (:func:`words.vocabulary`).
+    corpus.json lists every part with its own corpus.json, so licenses and versions
+    travel with the mix.
     """
+    from tinygen.speech.data.words import vocabulary
+
+    known = vocabulary()
     from tinygen.speech.data.synth import staged, write_json
 
     out = Path(out)
@@ -277,6 +283,8 @@ def merge(out: Path, corpora: Sequence[Path], splits: Sequence[str] = SPLITS,
                     if max_seconds is not None and isinstance(dur, (int, float)) \
                             and dur > max_seconds:
                         continue
+                    if vocabulary_only and not set(entry["text"].split()) <= known:
+                        continue
                     src = root / entry["path"]
                     rel = f"wav/{name}/{entry['path'].removeprefix('wav/')}"
                     dst = tmp / rel
@@ -291,6 +299,7 @@ def merge(out: Path, corpora: Sequence[Path], splits: Sequence[str] = SPLITS,
             (tmp / f"{split}.jsonl").write_text("".join(lines))
         meta = {"format": "tinygen-merged-corpus", "version": 1, "utterances": sizes,
                 "splits": list(splits), "max_seconds": max_seconds,
+                "vocabulary_only": vocabulary_only,
                 "by_source": by_source, "sample_rate": SAMPLE_RATE,
                 "parts": {name: m for _, name, m in parts}}
         write_json(tmp / "corpus.json", meta)
@@ -330,7 +339,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_merge(args: argparse.Namespace) -> int:
     meta = merge(args.out, args.corpora, splits=args.splits or SPLITS,
-                 max_seconds=args.max_seconds, force=args.force)
+                 max_seconds=args.max_seconds, force=args.force,
+                 vocabulary_only=args.vocabulary_only)
     sizes = meta["utterances"]
     print(f"wrote {sum(sizes.values())} utterances to {args.out}: "
           + ", ".join(f"{k} {v}" for k, v in sizes.items()))
