@@ -269,6 +269,14 @@ def test_merge_keeps_sources_splits_and_max_seconds(merged: Path) -> None:
         merge(out, [merged / "pocketsphinx"])
     with pytest.raises(DataError, match="two corpora named pocketsphinx"):
         merge(merged / "m2", [merged / "pocketsphinx", merged / "pocketsphinx"])
+    (merged / "pocketsphinx" / "test.jsonl").write_text('{"path": "wav/test/gone.wav", '
+                                                         '"text": "x"}\n')
+    res = run_cli("data", "merge", str(merged / "pocketsphinx"), "--out", str(merged / "m3"))
+    assert_one_line_error(res, "test.jsonl:1", "gone.wav is missing")
+    (merged / "pocketsphinx" / "corpus.json").write_text("{")
+    res = run_cli("data", "merge", str(merged / "pocketsphinx"), "--out", str(merged / "m3"))
+    assert_one_line_error(res, "corpus.json is not a corpus description")
+    assert not (merged / "m3").exists()
 
 
 def test_eval_reports_each_source(merged: Path) -> None:

@@ -259,7 +259,12 @@ def merge(out: Path, corpora: Sequence[Path], splits: Sequence[str] = SPLITS,
         if not meta_path.is_file():
             raise DataError(f"{c} has no corpus.json",
                             "give folders made by `tinygen data import` or `data synth`")
-        meta = json.loads(meta_path.read_text())
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            meta = None
+        if not isinstance(meta, dict):
+            raise DataError(f"{meta_path} is not a corpus description", "rebuild that corpus")
         name = str(meta.get("source", Path(c).resolve().name))
         if name in names:
             raise DataError(f"two corpora named {name}", "merge each source once")
@@ -275,10 +280,10 @@ def merge(out: Path, corpora: Sequence[Path], splits: Sequence[str] = SPLITS,
                 if split not in splits or not manifest.is_file():
                     continue
                 kept = 0
-                for line in manifest.read_text().splitlines():
+                for lineno, line in enumerate(manifest.read_text().splitlines(), 1):
                     if not line.strip():
                         continue
-                    entry = json.loads(line)
+                    entry = _manifest_entry(manifest, lineno, line)
                     dur = entry.get("duration")
                     if max_seconds is not None and isinstance(dur, (int, float)) \
                             and dur > max_seconds:
@@ -304,6 +309,20 @@ def merge(out: Path, corpora: Sequence[Path], splits: Sequence[str] = SPLITS,
                 "parts": {name: m for _, name, m in parts}}
         write_json(tmp / "corpus.json", meta)
     return meta
+
+
+def _manifest_entry(manifest: Path, lineno: int, line: str) -> dict[str, Any]:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError:
+        entry = None
+    if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)
+            and isinstance(entry.get("text"), str)):
+        raise DataError(f"{manifest}:{lineno} needs string fields 'path' and 'text'",
+                        "rebuild that corpus")
+    if not (manifest.parent / entry["path"]).is_file():
+        raise DataError(f"{manifest}:{lineno}: {entry['path']} is missing", "rebuild that corpus")
+    return entry
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
