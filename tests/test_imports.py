@@ -208,8 +208,23 @@ def test_pocketsphinx_import(tmp_path: Path) -> None:
         "he was not an ill disposed young man", "set a timer for ten minutes", "ten of clubs"]
 
 
+# ---------------------------------------------------------------- speech-to-phrase
+def test_speech_to_phrase_import_keeps_recorded_sentences(tmp_path: Path) -> None:
+    wavs = tmp_path / "stp" / "tests" / "wav" / "en"
+    for i, name in enumerate(["set a timer for 30 seconds", "what's the date", "oov_1",
+                              "generated/next track"]):
+        write_audio(wavs / f"{name}.wav", tone(0.3, 16000, 500 + 50 * i, i), 16000)
+    meta = build_corpus(importers()["speech-to-phrase"](tmp_path / "stp", "edfce6e"),
+                        tmp_path / "c", progress=False)
+    assert (meta["license"], meta["revision"]) == ("Apache-2.0", "edfce6e")
+    assert meta["utterances"] == {"train": 0, "dev": 0, "test": 2}
+    assert sorted(e["text"] for e in manifest(tmp_path / "c", "test")) == [
+        "set a timer for thirty seconds", "what's the date"]  # no oov_, no generated/
+
+
 # ------------------------------------------------------------------------ errors
-@pytest.mark.parametrize("kind", ["wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx"])
+@pytest.mark.parametrize("kind", ["wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx",
+                                  "speech-to-phrase"])
 def test_malformed_source_is_one_line(tmp_path: Path, kind: str) -> None:
     src = tmp_path / "src"
     (src / "audio").mkdir(parents=True)

@@ -4,7 +4,8 @@
 - :mod:`tinygen.speech.data.librispeech`: a local LibriSpeech-format directory (flac + .trans.txt).
 - :mod:`tinygen.speech.data.imports`: real recordings in the same corpus format
   (``tinygen data import KIND SRC``; one module per source: ``wakeword``, ``dctts``,
-  ``asterisk``, ``pocketsphinx``), and ``tinygen data merge`` to join corpora.
+  ``asterisk``, ``pocketsphinx``, ``speechtophrase``), and ``tinygen data merge`` to join
+  corpora.
 - :mod:`tinygen.speech.data.augment`: waveform augmentation for training.
 - :mod:`tinygen.speech.data.dataset`: a torch Dataset of (log-mel, label ids) over either source.
 
@@ -75,12 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
 
-    kinds = ("wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx")
+    kinds = ("wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx", "speech-to-phrase")
     i = actions.add_parser(
         "import", help="turn a real speech source into a corpus",
         description="Convert real recordings to 16 kHz WAV plus JSONL manifests, with the "
                     "source, its revision and license, and the split rule in corpus.json. "
-                    "SRC: wake-word-benchmark and dc-tts: a checkout of the GitHub "
+                    "SRC: wake-word-benchmark, dc-tts, speech-to-phrase: a checkout of the GitHub "
                     "repository; asterisk and pocketsphinx: a folder into which the Debian "
                     "packages were extracted with `dpkg -x` (see docs/training.md).")
     i.add_argument("kind", choices=kinds, metavar="KIND", help=", ".join(kinds))

@@ -335,9 +335,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 # --------------------------------------------------------------------------- CLI
 def importers() -> dict[str, Callable[[Path, str | None], Source]]:
     """KIND -> scan(SRC) for every source tinygen imports."""
-    from tinygen.speech.data import asterisk, dctts, pocketsphinx, wakeword
+    from tinygen.speech.data import asterisk, dctts, pocketsphinx, speechtophrase, wakeword
 
-    return {m.KIND: m.scan for m in (wakeword, dctts, asterisk, pocketsphinx)}
+    return {m.KIND: m.scan for m in (wakeword, dctts, asterisk, pocketsphinx, speechtophrase)}
 
 
 def cmd_import(args: argparse.Namespace) -> int:
