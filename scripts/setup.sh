@@ -6,8 +6,10 @@ cd "$(dirname "$0")/.."
 
 # System tools the tests and builds call. gcc compiles the generated host C; the lx106
 # toolchain, picolibc and qemu-system-misc (qemu-system-xtensa) run --target qemu-xtensa;
-# clang-22 and llvm-22 (llc-22, llvm-size-22) are the esp32 compile check.
-APT_PACKAGES=(gcc make espeak-ng sox gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+# clang-22 and llvm-22 (llc-22, llvm-size-22) are the esp32 compile check; ffmpeg decodes
+# G.722 for `data import`; flite and festival (+ voices) are `data synth --engines`.
+APT_PACKAGES=(gcc make espeak-ng sox ffmpeg flite festival festvox-kallpc16k festvox-kdlpc16k
+              festvox-us-slt-hts gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
               gcc-xtensa-lx106 picolibc-xtensa-lx106-elf qemu-system-misc clang-22 llvm-22)
 
 missing=()

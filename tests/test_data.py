@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import wave
@@ -221,3 +222,46 @@ def test_collate_pads_and_spec_augment_masks(corpus: Path) -> None:
     assert torch.equal(a, b2) and not torch.equal(a, batch.feats)
     for b, n in enumerate(lens):  # padding stays untouched
         assert not a[b, n:].any()
+
+
+# ------------------------------------------------------------ flite and festival
+def test_synth_with_flite_and_festival_deals_whole_speakers(tmp_path: Path) -> None:
+    from tinygen.speech.data.voices import SPEAKERS
+
+    out = tmp_path / "tts"
+    meta = synthesize(out, 9, seed=2, jobs=2, progress=False, engines=("flite", "festival"))
+    assert "flite-2.2" in meta["tools"]["flite"] and "2.5" in meta["tools"]["festival"]
+    split_of = {}  # speaker -> the split its voices were dealt to
+    for split in SPLITS:
+        for combo in meta["combos"][split]:
+            engine, voice = combo.split(":")
+            speaker = next(s for s, v in SPEAKERS.items() if v.get(engine) == voice)
+            assert split_of.setdefault(speaker, split) == split, speaker
+        for e in manifest(out, split):
+            assert e["voice"] in meta["combos"][split]
+            with wave.open(str(out / e["path"])) as w:
+                assert (w.getframerate(), w.getnchannels()) == (SAMPLE_RATE, 1)
+                x = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+            assert e["duration"] > 0.4 and np.abs(x).max() > 3000  # speech, not silence
+    assert {s for s in split_of} == {"kal", "slt", "awb", "rms", "ked"}
+    again = synthesize(tmp_path / "again", 9, seed=2, jobs=1, progress=False,
+                       engines=("flite", "festival"))
+    assert again["combos"] == meta["combos"]
+    for split in SPLITS:
+        for e in manifest(out, split):
+            assert (out / e["path"]).read_bytes() == (tmp_path / "again" / e["path"]).read_bytes()
+
+
+def test_synth_engines_missing_or_unknown_are_one_line(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"  # espeak-ng and sox, but no flite
+    bin_dir.mkdir()
+    for tool in ("espeak-ng", "sox"):
+        os.symlink(shutil.which(tool), bin_dir / tool)  # type: ignore[arg-type]
+    env = dict(os.environ, PATH=str(bin_dir))
+    res = run_cli("data", "synth", "--out", str(tmp_path / "c"), "--utterances", "3",
+                  "--engines", "espeak-ng,flite", env=env)
+    assert_one_line_error(res, "flite not found", "apt-get install flite")
+    res = run_cli("data", "synth", "--out", str(tmp_path / "c"), "--utterances", "3",
+                  "--engines", "espeak-ng,mbrola")
+    assert_one_line_error(res, "unknown --engines mbrola", "flite, festival")
+    assert not (tmp_path / "c").exists()

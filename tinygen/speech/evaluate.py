@@ -22,7 +22,10 @@ model may emit the last characters of an utterance on the frames of silence afte
 
 Decoding is greedy CTC: argmax per frame, merge repeats, drop the blank (vocab index 0).
 CER and WER are corpus-level: total edit distance over total reference characters
-(spaces included) or words.
+(spaces included) or words. A corpus made by ``tinygen data merge`` names each
+utterance's source; the report then also gives the rows of each source (``by_source``),
+e.g. the wake phrases of a real-speech test set apart from its numbers and commands, and
+``--source`` scores only some sources.
 
 This module imports torch only inside the functions that run a model, so the command
 line starts fast.
@@ -38,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tinygen.errors import TinygenError
+from tinygen.speech.data import DataError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -109,11 +113,19 @@ class Tally:
 
 
 def score(backend: Backend, examples: Iterable[tuple[np.ndarray, str]], vocab: str,
-          advance: Callable[[], None] | None = None) -> Tally:
-    """Run ``backend`` on each (features, reference text) pair and tally the errors."""
+          advance: Callable[[], None] | None = None, groups: Sequence[str] | None = None,
+          by_group: dict[str, Tally] | None = None) -> Tally:
+    """Run ``backend`` on each (features, reference text) pair and tally the errors.
+
+    With ``groups`` (one name per example) and ``by_group``, each group's errors are also
+    tallied into ``by_group[name]``.
+    """
     tally = Tally()
-    for feats, text in examples:
-        tally.add(text, greedy_decode(backend(feats), vocab))
+    for i, (feats, text) in enumerate(examples):
+        hyp = greedy_decode(backend(feats), vocab)
+        tally.add(text, hyp)
+        if groups is not None and by_group is not None:
+            by_group.setdefault(groups[i], Tally()).add(text, hyp)
         if advance is not None:
             advance()
     return tally
@@ -265,8 +277,15 @@ def stream_backends(model: Conformer, data: Path | None, calib: int, workdir: Pa
 # ------------------------------------------------------------------------ report
 def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None = None,
              progress: bool = True, compiled: bool = True, window_ms: float = 0.0,
-             calib: int = 32, streaming: bool = False) -> dict[str, Any]:
-    """Score every available backend of ``model_spec`` on ``split`` of ``data``."""
+             calib: int = 32, streaming: bool = False, sources: Sequence[str] | None = None,
+             calib_data: Path | None = None) -> dict[str, Any]:
+    """Score every available backend of ``model_spec`` on ``split`` of ``data``.
+
+    ``sources`` keeps only utterances of those sources (see ``tinygen data merge``);
+    ``calib_data`` is the corpus whose train split calibrates the int8 model (default
+    ``data``; a held-out test corpus has no train split). ``streaming`` requires a
+    streaming model.
+    """
     import tempfile
 
     from rich.console import Console
@@ -281,10 +300,20 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
     if streaming and not cfg.streaming:
         raise EvalError(f"{model_spec} does not stream (chunk_frames = 0)",
                         "drop --streaming, or evaluate a streaming model")
-    utterances = load_split(data, split, cfg.vocab)[:limit]
+    utterances = load_split(data, split, cfg.vocab)
+    if sources:
+        have = sorted({u.source or "" for u in utterances})
+        utterances = [u for u in utterances if u.source in sources]
+        if not utterances:
+            raise DataError(f"no utterance of {split} in {data} is from "
+                            f"{', '.join(sources)}",
+                            f"sources there: {', '.join(have) if any(have) else 'none named'}")
+    utterances = utterances[:limit]
+    source_of = {u.uid: u.source or "" for u in utterances}
     dataset = SpeechDataset(utterances, cfg)
     skips = SkipLog()
     examples: list[tuple[np.ndarray, str]] = []
+    groups: list[str] = []
     def bar() -> Progress:
         return Progress("[progress.description]{task.description}", BarColumn(),
                         MofNCompleteColumn(), TimeElapsedColumn(),
@@ -296,6 +325,7 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
             item = dataset[i]
             if isinstance(item, Example):
                 examples.append((item.feats.numpy(), item.text))
+                groups.append(source_of[item.uid])
             else:
                 skips.add([item])
             features.advance(task)
@@ -306,18 +336,24 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
     build_report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tinygen-eval-") as workdir:
         if compiled and examples and cfg.streaming:  # chunk by chunk, no window
-            more, build_report = stream_backends(model, data, calib, Path(workdir))
+            more, build_report = stream_backends(model, calib_data or data, calib,
+                                                 Path(workdir))
             backends.update(more)
         elif compiled and examples:
-            more, frames, build_report = compiled_backends(model, examples, data, window_ms,
-                                                           calib, Path(workdir))
+            more, frames, build_report = compiled_backends(
+                model, examples, calib_data or data, window_ms, calib, Path(workdir))
             backends.update(more)
         rows = []
+        by_source: dict[str, list[dict[str, Any]]] = {}
         with bar() as scoring:
             for name, fn in backends.items():
                 task = scoring.add_task(f"score {name}", total=len(examples))
-                rows.append(score(fn, examples, cfg.vocab,
-                                  lambda t=task: scoring.advance(t)).row(name))
+                per: dict[str, Tally] = {}
+                rows.append(score(fn, examples, cfg.vocab, lambda t=task: scoring.advance(t),
+                                  groups=groups, by_group=per).row(name))
+                for src, tally in sorted(per.items()):
+                    if src:
+                        by_source.setdefault(src, []).append(tally.row(name))
     return {
         "model": str(model_spec),
         "name": cfg.name,
@@ -332,6 +368,7 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
         "arena_bytes": build_report.get("arena_bytes"),
         "streaming": build_report.get("streaming"),
         "rows": rows,
+        "by_source": by_source,
     }
 
 
@@ -345,7 +382,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         report = evaluate(args.model, args.data, args.split, limit=args.limit,
                           progress=not args.json, compiled=not args.float_only,
                           window_ms=args.window_ms, calib=args.calib,
-                          streaming=args.streaming)
+                          streaming=args.streaming, sources=args.source,
+                          calib_data=args.calib_data)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -357,6 +395,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table.add_row(r["backend"], f"{100 * r['cer']:.2f}%", f"{100 * r['wer']:.2f}%")
     console = Console()
     console.print(table)
+    if report["by_source"]:
+        per = Table(title="by source")
+        for col in ("source", "backend", "utterances", "CER", "WER"):
+            per.add_column(col, justify="left" if col in ("source", "backend") else "right")
+        for src, src_rows in report["by_source"].items():
+            for r in src_rows:
+                per.add_row(src, r["backend"], str(r["utterances"]), f"{100 * r['cer']:.2f}%",
+                            f"{100 * r['wer']:.2f}%")
+        console.print(per)
     if report["skipped"]:
         console.print(f"skipped {report['skipped']} unusable audio file(s)")
     return 0
@@ -384,5 +431,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--streaming", action="store_true",
                    help="require a streaming model; its rows then run chunk by chunk over "
                         "whole utterances (a streaming model always does)")
+    p.add_argument("--source", action="append", default=None, metavar="NAME",
+                   help="score only utterances of this source (a `source` field of a "
+                        "corpus from `tinygen data merge`); repeat for several")
+    p.add_argument("--calib-data", type=Path, default=None, metavar="DIR",
+                   help="corpus whose train split calibrates the int8 model "
+                        "(default: --data)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)

@@ -2,6 +2,11 @@
 
 - :mod:`tinygen.speech.data.synth`: a synthetic corpus made with espeak-ng (``tinygen data synth``).
 - :mod:`tinygen.speech.data.librispeech`: a local LibriSpeech-format directory (flac + .trans.txt).
+- :mod:`tinygen.speech.data.imports`: real recordings in the same corpus format
+  (``tinygen data import KIND SRC``; one module per source: ``wakeword``, ``dctts``,
+  ``asterisk``, ``pocketsphinx``, ``speechtophrase``), and ``tinygen data merge`` to join
+  corpora.
+- :mod:`tinygen.speech.data.augment`: waveform augmentation for training.
 - :mod:`tinygen.speech.data.dataset`: a torch Dataset of (log-mel, label ids) over either source.
 
 Both sources describe audio as :class:`Utterance` records. This module stays free of torch
@@ -33,6 +38,7 @@ class Utterance:
     path: Path  # absolute
     text: str
     duration: float | None = None  # seconds, when the source knows it
+    source: str | None = None  # the corpus it came from (manifests of `data merge`)
 
 
 def normalize_text(text: str, vocab: str) -> str:
@@ -63,9 +69,64 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="the same seed gives byte-identical files (default 0)")
     s.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), metavar="J",
                    help="utterances rendered in parallel (default: min(4, cores))")
+    s.add_argument("--engines", default="espeak-ng", metavar="LIST",
+                   help="comma-separated TTS engines: espeak-ng, flite, festival (optional "
+                        "Debian packages; default espeak-ng alone)")
     s.add_argument("--force", action="store_true", help="replace DIR if it exists")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
+
+    kinds = ("wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx", "speech-to-phrase")
+    i = actions.add_parser(
+        "import", help="turn a real speech source into a corpus",
+        description="Convert real recordings to 16 kHz WAV plus JSONL manifests, with the "
+                    "source, its revision and license, and the split rule in corpus.json. "
+                    "SRC: wake-word-benchmark, dc-tts, speech-to-phrase: a checkout of the GitHub "
+                    "repository; asterisk and pocketsphinx: a folder into which the Debian "
+                    "packages were extracted with `dpkg -x` (see docs/training.md).")
+    i.add_argument("kind", choices=kinds, metavar="KIND", help=", ".join(kinds))
+    i.add_argument("src", type=Path, metavar="SRC", help="the source folder")
+    i.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="corpus folder to create")
+    i.add_argument("--revision", default=None, metavar="REV",
+                   help="the source's commit or version, recorded in corpus.json (Debian "
+                        "sources: read from the package's changelog)")
+    i.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), metavar="J",
+                   help="files converted in parallel (default: min(4, cores))")
+    i.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    i.add_argument("--quiet", action="store_true", help="no progress bar")
+    i.set_defaults(func=_cmd_import)
+
+    m = actions.add_parser(
+        "merge", help="join corpora into one, with a source field per utterance",
+        description="Join the splits of corpora made by `data import` or `data synth` "
+                    "into one corpus (WAVs hard-linked where possible). Each utterance "
+                    "gains a `source` field, which `tinygen eval --source` filters on.")
+    m.add_argument("corpora", type=Path, nargs="+", metavar="CORPUS",
+                   help="corpus folders to join")
+    m.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="corpus folder to create")
+    m.add_argument("--splits", nargs="+", choices=SPLITS, default=None, metavar="SPLIT",
+                   help="only these splits (default: all)")
+    m.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="leave out utterances longer than S seconds")
+    m.add_argument("--vocabulary-only", action="store_true",
+                   help="keep only utterances whose every word is in the vocabulary of "
+                        "`data synth` (numbers, commands, ...)")
+    m.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    m.set_defaults(func=_cmd_merge)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from tinygen.speech.data.imports import cmd_import
+
+    return cmd_import(args)
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from tinygen.speech.data.imports import cmd_merge
+
+    return cmd_merge(args)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:

@@ -61,7 +61,8 @@ def read_manifest(path: Path, vocab: str) -> list[Utterance]:
             uid=str(entry.get("uid", f"{path.stem}-{lineno}")),
             path=(audio if audio.is_absolute() else root / audio).resolve(),
             text=normalize_text(entry["text"], vocab),
-            duration=float(duration) if isinstance(duration, (int, float)) else None))
+            duration=float(duration) if isinstance(duration, (int, float)) else None,
+            source=str(entry["source"]) if isinstance(entry.get("source"), str) else None))
     return out
 
 

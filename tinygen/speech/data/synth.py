@@ -27,8 +27,9 @@ import shutil
 import subprocess
 import tempfile
 import wave
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ import numpy as np
 
 from tinygen import __version__
 from tinygen.speech.data import SPLITS, DataError
+from tinygen.speech.data import voices as tts
 from tinygen.speech.data.words import phrase
 
 SAMPLE_RATE = 16000
@@ -157,13 +159,25 @@ def split_sizes(n: int) -> dict[str, int]:
     return {"train": n - dev - test, "dev": dev, "test": test}
 
 
-def plan_corpus(n: int, seed: int, pools: dict[str, list[tuple[str, str]]]) -> list[Plan]:
+def plan_corpus(n: int, seed: int, pools: dict[str, list[tuple[str, str]]],
+                others: dict[str, dict[str, list[str]]] | None = None) -> list[Plan]:
+    """Every utterance's plan. ``others`` (split -> engine -> voices) adds the voices of
+    other engines: each utterance first draws an engine, uniformly among those with a
+    voice in its split, then a voice of it (voice ``engine:name``, no variant). Without
+    ``others`` no engine is drawn, so espeak-ng-only corpora stay what they were."""
     rng = np.random.default_rng([seed, 1])
     plans = []
     for split, count in split_sizes(n).items():
         pool = pools[split]
         for i in range(count):
-            voice, variant = pool[int(rng.integers(len(pool)))]
+            engines = (["espeak-ng"] if pool else []) + sorted(
+                e for e, v in (others or {}).get(split, {}).items() if v)
+            engine = engines[int(rng.integers(len(engines)))] if others else "espeak-ng"
+            if engine == "espeak-ng":
+                voice, variant = pool[int(rng.integers(len(pool)))]
+            else:
+                names = others[split][engine]  # type: ignore[index]
+                voice, variant = f"{engine}:{names[int(rng.integers(len(names)))]}", ""
             plans.append(Plan(
                 uid=f"{split}-{i:06d}", split=split, text=phrase(rng), voice=voice,
                 variant=variant, speed=int(rng.integers(SPEED_WPM[0], SPEED_WPM[1] + 1)),
@@ -180,7 +194,11 @@ def plan_corpus(n: int, seed: int, pools: dict[str, list[tuple[str, str]]]) -> l
 
 # ------------------------------------------------------------------------- audio
 def speak(tools: Tools, plan: Plan) -> np.ndarray:
-    """espeak-ng, resampled by sox: (samples,) float32 at 16 kHz, espeak's own level."""
+    """espeak-ng (or flite, festival), resampled by sox: (samples,) float32 at 16 kHz,
+    the engine's own level."""
+    if ":" in plan.voice:
+        engine, name = plan.voice.split(":", 1)
+        return tts.speak(engine, name, plan.text, plan.speed, plan.pitch, tools.sox)
     wav = _run([tools.espeak, "-v", f"{plan.voice}+{plan.variant}", "-s", str(plan.speed),
                 "-p", str(plan.pitch), "-g", str(plan.gap), "--stdout", plan.text],
                f"espeak-ng -v {plan.voice}+{plan.variant}")
@@ -253,7 +271,8 @@ def render(tools: Tools, plan: Plan, root: Path) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------ corpus
 def synthesize(out: Path, utterances: int, seed: int = 0, jobs: int = 1,
-               force: bool = False, progress: bool = True) -> dict[str, Any]:
+               force: bool = False, progress: bool = True,
+               engines: Sequence[str] = ("espeak-ng",)) -> dict[str, Any]:
     """Build the corpus at ``out`` completely or not at all; return corpus.json's dict."""
     if jobs < 1:
         raise DataError(f"--jobs {jobs} is too few", "give at least 1")
@@ -268,11 +287,12 @@ def synthesize(out: Path, utterances: int, seed: int = 0, jobs: int = 1,
         raise DataError("espeak-ng has none of the English voices "
                         f"{', '.join(VOICES)}", INSTALL_HINT)
     pools = split_combos(list(itertools.product(voices, variants or ["m1"])), seed)
-    plans = plan_corpus(utterances, seed, pools)
+    others, versions = other_voices(engines, seed)
+    if "espeak-ng" not in engines:
+        pools = {s: [] for s in SPLITS}
+    plans = plan_corpus(utterances, seed, pools, others)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with staged(out) as tmp:
         entries = _render_all(tools, plans, tmp, jobs, progress)
         for split in SPLITS:
             lines = [json.dumps(entries[p.uid], sort_keys=True) + "\n"
@@ -285,15 +305,50 @@ def synthesize(out: Path, utterances: int, seed: int = 0, jobs: int = 1,
             "utterances": sizes,
             "sample_rate": SAMPLE_RATE,
             "hours": round(sum(e["duration"] for e in entries.values()) / 3600, 4),
-            "tools": {"espeak-ng": espeak_version(tools), "tinygen": __version__},
-            "combos": {s: [f"{v}+{var}" for v, var in pools[s]] for s in SPLITS},
+            "tools": {"espeak-ng": espeak_version(tools), "tinygen": __version__, **versions},
+            "combos": {s: [f"{v}+{var}" for v, var in pools[s]]
+                       + [f"{e}:{v}" for e, vs in sorted((others or {}).get(s, {}).items())
+                          for v in vs] for s in SPLITS},
         }
-        (tmp / "corpus.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        write_json(tmp / "corpus.json", meta)
+    return meta
+
+
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out``, renamed to ``out`` when the block completes and
+    deleted when it raises: a corpus appears whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield tmp
         _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return meta
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def other_voices(engines: Sequence[str], seed: int
+                 ) -> tuple[dict[str, dict[str, list[str]]] | None, dict[str, str]]:
+    """split -> engine -> voices for the engines besides espeak-ng (None when there are
+    none), whole speakers dealt to splits; and the engines' versions."""
+    unknown = [e for e in engines if e not in tts.ENGINES]
+    if unknown or not engines:
+        raise DataError(f"unknown --engines {','.join(unknown) or '(none)'}",
+                        f"choose from {', '.join(tts.ENGINES)}")
+    extra = [e for e in engines if e != "espeak-ng"]
+    if not extra:
+        return None, {}
+    have = {e: tts.installed_voices(e) for e in extra}
+    speakers = sorted({tts.speaker_of(e, v) for e, vs in have.items() for v in vs})
+    dealt = split_combos([(s, "") for s in speakers], seed)
+    others = {split: {e: [v for v in have[e] if (tts.speaker_of(e, v), "") in dealt[split]]
+                      for e in extra} for split in SPLITS}
+    return others, {e: tts.engine_version(e) for e in extra}
 
 
 def _render_all(tools: Tools, plans: list[Plan], root: Path, jobs: int, progress: bool
@@ -342,7 +397,8 @@ def _move_into_place(tmp: Path, out: Path) -> None:
 # --------------------------------------------------------------------------- CLI
 def cmd_synth(args: argparse.Namespace) -> int:
     meta = synthesize(args.out, args.utterances, seed=args.seed, jobs=args.jobs,
-                      force=args.force, progress=not args.quiet)
+                      force=args.force, progress=not args.quiet,
+                      engines=[e.strip() for e in args.engines.split(",") if e.strip()])
     sizes = meta["utterances"]
     print(f"wrote {sum(sizes.values())} utterances ({meta['hours'] * 60:.1f} min) to "
           f"{args.out}: " + ", ".join(f"{k} {v}" for k, v in sizes.items()))
