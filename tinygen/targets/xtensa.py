@@ -28,7 +28,6 @@ llc -O0 and named in the report, its size then an overestimate.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -151,15 +150,16 @@ def _esp_nn_include() -> Path | None:
 
 
 def _src_filter(lib: Path) -> list[str]:
-    """lib/tinygen/library.json's srcFilter applied to the files under lib/tinygen."""
+    """lib/tinygen/library.json's srcFilter applied to the files under lib/tinygen, with
+    PlatformIO's glob semantics (``*`` does not cross ``/``: ``+<*.c>`` is the top level)."""
     spec = json.loads((lib / "library.json").read_text())
     chosen: set[str] = set()
     for item in spec.get("build", {}).get("srcFilter", ["+<*.c>"]):
         m = re.fullmatch(r"([+-])<(.+)>", item.strip())
         if m is None:
             continue
-        hits = {str(p.relative_to(lib)) for p in lib.rglob("*.c")
-                if fnmatch.fnmatchcase(str(p.relative_to(lib)), m.group(2))}
+        hits = {str(p.relative_to(lib)) for p in lib.glob(m.group(2))
+                if p.suffix == ".c" and p.is_file()}
         chosen = chosen | hits if m.group(1) == "+" else chosen - hits
     return sorted(chosen)
 
