@@ -75,6 +75,23 @@ def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
     return _Lowerer(ep).run()
 
 
+def parameter_counts(graph: Graph) -> dict[str, Any]:
+    """unique_params, virtual_params and the sharing groups of a compiled graph, counted
+    from parameter identity and uses in the captured graph (any model, not a config)."""
+    groups = graph.meta.get("params", [])
+    shared = [{"params": g["names"], "numel": g["numel"], "uses": g["uses"]}
+              for g in groups if len(g["names"]) > 1 or g["uses"] > 1]
+    return {"unique_params": sum(g["numel"] for g in groups),
+            "virtual_params": sum(g["numel"] * g["uses"] for g in groups),
+            "parameter_tensors": len(groups),
+            "sharing_groups": shared}
+
+
+def capture_program(ep: torch.export.ExportedProgram) -> Graph:
+    """Lower an ExportedProgram as it is (a ``.pt2`` the user exported)."""
+    return _Lowerer(ep).run()
+
+
 def tensor_key(t: torch.Tensor) -> tuple[Any, ...]:
     """The identity of a tensor's data: its storage, offset, shape, strides and dtype.
 
