@@ -143,12 +143,15 @@ def load_path(spec: str, shape: tuple[int, int] | None = None) -> Source:
 
 def sniff(path: Path) -> str:
     """What a file is, from its bytes, without unpickling code: pt2, torchscript,
-    tinygen, state_dict, pickled_module, torch_other, onnx, tflite, or unknown."""
+    state_dict, pickled_module, onnx, tflite, unknown, or tinygen (a checkpoint, or a
+    torch file the checkpoint loader explains: damaged, or other content)."""
     with path.open("rb") as f:
         head = f.read(16)
     if head[4:8] == b"TFL3":
         return "tflite"
     if not zipfile.is_zipfile(path):
+        if head[:2] == b"PK" or path.suffix.lower() in (".pt", ".pth", ".ckpt"):
+            return "tinygen"  # a damaged torch file: the checkpoint loader says so
         if path.suffix.lower() == ".onnx" or head[:1] == b"\x08":
             return "onnx"  # a protobuf ModelProto starts with field 1 (ir_version)
         return "unknown"
@@ -161,14 +164,14 @@ def sniff(path: Path) -> str:
     if "constants.pkl" in tails or any(t.startswith("code/") for t in tails):
         return "torchscript"
     if "data.pkl" not in tails:
-        return "unknown"
+        return "tinygen"  # not torch.save's layout: the checkpoint loader says what is wrong
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # weights_only refuses a class: a pickled module
         found = re.search(r"GLOBAL (\S+)", str(err))
-        return "pickled_module" if found else "torch_other"
+        return "pickled_module" if found else "tinygen"
     if isinstance(data, dict) and data.get("format") == "tinygen-checkpoint":
         return "tinygen"
     if isinstance(data, dict):
@@ -176,7 +179,7 @@ def sniff(path: Path) -> str:
         if isinstance(inner, dict) and inner and all(
                 isinstance(v, torch.Tensor) for v in inner.values()):
             return "state_dict"
-    return "torch_other"
+    return "tinygen"  # other torch.save content: the checkpoint loader names it
 
 
 def foreign_file_error(path: Path, kind: str) -> ModelSourceError:
@@ -187,15 +190,14 @@ def foreign_file_error(path: Path, kind: str) -> ModelSourceError:
                            "unpickles code", "save model.state_dict() and build with "
                            "--module pkg.mod:factory --weights FILE, or "
                            + EXPORT_HOWTO),
-        "state_dict": ("a state_dict: weights without the code that uses them",
+        "state_dict": ("not a tinygen checkpoint but a state_dict: weights without the "
+                       "code that uses them",
                        f"tinygen build --module pkg.mod:factory --weights {path} "
                        "--input-shape FRAMES,FEATURES"),
         "onnx": ("an ONNX model; tinygen compiles PyTorch models",
                  "from the PyTorch model it came from: " + EXPORT_HOWTO),
         "tflite": ("a .tflite flatbuffer (an already converted model)",
                    "from the PyTorch model it came from: " + EXPORT_HOWTO),
-        "torch_other": ("a torch file that is neither a model nor a state_dict",
-                        EXPORT_HOWTO),
     }.get(kind, ("not a model file tinygen reads (.pt2, a tinygen checkpoint, "
                  "preset:NAME)", EXPORT_HOWTO + ", or use --module pkg.mod:factory"))
     return ModelSourceError(f"{path} is {what}", fix)

@@ -273,6 +273,7 @@ class _Lowerer:
                 kinds[arg_name] = spec.kind.name
                 targets[arg_name] = spec.target or arg_name
         live = _live_nodes(self.ep.graph)
+        first_name: dict[tuple[Any, ...], str] = {}
         for node in self.ep.graph.nodes:
             self.node = node
             if node.op == "placeholder":
@@ -281,9 +282,10 @@ class _Lowerer:
                     name = self.g.add_value("input", self.shape(node), origin="input")
                     self.g.inputs.append(name)
                     self.env[node.name] = name
-                else:
-                    self.env[node.name] = _Const(tensors[targets[node.name]],
-                                                 targets[node.name])
+                else:  # named by the first name of its storage (tied names are one)
+                    t = tensors[targets[node.name]]
+                    self.env[node.name] = _Const(t, first_name.setdefault(
+                        tensor_key(t), targets[node.name]))
             elif node.op == "call_function":
                 if node not in live:
                     continue  # e.g. attention weights nobody reads
