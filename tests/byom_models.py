@@ -216,7 +216,7 @@ class RelPosBlock(nn.Module):
 
 class ESPnetStyle(nn.Module):
     """Conv2d subsampling without padding, relative positional encoding (rel_shift), one
-    block applied three times, the head's weight shared with an input projection."""
+    block applied three times, its two FFNs holding one down-projection Parameter."""
 
     def __init__(self, d: int = 32, vocab: int = 16) -> None:
         super().__init__()
@@ -224,6 +224,7 @@ class ESPnetStyle(nn.Module):
         self.conv = nn.Conv2d(1, 4, 3, stride=2)
         self.proj = nn.Linear(4 * ((N_MELS - 3) // 2 + 1), d)
         block = RelPosBlock(d, 4)
+        block.ffn2.down.weight = block.ffn1.down.weight
         self.blocks = nn.ModuleList([block, block, block])
         self.head = nn.Linear(d, vocab)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import re
 import sys
 import warnings
@@ -204,7 +205,10 @@ def foreign_file_error(path: Path, kind: str) -> ModelSourceError:
 
 
 def load_pt2(path: Path, shape: tuple[int, int] | None = None) -> Source:
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
     try:
+        export_log.setLevel(logging.CRITICAL)  # it logs a traceback before raising
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ep = torch.export.load(str(path))
@@ -213,6 +217,8 @@ def load_pt2(path: Path, shape: tuple[int, int] | None = None) -> Source:
             type(err).__name__
         raise ModelSourceError(f"{path} is a .pt2 that torch.export.load cannot read "
                            f"({first})", "re-export it with this torch version") from None
+    finally:
+        export_log.setLevel(level)
     exported = program_input_shape(ep, str(path))
     if shape is not None and shape != exported:
         raise ModelSourceError(f"{path} was exported for input (1, {exported[0]}, "
