@@ -321,7 +321,18 @@ def test_refusals_name_the_op_the_module_and_the_fix() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.cumsum(self.proj(x), dim=1)
 
+    class Difference(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(N_MELS, 8), nn.Linear(N_MELS, 8)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a(x) - self.b(x)
+
     x = torch.zeros(1, FRAMES, N_MELS)
+    with pytest.raises(UnsupportedOpError) as err:
+        capture(Difference(), x)
+    assert "subtraction of two activations" in str(err.value) and "-1.0 * b" in str(err.value)
     with pytest.raises(UnsupportedOpError) as err:
         capture(Dilated(), x)
     assert "dilated convolution at body.0" in str(err.value) and "dilation 1" in str(err.value)

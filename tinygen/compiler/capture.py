@@ -437,10 +437,34 @@ def _identity(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
     return lw.value(args[0])
 
 
+def _negated(lw: _Lowerer, arg: Any) -> Any:
+    """-arg for a compile-time constant (a number or a folded tensor), else None."""
+    if isinstance(arg, (int, float)):
+        return -float(arg)
+    v = lw.env.get(arg.name) if isinstance(arg, fx.Node) else None
+    if isinstance(v, _Const):  # one negated copy per constant, however often it is used
+        key = ("neg", tensor_key(v.tensor))
+        if key not in lw.fold_memo:
+            lw.fold_memo[key] = _Const(-v.tensor, f"{v.name}.neg")
+        return lw.fold_memo[key]
+    return None
+
+
 def _binary(op: str) -> Lowering:
     def lower(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
         a, b = args[0], args[1]
         alpha = node.kwargs.get("alpha", 1)
+        if op == "sub" and alpha == 1:  # x - c is x + (-c): the C runtime adds
+            neg = _negated(lw, b)
+            if neg is None:
+                raise UnsupportedOpError(
+                    f"subtraction of two activations at {lw.where()}",
+                    "write a + (-1.0 * b), or subtract a constant")
+            if isinstance(neg, _Const):
+                lw.keep_alive.append(neg.tensor)
+                neg = lw.const(neg.tensor, neg.name)
+            return lw.emit("add", [lw.value(a), lw.value(neg) if not isinstance(neg, str)
+                                   else neg], lw.shape(node))
         if alpha != 1:
             b_val = lw.value(b)
             b = lw.emit("mul", [b_val, lw.scalar_const(float(alpha))],
@@ -461,8 +485,18 @@ def _div(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
     if isinstance(args[1], (int, float)):
         return lw.emit("mul", [lw.value(args[0]), lw.scalar_const(1.0 / float(args[1]))],
                        lw.shape(node))
-    raise UnsupportedOpError(f"division by a tensor at {lw.where()}",
-                             "divide by a constant, or multiply")
+    v = lw.env.get(args[1].name) if isinstance(args[1], fx.Node) else None
+    if isinstance(v, _Const) and "rounding_mode" not in node.kwargs:  # x / buffer
+        key = ("inv", tensor_key(v.tensor))
+        if key not in lw.fold_memo:
+            lw.fold_memo[key] = _Const(1.0 / v.tensor.to(torch.float32), f"{v.name}.inv")
+        inv = lw.fold_memo[key]
+        lw.keep_alive.append(inv.tensor)
+        c = lw.scalar_const(float(inv.tensor)) if inv.tensor.dim() == 0 else \
+            lw.const(inv.tensor, inv.name)
+        return lw.emit("mul", [lw.value(args[0]), c], lw.shape(node))
+    raise UnsupportedOpError(f"division by an activation at {lw.where()}",
+                             "divide by a constant, or multiply by a reciprocal")
 
 
 def _unary(op: str) -> Lowering:
