@@ -159,6 +159,10 @@ def test_ties_survive_a_pt2_round_trip(tmp_path: Path) -> None:
 
     assert parameter_counts(capture_program(src.model)) == counts
     assert importer.untied_duplicates(loaded) == []
+    # ep.module() re-creates the parameters as attributes of a GraphModule: still one each
+    module = loaded.module()
+    assert importer.untied_duplicates(module) == []
+    assert parameter_counts(capture(module, torch.zeros(1, FRAMES, N_MELS))) == counts
 
 
 def test_a_broken_tie_is_detected() -> None:

@@ -62,7 +62,7 @@ def supported_ops() -> list[str]:
 def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
     """torch.export ``module`` on ``example`` (eval mode) and lower it to IR."""
     was_training = module.training
-    module.eval()
+    _set_mode(module, False)
     try:
         with torch.no_grad():
             ep = torch.export.export(module, (example,))
@@ -71,8 +71,15 @@ def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
         raise FrontendError(f"torch.export could not capture the model: {first[:200]}",
                             "the model must be traceable with one tensor input") from None
     finally:
-        module.train(was_training)
+        _set_mode(module, was_training)
     return _Lowerer(ep).run()
+
+
+def _set_mode(module: torch.nn.Module, training: bool) -> None:
+    try:
+        module.train(training)
+    except NotImplementedError:  # ExportedProgram.module(): its mode was fixed at export
+        pass
 
 
 def parameter_counts(graph: Graph) -> dict[str, Any]:
