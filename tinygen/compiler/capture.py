@@ -11,6 +11,7 @@ transposes around them; ``passes.optimize_layout`` removes the ones that cancel.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -76,10 +77,9 @@ def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
 
 
 def _set_mode(module: torch.nn.Module, training: bool) -> None:
-    try:
+    # ExportedProgram.module() refuses train/eval: its mode was fixed at export
+    with contextlib.suppress(NotImplementedError):
         module.train(training)
-    except NotImplementedError:  # ExportedProgram.module(): its mode was fixed at export
-        pass
 
 
 def parameter_counts(graph: Graph) -> dict[str, Any]:
