@@ -57,7 +57,8 @@ def _lowers(*targets: Any) -> Callable[[Lowering], Lowering]:
 
 
 def supported_ops() -> list[str]:
-    return sorted({str(t).replace("aten.", "").split(".")[0] for t in _LOWERINGS})
+    names = {str(t).replace("aten.", "").split(".")[0] for t in _LOWERINGS}
+    return sorted(n for n in names if not n.startswith(("<", "_")))
 
 
 def capture(module: torch.nn.Module, example: torch.Tensor) -> Graph:
@@ -303,7 +304,8 @@ class _Lowerer:
                 if lower is None:
                     raise UnsupportedOpError(
                         f"unsupported op {node.target} at {_origin(node)}",
-                        f"supported ops: {', '.join(supported_ops())}")
+                        "rewrite it with the ops tinygen compiles, or move it out of the "
+                        f"model: {', '.join(supported_ops())}")
                 args = list(node.args)
                 self.env[node.name] = lower(self, node, args)
             elif node.op == "output":
