@@ -71,12 +71,16 @@ class MHABlock(nn.Module):
 
 
 class TorchaudioStyle(nn.Module):
-    """Conv2d subsampling (stride 2, padding 1), nn.MultiheadAttention, two blocks applied
-    twice each (ModuleList reuse), both FFN2s holding FFN1's up-projection weight (one
-    Parameter, several layers), a log_softmax head."""
+    """CMVN buffers (a per-feature subtract and divide), Conv2d subsampling (stride 2,
+    padding 1), nn.MultiheadAttention, two blocks applied twice each (ModuleList reuse),
+    both FFN2s holding FFN1's up-projection weight (one Parameter, several layers), a
+    log_softmax head."""
 
     def __init__(self, d: int = 32, vocab: int = 12) -> None:
         super().__init__()
+        # global mean / variance normalisation of the features (CMVN), as buffers
+        self.register_buffer("feat_mean", torch.linspace(-1.0, 1.0, N_MELS))
+        self.register_buffer("feat_std", torch.linspace(0.5, 2.0, N_MELS))
         self.conv1 = nn.Conv2d(1, 8, 3, stride=2, padding=1)
         self.conv2 = nn.Conv2d(8, 8, 3, stride=2, padding=1)
         self.proj = nn.Linear(8 * (N_MELS // 4), d)
@@ -87,6 +91,7 @@ class TorchaudioStyle(nn.Module):
         self.head = nn.Linear(d, vocab)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.feat_mean) / self.feat_std
         x = F.relu(self.conv1(x.unsqueeze(1)))
         x = F.relu(self.conv2(x))
         b, c, t, f = x.shape
@@ -216,7 +221,7 @@ class RelPosBlock(nn.Module):
 
 class ESPnetStyle(nn.Module):
     """Conv2d subsampling without padding, relative positional encoding (rel_shift), one
-    block applied three times, the head's weight shared with an input projection."""
+    block applied three times, its two FFNs holding one down-projection Parameter."""
 
     def __init__(self, d: int = 32, vocab: int = 16) -> None:
         super().__init__()
@@ -224,6 +229,7 @@ class ESPnetStyle(nn.Module):
         self.conv = nn.Conv2d(1, 4, 3, stride=2)
         self.proj = nn.Linear(4 * ((N_MELS - 3) // 2 + 1), d)
         block = RelPosBlock(d, 4)
+        block.ffn2.down.weight = block.ffn1.down.weight
         self.blocks = nn.ModuleList([block, block, block])
         self.head = nn.Linear(d, vocab)
 

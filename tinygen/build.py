@@ -19,6 +19,7 @@ import torch
 
 from tinygen import __version__
 from tinygen.compiler import codegen, plan
+from tinygen.compiler.capture import parameter_counts
 from tinygen.compiler.ir import Graph
 from tinygen.compiler.pipeline import Compiled, compile_model
 from tinygen.compiler.stream import CompiledStep
@@ -71,8 +72,9 @@ def check_out(out: Path, force: bool) -> None:
                           "choose another -o")
 
 
-def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
-          vectors: list[np.ndarray], opts: BuildOptions, model_name: str,
+def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
+          calib: list[np.ndarray], vectors: list[np.ndarray], opts: BuildOptions,
+          model_name: str,
           progress: Callable[[int], None] | None = None,
           compiled: Compiled | CompiledStep | None = None) -> dict[str, Any]:
     """Compile and write OUT; returns report.json's content. ``compiled``: the result of
@@ -106,7 +108,7 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
         codegen.write_files(tmp, gen.files)
         copy_runtime(tmp)
         vec = _write_vectors(tmp, model, compiled, vectors)
-        report = _report(model, compiled, planned, gen, opts, len(vec))
+        report = _report(model, compiled, planned, gen, opts, len(vec), model_name)
         ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
                             {"compiler": opts.compiler, "board": opts.board,
                              "plan": planned, "compiled": compiled})  # (backend files, tflm)
@@ -184,25 +186,14 @@ def _io(compiled: Compiled | CompiledStep, name: str) -> dict[str, Any]:
             "zero_point": v.quant.zp}
 
 
-def parameter_counts(graph: Graph) -> dict[str, Any]:
-    """unique_params, virtual_params and the sharing groups of a compiled graph, counted
-    from parameter identity and uses in the captured graph (any model, not a config)."""
-    groups = graph.meta.get("params", [])
-    shared = [{"params": g["names"], "numel": g["numel"], "uses": g["uses"]}
-              for g in groups if len(g["names"]) > 1 or g["uses"] > 1]
-    return {"unique_params": sum(g["numel"] for g in groups),
-            "virtual_params": sum(g["numel"] * g["uses"] for g in groups),
-            "parameter_tensors": len(groups),
-            "sharing_groups": shared}
-
-
-def _report(model: torch.nn.Module, compiled: Compiled | CompiledStep, planned: plan.Plan,
-            gen: codegen.Generated, opts: BuildOptions, vectors: int) -> dict[str, Any]:
+def _report(model: torch.nn.Module | torch.export.ExportedProgram,
+            compiled: Compiled | CompiledStep, planned: plan.Plan, gen: codegen.Generated,
+            opts: BuildOptions, vectors: int, model_name: str) -> dict[str, Any]:
     g = compiled.int8
     cfg = getattr(model, "cfg", None)
     report: dict[str, Any] = {
         "tinygen_version": __version__,
-        "model": cfg.name if cfg is not None else type(model).__name__,
+        "model": cfg.name if cfg is not None else model_name,
         "target": opts.target,
         "backend": opts.backend,
         "input": _io(compiled, g.inputs[0]),

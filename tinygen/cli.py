@@ -14,7 +14,14 @@ from pathlib import Path
 from tinygen import __version__
 from tinygen.errors import TinygenError
 
-MODEL_HELP = "a checkpoint path, or preset:NAME (random init, fixed seed)"
+MODEL_HELP = ("a checkpoint path, preset:NAME (random init, fixed seed), or a torch.export "
+              ".pt2; or use --module")
+
+
+def importer_arguments(p: argparse.ArgumentParser) -> None:
+    from tinygen.importer import add_arguments
+
+    add_arguments(p)
 
 
 def _console():  # type: ignore[no-untyped-def]
@@ -63,10 +70,13 @@ def cmd_presets(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from tinygen.speech.checkpoint import load_model
+    from tinygen import importer
     from tinygen.speech.summary import describe
 
-    info = describe(load_model(args.model))
+    src = importer.load(args)
+    if src.cfg is None or not hasattr(src.model, "block_order"):  # a foreign model
+        return importer.print_info(src, args.json)
+    info = describe(src.model)
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -123,25 +133,19 @@ def _progress(label: str, total: int, quiet: bool):  # type: ignore[no-untyped-d
 
 
 def cmd_export_tflite(args: argparse.Namespace) -> int:
-    from tinygen.speech.calib import inputs, window_frames
-    from tinygen.speech.checkpoint import check_finite, load_model
-    from tinygen.speech.summary import unique_params, virtual_params
+    from tinygen import importer
     from tinygen.tflite.export import export_file
 
-    model = load_model(args.model)
-    check_finite(model)
-    cfg = model.cfg
-    frames = window_frames(cfg, args.window_ms)
-    calib = inputs(cfg, frames, args.calib, seed=0, data=args.data, split="train")
-    held_out = inputs(cfg, frames, args.eval, seed=1, data=args.data,
-                      split="dev" if args.data else "train")
+    src = importer.load(args)
+    frames = src.frames(args.window_ms)
+    calib = src.inputs(frames, args.calib, 0, args.data, "train")
+    held_out = src.inputs(frames, args.eval, 1, args.data, "dev" if args.data else "train")
     with _progress("calibrating", len(calib), args.json) as tick:
-        summary = export_file(model, args.output, calib, held_out, verify=args.verify,
+        summary = export_file(src.model, args.output, calib, held_out, verify=args.verify,
                               progress=tick)
     summary["calibration_source"] = str(args.data) if args.data else "synthetic speech-like"
-    uniq, virt = unique_params(model), virtual_params(model)
-    summary.update(unique_params=uniq, virtual_params=virt,
-                   unique_over_virtual=round(uniq / virt, 4))
+    uniq, virt = summary["unique_params"], summary["virtual_params"]
+    summary.update(unique_over_virtual=round(uniq / max(1, virt), 4))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -163,9 +167,8 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
+    from tinygen import importer
     from tinygen.build import BuildOptions, build, check_out
-    from tinygen.speech.calib import inputs, window_frames
-    from tinygen.speech.checkpoint import check_finite, load_model
     from tinygen.targets import boards, check_target
 
     # cheap checks first: nothing is computed for a bad call
@@ -176,18 +179,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     backend = args.backend or boards.default_backend(target, args.board)
     boards.check_backend(target, backend, args.board)
     check_out(args.output, args.force)
-    model = load_model(args.model)
-    check_finite(model)
-    cfg = model.cfg
-    frames = window_frames(cfg, args.window_ms)
-    calib = inputs(cfg, frames, args.calib, seed=0, data=args.data, split="train")
-    vecs = inputs(cfg, frames, args.vectors, seed=1, data=args.data,
-                  split="test" if args.data else "train")
+    src = importer.load(args)  # MODEL (preset, checkpoint, .pt2) or --module
+    frames = src.frames(args.window_ms)
+    calib = src.inputs(frames, args.calib, 0, args.data, "train")
+    vecs = src.inputs(frames, args.vectors, 1, args.data, "test" if args.data else "train")
     opts = BuildOptions(target=target, backend=backend, force=args.force,
                         vectors=args.vectors, board=args.board)
-    name = cfg.name if str(args.model).startswith("preset:") else Path(args.model).stem
     with _progress("calibrating", len(calib), args.json) as tick:
-        report = build(model, args.output, calib, vecs, opts, name, progress=tick)
+        report = build(src.model, args.output, calib, vecs, opts, src.name, progress=tick)
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0
@@ -198,6 +197,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"schedule {f['schedule_bytes']:,}), arena {report['arena_bytes']:,} B, "
         f"{report['macs_per_inference']:,} MACs per inference, "
         f"{report['test_vectors']} test vectors")
+    for group in importer.untied_duplicates(src.model):
+        _console().print(f"note: {', '.join(group)} hold identical values in separate "
+                         "storage: stored once each; tie them to store one")
     if "board" in report:  # a PlatformIO project
         fit = report["fit"]
         _console().print(
@@ -272,13 +274,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_presets)
 
     p = sub.add_parser("info", help="parameter counts, compute and weight sharing of a model")
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("model", metavar="MODEL", nargs="?", help=MODEL_HELP)
+    importer_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("export-tflite", help="quantize to int8 and write a .tflite file with "
                        "each shared weight stored once")
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("model", metavar="MODEL", nargs="?", help=MODEL_HELP)
+    importer_arguments(p)
     p.add_argument("-o", "--output", required=True, type=Path, help="the .tflite file")
     _add_calibration_args(p)
     p.add_argument("--verify", type=int, default=4, metavar="N",
@@ -287,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export_tflite)
 
     p = sub.add_parser("build", help="compile a model to C for a target")
-    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("model", metavar="MODEL", nargs="?", help=MODEL_HELP)
+    importer_arguments(p)
     p.add_argument("--target", default=None,
                    help="host, qemu-m4|m7|m55|xtensa, esp32s3 or cortex-m4|m7|m55 "
                         "(PlatformIO projects); default: the --board's target, else host")

@@ -11,6 +11,7 @@ transposes around them; ``passes.optimize_layout`` removes the ones that cancel.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +57,8 @@ def _lowers(*targets: Any) -> Callable[[Lowering], Lowering]:
 
 
 def supported_ops() -> list[str]:
-    return sorted({str(t).replace("aten.", "").split(".")[0] for t in _LOWERINGS})
+    names = {str(t).replace("aten.", "").split(".")[0] for t in _LOWERINGS}
+    return sorted(n for n in names if not n.startswith(("<", "_")))
 
 
 def capture(module: torch.nn.Module,
@@ -66,7 +68,7 @@ def capture(module: torch.nn.Module,
     ``example`` is one tensor, or a tuple of tensors for a module with several inputs
     (a streaming step: features and its state); the IR's inputs follow their order."""
     was_training = module.training
-    module.eval()
+    _set_mode(module, False)
     args = example if isinstance(example, tuple) else (example,)
     try:
         with torch.no_grad():
@@ -76,7 +78,30 @@ def capture(module: torch.nn.Module,
         raise FrontendError(f"torch.export could not capture the model: {first[:200]}",
                             "the model must be traceable with one tensor input") from None
     finally:
-        module.train(was_training)
+        _set_mode(module, was_training)
+    return _Lowerer(ep).run()
+
+
+def _set_mode(module: torch.nn.Module, training: bool) -> None:
+    # ExportedProgram.module() refuses train/eval: its mode was fixed at export
+    with contextlib.suppress(NotImplementedError):
+        module.train(training)
+
+
+def parameter_counts(graph: Graph) -> dict[str, Any]:
+    """unique_params, virtual_params and the sharing groups of a compiled graph, counted
+    from parameter identity and uses in the captured graph (any model, not a config)."""
+    groups = graph.meta.get("params", [])
+    shared = [{"params": g["names"], "numel": g["numel"], "uses": g["uses"]}
+              for g in groups if len(g["names"]) > 1 or g["uses"] > 1]
+    return {"unique_params": sum(g["numel"] for g in groups),
+            "virtual_params": sum(g["numel"] * g["uses"] for g in groups),
+            "parameter_tensors": len(groups),
+            "sharing_groups": shared}
+
+
+def capture_program(ep: torch.export.ExportedProgram) -> Graph:
+    """Lower an ExportedProgram as it is (a ``.pt2`` the user exported)."""
     return _Lowerer(ep).run()
 
 
@@ -261,6 +286,7 @@ class _Lowerer:
                 kinds[arg_name] = spec.kind.name
                 targets[arg_name] = spec.target or arg_name
         live = _live_nodes(self.ep.graph)
+        first_name: dict[tuple[Any, ...], str] = {}
         for node in self.ep.graph.nodes:
             self.node = node
             if node.op == "placeholder":
@@ -269,9 +295,10 @@ class _Lowerer:
                     name = self.g.add_value("input", self.shape(node), origin="input")
                     self.g.inputs.append(name)
                     self.env[node.name] = name
-                else:
-                    self.env[node.name] = _Const(tensors[targets[node.name]],
-                                                 targets[node.name])
+                else:  # named by the first name of its storage (tied names are one)
+                    t = tensors[targets[node.name]]
+                    self.env[node.name] = _Const(t, first_name.setdefault(
+                        tensor_key(t), targets[node.name]))
             elif node.op == "call_function":
                 if node not in live:
                     continue  # e.g. attention weights nobody reads
@@ -282,7 +309,8 @@ class _Lowerer:
                 if lower is None:
                     raise UnsupportedOpError(
                         f"unsupported op {node.target} at {_origin(node)}",
-                        f"supported ops: {', '.join(supported_ops())}")
+                        "rewrite it with the ops tinygen compiles, or move it out of the "
+                        f"model: {', '.join(supported_ops())}")
                 args = list(node.args)
                 self.env[node.name] = lower(self, node, args)
             elif node.op == "output":
@@ -423,10 +451,34 @@ def _identity(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
     return lw.value(args[0])
 
 
+def _negated(lw: _Lowerer, arg: Any) -> Any:
+    """-arg for a compile-time constant (a number or a folded tensor), else None."""
+    if isinstance(arg, (int, float)):
+        return -float(arg)
+    v = lw.env.get(arg.name) if isinstance(arg, fx.Node) else None
+    if isinstance(v, _Const):  # one negated copy per constant, however often it is used
+        key = ("neg", tensor_key(v.tensor))
+        if key not in lw.fold_memo:
+            lw.fold_memo[key] = _Const(-v.tensor, f"{v.name}.neg")
+        return lw.fold_memo[key]
+    return None
+
+
 def _binary(op: str) -> Lowering:
     def lower(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
         a, b = args[0], args[1]
         alpha = node.kwargs.get("alpha", 1)
+        if op == "sub" and alpha == 1:  # x - c is x + (-c): the C runtime adds
+            neg = _negated(lw, b)
+            if neg is None:
+                raise UnsupportedOpError(
+                    f"subtraction of two activations at {lw.where()}",
+                    "write a + (-1.0 * b), or subtract a constant")
+            if isinstance(neg, _Const):
+                lw.keep_alive.append(neg.tensor)
+                neg = lw.const(neg.tensor, neg.name)
+            return lw.emit("add", [lw.value(a), lw.value(neg) if not isinstance(neg, str)
+                                   else neg], lw.shape(node))
         if alpha != 1:
             b_val = lw.value(b)
             b = lw.emit("mul", [b_val, lw.scalar_const(float(alpha))],
@@ -447,8 +499,18 @@ def _div(lw: _Lowerer, node: fx.Node, args: list[Any]) -> str:
     if isinstance(args[1], (int, float)):
         return lw.emit("mul", [lw.value(args[0]), lw.scalar_const(1.0 / float(args[1]))],
                        lw.shape(node))
-    raise UnsupportedOpError(f"division by a tensor at {lw.where()}",
-                             "divide by a constant, or multiply")
+    v = lw.env.get(args[1].name) if isinstance(args[1], fx.Node) else None
+    if isinstance(v, _Const) and "rounding_mode" not in node.kwargs:  # x / buffer
+        key = ("inv", tensor_key(v.tensor))
+        if key not in lw.fold_memo:
+            lw.fold_memo[key] = _Const(1.0 / v.tensor.to(torch.float32), f"{v.name}.inv")
+        inv = lw.fold_memo[key]
+        lw.keep_alive.append(inv.tensor)
+        c = lw.scalar_const(float(inv.tensor)) if inv.tensor.dim() == 0 else \
+            lw.const(inv.tensor, inv.name)
+        return lw.emit("mul", [lw.value(args[0]), c], lw.shape(node))
+    raise UnsupportedOpError(f"division by an activation at {lw.where()}",
+                             "divide by a constant, or multiply by a reciprocal")
 
 
 def _unary(op: str) -> Lowering:

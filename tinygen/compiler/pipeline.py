@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from tinygen.compiler import passes
-from tinygen.compiler.capture import capture
+from tinygen.compiler.capture import capture, capture_program
 from tinygen.compiler.ir import Graph, Quant
 from tinygen.compiler.quantize import (
     QuantizationError,
@@ -89,14 +89,19 @@ class Compiled:
         return float(10 * np.log10(signal / max(noise, 1e-30)))
 
 
-def compile_model(model: torch.nn.Module, frames: int, calib_inputs: list[np.ndarray],
+def compile_model(model: torch.nn.Module | torch.export.ExportedProgram, frames: int,
+                  calib_inputs: list[np.ndarray],
                   progress: Callable[[int], None] | None = None) -> Compiled:
-    """Capture ``model`` on a (1, frames, n_mels) window and quantize it."""
+    """Capture ``model`` (a module, or a program already exported for a (1, frames,
+    n_mels) input) on a (1, frames, n_mels) window and quantize it."""
     if not calib_inputs:
         raise QuantizationError("the calibration set is empty",
                                 "give at least one calibration input (--calib N, N >= 1)")
-    example = torch.zeros(1, frames, calib_inputs[0].shape[-1])
-    graph = passes.optimize(capture(model, example))
+    if isinstance(model, torch.export.ExportedProgram):
+        graph = passes.optimize(capture_program(model))
+    else:
+        example = torch.zeros(1, frames, calib_inputs[0].shape[-1])
+        graph = passes.optimize(capture(model, example))
     check_constants(graph)
     ranges = calibrate(graph, calib_inputs, progress)
     return Compiled(graph, ranges, quantize(graph, ranges), frames,

@@ -205,11 +205,12 @@ def _io_json(graph: Graph, name: str) -> dict[str, Any]:
             "zero_point": v.quant.zero_point[0]}
 
 
-def export_file(model: torch.nn.Module, output: str | Path, calib: list[np.ndarray],
-                held_out: list[np.ndarray], verify: int = 4,
+def export_file(model: torch.nn.Module | torch.export.ExportedProgram, output: str | Path,
+                calib: list[np.ndarray], held_out: list[np.ndarray], verify: int = 4,
                 progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Compile ``model``, write its .tflite to ``output`` (atomically, last) and return
     the summary: buffer bytes with and without sharing, SNR, and the TFLM check."""
+    from tinygen.compiler.capture import parameter_counts
     from tinygen.compiler.pipeline import compile_model
     from tinygen.fsutil import atomic_write_bytes
     from tinygen.tflite.runner import run_tflm
@@ -235,6 +236,7 @@ def export_file(model: torch.nn.Module, output: str | Path, calib: list[np.ndarr
         "unshared_buffer_bytes": {**asdict(unshared), "total": unshared.total},
         "weight_bytes_ratio": round(shared.weights / max(1, unshared.weights), 4),
         "ops": qg.op_counts(),
+        **{k: v for k, v in parameter_counts(qg).items() if k.endswith("params")},
         "calibration_inputs": len(calib),
         "eval_inputs": len(held_out),
         "snr_db": round(compiled.snr_db(held_out, tflite_flavour=True), 2),
