@@ -175,7 +175,9 @@ def cmd_build(args: argparse.Namespace) -> int:
         boards.resolve(target, args.board)
     backend = args.backend or boards.default_backend(target, args.board)
     boards.check_backend(target, backend)
-    check_out(args.output, args.force)
+    given = [Path(p) for p in (args.model, args.data) if p is not None
+             and not str(p).startswith("preset:")]
+    check_out(args.output, args.force, given)
     model = load_model(args.model)
     check_finite(model)
     cfg = model.cfg
@@ -184,7 +186,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     vecs = inputs(cfg, frames, args.vectors, seed=1, data=args.data,
                   split="test" if args.data else "train")
     opts = BuildOptions(target=target, backend=backend, force=args.force,
-                        vectors=args.vectors, board=args.board)
+                        vectors=args.vectors, board=args.board, inputs=tuple(given))
     name = cfg.name if str(args.model).startswith("preset:") else Path(args.model).stem
     with _progress("calibrating", len(calib), args.json) as tick:
         report = build(model, args.output, calib, vecs, opts, name, progress=tick)
@@ -300,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "the board's; portable for host and qemu)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="output folder (written completely or not at all)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
+    p.add_argument("--force", action="store_true",
+                   help="replace an OUT that an earlier tinygen build wrote (never a folder "
+                        "holding the input, ., .., ~ or /)")
     p.add_argument("--vectors", type=int, default=16, metavar="K",
                    help="test vectors written to OUT/test_vectors (default 16)")
     _add_calibration_args(p, held_out=False)
