@@ -226,7 +226,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     if out.exists() and not args.force:
         raise CheckpointError(f"{out} already exists", "pass --force to replace it")
     data = read_checkpoint(src)
-    meta = dict(data.get("meta", {}))
+    meta = dict(data["meta"])
     model = model_from_checkpoint(data, src)
     check_finite(model)
     storage = torch.float16 if args.fp16 else None
