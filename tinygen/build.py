@@ -20,11 +20,13 @@ import numpy as np
 import torch
 
 from tinygen import __version__
+from tinygen.cdecl import c_text
 from tinygen.compiler import codegen, plan
 from tinygen.compiler.ir import Graph
 from tinygen.compiler.pipeline import Compiled, compile_model
 from tinygen.errors import TinygenError
 from tinygen.fsutil import OutputError
+from tinygen.resources import firmware_dir, templates_dir
 from tinygen.targets import TargetContext, check_target, copy_runtime, target_module
 
 
@@ -41,6 +43,8 @@ class BuildOptions:
 
 # Every OUT that build writes holds this file; --force replaces only a folder that has it.
 MARKER = ".tinygen-out"
+# The temp folder beside OUT is ".<name>.<random>": leave room for it under NAME_MAX (255).
+MAX_NAME_BYTES = 200
 
 
 def macs(graph: Graph) -> int:
@@ -81,6 +85,10 @@ def check_out(out: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
 
 
 def _check_out(out: Path, force: bool, inputs: Sequence[Path]) -> None:
+    long = [part for part in out.parts if len(part.encode()) > MAX_NAME_BYTES]
+    if long:
+        raise OutputError(f"output folder name {long[0][:24]}... is {len(long[0].encode())} "
+                          f"bytes long", f"use names of at most {MAX_NAME_BYTES} bytes")
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {out} exists and is not a folder", "choose another -o")
     where = out.resolve()
@@ -92,6 +100,11 @@ def _check_out(out: Path, force: bool, inputs: Sequence[Path]) -> None:
     if where == cwd or where in cwd.parents:
         raise OutputError(f"output folder {out} is the current folder or one of its parents",
                           "choose a new folder for -o, e.g. -o build")
+    for own in (firmware_dir(), templates_dir()):  # copying them into themselves recurses
+        own = own.resolve()
+        if where == own or own in where.parents:
+            raise OutputError(f"output folder {out} is inside tinygen's own {own.name}/ "
+                              "folder", "choose a folder outside the tinygen installation")
     held = [p for p in inputs if where in Path(p).resolve().parents]
     if held:
         raise OutputError(f"output folder {out} holds the input {held[0]}",
@@ -116,6 +129,7 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
     """Compile and write OUT; returns report.json's content."""
     check_target(opts.target)
     check_out(out, opts.force, opts.inputs)
+    model_name = c_text(model_name)  # a file name such as q"uote.pt reaches C as q_uote
     frames = calib[0].shape[1]
     compiled = compile_model(model, frames, calib, progress)
     planned = plan.make_plan(compiled.int8)
@@ -125,6 +139,9 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
     try:
         parent.mkdir(parents=True, exist_ok=True)  # like mkdir -p: -o out/host just works
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; OUT gets the mode mkdir would give
     except OSError as err:
         raise OutputError(f"cannot write {out}: {err.strerror}",
                           "choose a writable location") from None

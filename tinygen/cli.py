@@ -10,9 +10,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from tinygen import __version__
-from tinygen.errors import TinygenError
+from tinygen.errors import TinygenError, float_arg, int_arg
+from tinygen.speech.config import MAX_INPUTS, MAX_WINDOW_MS
 
 MODEL_HELP = "a checkpoint path, or preset:NAME (random init, fixed seed)"
 
@@ -248,12 +250,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     result = verify(args.out, sanitize=args.sanitize)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, allow_nan=False))
     else:
         verdict = ("bit-exact with the golden reference" if result["bit_exact"]
                    else f"MISMATCH on vectors {result['mismatched']}")
+        snr = "n/a" if result["snr_db"] is None else f"{result['snr_db']} dB"
         _console().print(f"{result['vectors']} test vectors on {result['target']}: {verdict}"
-                         f"; float vs C SNR {result['snr_db']} dB")
+                         f"; float vs C SNR {snr}")
         if result.get("instructions_per_inference"):  # qemu-* targets
             counts = result["instructions_per_inference"]
             _console().print(f"{sum(counts) // len(counts):,} instructions per inference "
@@ -261,8 +264,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result["bit_exact"] else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line too (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"tinygen: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tinygen",
         description="Compile weight-shared, low-rank Conformer speech encoders to "
                     "microcontroller firmware.")
@@ -283,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("-o", "--output", required=True, type=Path, help="the .tflite file")
     _add_calibration_args(p)
-    p.add_argument("--verify", type=int, default=4, metavar="N",
+    p.add_argument("--verify", type=int_arg(0, MAX_INPUTS), default=4, metavar="N",
                    help="held-out inputs run through TFLite Micro and compared (default 4)")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.set_defaults(func=cmd_export_tflite)
@@ -305,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="replace an OUT that an earlier tinygen build wrote (never a folder "
                         "holding the input, ., .., ~ or /)")
-    p.add_argument("--vectors", type=int, default=16, metavar="K",
+    p.add_argument("--vectors", type=int_arg(1, MAX_INPUTS), default=16, metavar="K",
                    help="test vectors written to OUT/test_vectors (default 16)")
     _add_calibration_args(p, held_out=False)
     p.add_argument("--json", action="store_true", help="print report.json")
@@ -340,32 +350,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_calibration_args(p: argparse.ArgumentParser, held_out: bool = True) -> None:
-    p.add_argument("--calib", type=int, default=32, metavar="N",
+    p.add_argument("--calib", type=int_arg(1, MAX_INPUTS), default=32, metavar="N",
                    help="calibration inputs (default 32)")
     if held_out:
-        p.add_argument("--eval", type=int, default=32, metavar="N",
+        p.add_argument("--eval", type=int_arg(1, MAX_INPUTS), default=32, metavar="N",
                        help="held-out inputs for the float-vs-int8 SNR (default 32)")
     p.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="corpus for calibration (train split) and evaluation (dev split); "
                         "default: synthetic speech-like signals")
-    p.add_argument("--window-ms", type=float, default=1000.0, metavar="MS",
+    p.add_argument("--window-ms", type=float_arg(1.0, MAX_WINDOW_MS), default=1000.0, metavar="MS",
                    help="input window the compiled model takes (default 1000 ms)")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup (build's temp folder) runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return func(args)
     except TinygenError as err:
         print(f"tinygen: error: {err.line()}", file=sys.stderr)
         return err.exit_code
+    except Terminated:
+        print("tinygen: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("tinygen: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -32,3 +32,36 @@ class PresetError(TinygenError):
 
 class CheckpointError(TinygenError):
     """A checkpoint that is missing, corrupt, or not written by tinygen."""
+
+
+def int_arg(lo: int, hi: int):  # type: ignore[no-untyped-def]
+    """An argparse ``type`` for an integer in [lo, hi]: a value outside is a usage error."""
+    import argparse
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{value} is outside {lo}..{hi}")
+        return value
+
+    return parse
+
+
+def float_arg(lo: float, hi: float):  # type: ignore[no-untyped-def]
+    """An argparse ``type`` for a finite number in [lo, hi] (nan and inf are refused)."""
+    import argparse
+    import math
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number") from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"{value:g} is outside {lo:g}..{hi:g}")
+        return value
+
+    return parse

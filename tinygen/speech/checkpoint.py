@@ -214,9 +214,14 @@ def load_model(spec: str | Path) -> Conformer:
 
 
 def check_finite(model: Conformer) -> None:
-    """Raise CheckpointError naming the first parameter or buffer with NaN or Inf."""
+    """Raise CheckpointError naming the first parameter or buffer with NaN or Inf, or a
+    batch-norm running variance below zero (it would turn into a NaN bias when folded)."""
     for name, t in unique_tensors(model).items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
             raise CheckpointError(f"weight {name} has {bad} NaN/Inf value(s)",
                                   "retrain or repair the checkpoint; int8 cannot hold them")
+        if name.endswith("running_var") and bool((t < 0).any()):
+            raise CheckpointError(f"batch-norm variance {name} has {int((t < 0).sum())} "
+                                  "negative value(s)", "a variance is never negative; "
+                                  "retrain or repair the checkpoint")

@@ -56,6 +56,8 @@ LIMITS: dict[str, tuple[int, int]] = {
     "vocab_size": (2, 1024),
     "name_chars": (1, 64),
 }
+MAX_WINDOW_MS = 60_000.0  # the longest input window a model is compiled or trained for
+MAX_INPUTS = 100_000  # calibration inputs, test vectors or held-out inputs asked for
 MAX_PARAMS = 50_000_000  # unique float parameters, before sharing: 200 MB of float32
 
 
