@@ -212,3 +212,11 @@ def test_loaded_checkpoint_round_trip_still_works(tmp_path: Path) -> None:
     model = load_checkpoint(ckpt)
     assert json.loads(json.dumps(model.cfg.to_dict()))["name"] == "tiny"
     assert np.isfinite(next(model.parameters()).detach().numpy()).all()
+
+
+def test_pack_to_a_folder_is_one_line(tmp_path: Path) -> None:  # found by the CLI fuzz
+    ckpt = tiny_checkpoint(tmp_path / "m.pt")
+    (tmp_path / "dir").mkdir()
+    res = run_main("pack", str(ckpt), "-o", str(tmp_path / "dir"), "--force")
+    assert_one_line_error(res, "is a folder")
+    assert list((tmp_path / "dir").iterdir()) == []

@@ -215,6 +215,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     import torch
 
     from tinygen.errors import CheckpointError
+    from tinygen.fsutil import OutputError
     from tinygen.speech.checkpoint import (
         check_finite,
         model_from_checkpoint,
@@ -225,6 +226,8 @@ def cmd_pack(args: argparse.Namespace) -> int:
     src, out = Path(args.checkpoint), Path(args.output)
     if out.resolve() == src.resolve():
         raise CheckpointError(f"-o {out} is the checkpoint itself", "write to another path")
+    if out.is_dir():
+        raise CheckpointError(f"-o {out} is a folder", "give the path of a .pt file")
     if out.exists() and not args.force:
         raise CheckpointError(f"{out} already exists", "pass --force to replace it")
     data = read_checkpoint(src)
@@ -238,8 +241,12 @@ def cmd_pack(args: argparse.Namespace) -> int:
                 raise CheckpointError(f"tensor {name} holds values beyond float16's range",
                                       "pack it without --fp16")
     meta.update(packed_from=src.name, storage="float16" if args.fp16 else "float32")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model, out, meta, storage=storage)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(model, out, meta, storage=storage)
+    except OSError as err:
+        raise OutputError(f"cannot write {out}: {err.strerror}",
+                          "choose a writable location") from None
     print(f"wrote {out} ({out.stat().st_size:,} bytes; weights and config, no optimizer "
           "state)")
     return 0
