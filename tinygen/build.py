@@ -105,7 +105,7 @@ def _check_out(out: Path, force: bool, inputs: Sequence[Path]) -> None:
         if where == own or own in where.parents:
             raise OutputError(f"output folder {out} is inside tinygen's own {own.name}/ "
                               "folder", "choose a folder outside the tinygen installation")
-    held = [p for p in inputs if where in Path(p).resolve().parents]
+    held = [p for p in inputs if where in (Path(p).resolve(), *Path(p).resolve().parents)]
     if held:
         raise OutputError(f"output folder {out} holds the input {held[0]}",
                           "choose another -o; tinygen never replaces its own input")
@@ -139,13 +139,13 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
     try:
         parent.mkdir(parents=True, exist_ok=True)  # like mkdir -p: -o out/host just works
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=parent))
-        umask = os.umask(0)
-        os.umask(umask)
-        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; OUT gets the mode mkdir would give
     except OSError as err:
         raise OutputError(f"cannot write {out}: {err.strerror}",
                           "choose a writable location") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; OUT gets the mode mkdir would give
         codegen.write_files(tmp, gen.files)
         copy_runtime(tmp)
         vec = _write_vectors(tmp, compiled, vectors)
