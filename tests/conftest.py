@@ -24,9 +24,26 @@ def run_tinygen(*args: str, cwd: Path | None = None, timeout: float = 300) -> Cl
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_main(*args: str) -> CliResult:
+    """Run ``tinygen.cli.main`` in this process (fast; an escaping exception is a bug and
+    fails the test), capturing what it prints."""
+    import contextlib
+    import io
+
+    from tinygen.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse: usage errors exit 2
+            code = exit_.code if isinstance(exit_.code, int) else 1
+    return CliResult(code, out.getvalue(), err.getvalue())
+
+
 def assert_one_line_error(result: CliResult, *needles: str) -> None:
-    """A user mistake: non-zero exit, one 'tinygen: error:' line, no traceback."""
-    assert result.returncode != 0, result.stdout
+    """A user mistake: exit status 2, one 'tinygen: error:' line, no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("tinygen: error: "), result.stderr

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
+import zipfile
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.conftest import assert_one_line_error, run_tinygen
 from tinygen.errors import CheckpointError
 from tinygen.speech.checkpoint import (
     check_finite,
@@ -45,7 +48,21 @@ def test_round_trip_keeps_values_and_identity(tmp_path: Path, preset: str) -> No
     x = torch.randn(1, 60, model.cfg.n_mels)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
-    assert read_checkpoint(path)["meta"] == {"step": 7}
+    meta = read_checkpoint(path)["meta"]
+    assert meta.pop("tensors_sha256") == hashlib.sha256(_hash_input(path)).hexdigest()
+    assert meta == {"step": 7}
+
+
+def _hash_input(path: Path) -> bytes:
+    """The documented hash input, rebuilt here from the raw file: for each tensor in name
+    order, "name:dtype:shape" and a newline, then its bytes."""
+    tensors = torch.load(path, weights_only=True)["tensors"]
+    parts = []
+    for name in sorted(tensors):
+        t = tensors[name]
+        parts.append(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        parts.append(t.contiguous().numpy().tobytes())
+    return b"".join(parts)
 
 
 def test_file_stores_each_shared_tensor_once(tmp_path: Path) -> None:
@@ -98,6 +115,10 @@ def test_edited_checkpoint(tmp_path: Path) -> None:
     data = torch.load(path, weights_only=True)
     data["tensors"].pop(next(iter(data["tensors"])))
     torch.save(data, path)
+    with pytest.raises(CheckpointError, match="do not match the content hash"):
+        load_checkpoint(path)
+    data["meta"].pop("tensors_sha256")  # a file from before the hash: shapes still checked
+    torch.save(data, path)
     with pytest.raises(CheckpointError, match="does not match its config"):
         load_checkpoint(path)
     data = torch.load(tmp_path / "m.pt", weights_only=True)
@@ -109,6 +130,7 @@ def test_edited_checkpoint(tmp_path: Path) -> None:
     data = torch.load(path, weights_only=True)
     key = "head.weight"
     data["tensors"][key] = torch.zeros(3, 3)
+    data["meta"].pop("tensors_sha256")
     torch.save(data, path)
     with pytest.raises(CheckpointError, match=r"head\.weight has shape"):
         load_checkpoint(path)
@@ -142,3 +164,67 @@ def test_save_is_atomic(tmp_path: Path) -> None:
         save_checkpoint(Boom(), path)  # type: ignore[arg-type]
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.pt"]
+
+
+def flip_tensor_bytes(path: Path, count: int = 64) -> None:
+    """Invert ``count`` bytes in the middle of the largest tensor's data, in place."""
+    with zipfile.ZipFile(path) as zf:
+        info = max((i for i in zf.infolist() if "/data/" in i.filename),
+                   key=lambda i: i.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = int.from_bytes(raw[info.header_offset + 26:info.header_offset + 28],
+                                         "little"), \
+        int.from_bytes(raw[info.header_offset + 28:info.header_offset + 30], "little")
+    start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+    for i in range(start, start + count):
+        raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_bit_rot_is_refused_by_load_build_and_pack(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    save_checkpoint(load_model("preset:share-blocks"), path)
+    flip_tensor_bytes(path)
+    assert torch.load(path, weights_only=True)["format"] == "tinygen-checkpoint"  # loads!
+    with pytest.raises(CheckpointError, match="fails its CRC check"):
+        load_checkpoint(path)
+    res = run_tinygen("build", str(path), "-o", str(tmp_path / "out"), "--calib", "1",
+                      "--vectors", "1")
+    assert_one_line_error(res, "CRC")
+    res = run_tinygen("pack", str(path), "-o", str(tmp_path / "ship.pt"))
+    assert_one_line_error(res, "CRC")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_a_rewritten_tensor_fails_the_content_hash(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    save_checkpoint(load_model("preset:share-blocks"), path)
+    data = torch.load(path, weights_only=True)
+    data["tensors"]["head.weight"][0, 0] += 1.0  # same shape; the zip CRCs are fresh
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match="content hash"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.bool, torch.complex64])
+def test_non_float_weights_are_refused(tmp_path: Path, dtype: torch.dtype) -> None:
+    path = tmp_path / "m.pt"
+    save_checkpoint(load_model("preset:share-blocks"), path)
+    data = torch.load(path, weights_only=True)
+    data["tensors"]["head.weight"] = torch.ones_like(data["tensors"]["head.weight"],
+                                                     dtype=dtype)
+    data["meta"].pop("tensors_sha256")
+    torch.save(data, path)
+    with pytest.raises(CheckpointError, match=rf"head\.weight is {dtype}"):
+        load_checkpoint(path)
+
+
+def test_pack_refuses_meta_that_is_not_a_dict(tmp_path: Path) -> None:
+    path = tmp_path / "m.pt"
+    save_checkpoint(load_model("preset:share-blocks"), path)
+    data = torch.load(path, weights_only=True)
+    data["meta"] = [1, 2]
+    torch.save(data, path)
+    res = run_tinygen("pack", str(path), "-o", str(tmp_path / "ship.pt"))
+    assert_one_line_error(res, "'meta' entry is a list")
+    assert not (tmp_path / "ship.pt").exists()

@@ -151,7 +151,7 @@ def test_cli_bad_inputs_leave_no_file(tmp_path: Path) -> None:
     assert_one_line_error(run_tinygen("export-tflite", str(tmp_path / "nan.pt"), "-o",
                                       str(out)), "blocks.0.ffn1.w1.weight", "NaN/Inf")
     assert_one_line_error(run_tinygen("export-tflite", "preset:share-blocks", "-o", str(out),
-                                      "--calib", "0"), "calibration set is empty")
+                                      "--calib", "0"), "--calib: 0 is outside 1..")
     assert_one_line_error(run_tinygen("export-tflite", "preset:share-blocks", "-o",
                                       str(tmp_path / "no" / "dir" / "m.tflite"),
                                       "--calib", "1", "--eval", "1", "--verify", "1"),

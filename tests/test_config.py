@@ -70,3 +70,51 @@ def test_json_is_plain_and_stable() -> None:
 def test_unknown_preset_lists_the_known_ones() -> None:
     with pytest.raises(PresetError, match=r"unknown preset 'nope'.*mcu-tiny"):
         load_preset("nope")
+
+
+HUGE = [
+    ({"d_model": 10**9}, "d_model = 1000000000"),
+    ({"subsample_channels": 10**5}, "subsample_channels = 100000"),
+    ({"n_fft": 10**9}, "n_fft = 1000000000"),
+    ({"sample_rate": 10**9}, "sample_rate = 1000000000"),
+    ({"ff_dim": 10**7}, "ff_dim = 10000000"),
+    ({"d_model": 2048, "ff_dim": 8192, "n_heads": 4}, "parameters before sharing"),
+    ({"block_order": [0] * 100_000}, "100,000 entries"),
+    ({"block_order": "0123"}, "must be a list of integers"),
+    ({"block_order": [0, 1.5]}, "must be a list of integers"),
+    ({"ffn_groups": [True]}, "must be a list of integers"),
+    ({"lowrank": {"targets": "ffn.w1", "ranks": [4]}}, "list of role names"),
+    ({"n_fft": 256, "win_length": 256, "n_mels": 200}, "frequency bins"),
+    ({"name": "x" * 65}, "65 characters"),
+]
+
+
+@pytest.mark.parametrize("changes,needle", HUGE)
+def test_huge_or_mistyped_values_are_refused_before_any_allocation(
+        changes: dict[str, Any], needle: str) -> None:
+    import resource
+    import time
+
+    data = {**load_preset("share-blocks").to_dict(), **changes}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(ConfigError) as info:
+        ConformerConfig.from_dict(json.loads(json.dumps(data)))
+    assert needle in str(info.value) and "\n" not in str(info.value)
+    assert time.perf_counter() - start < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 50_000  # KiB
+
+
+def test_a_4kb_checkpoint_asking_for_gigabytes_is_refused_in_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from tests.conftest import assert_one_line_error, run_tinygen
+
+    cfg = {**load_preset("share-blocks").to_dict(), "d_model": 10**9, "n_heads": 1}
+    path = tmp_path / "huge.pt"
+    torch.save({"format": "tinygen-checkpoint", "version": 1, "config": cfg,
+                "tensors": {}, "meta": {}}, path)
+    assert path.stat().st_size < 4096
+    res = run_tinygen("build", str(path), "-o", str(tmp_path / "out"), timeout=60)
+    assert_one_line_error(res, "d_model = 1000000000")
+    assert not (tmp_path / "out").exists()

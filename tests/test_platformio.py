@@ -221,6 +221,7 @@ def test_fit_refuses_paper_5m_on_nucleo_f446re(project, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
+    (out / ".tinygen-out").write_text("tinygen\n")  # an earlier build: --force may replace it
     with pytest.raises(boards.FitError) as err:
         project("paper-5m", "nucleo_f446re", out=out)
     line = str(err.value)
@@ -230,7 +231,7 @@ def test_fit_refuses_paper_5m_on_nucleo_f446re(project, tmp_path: Path) -> None:
         assert needle in line, (needle, line)
     assert "--board esp32-s3-devkitc-1-n8r8" in line  # the one board with room
     # OUT is untouched and no temp folder is left beside it
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [".tinygen-out", "keep.txt"]
     assert (out / "keep.txt").read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 

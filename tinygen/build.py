@@ -6,11 +6,13 @@ OUT is complete or untouched. The same model and flags give byte-identical files
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from tinygen import __version__
+from tinygen.cdecl import c_text
 from tinygen.compiler import codegen, plan
 from tinygen.compiler.capture import parameter_counts
 from tinygen.compiler.ir import Graph
@@ -25,6 +28,7 @@ from tinygen.compiler.pipeline import Compiled, compile_model
 from tinygen.compiler.stream import CompiledStep
 from tinygen.errors import TinygenError
 from tinygen.fsutil import OutputError
+from tinygen.resources import firmware_dir, templates_dir
 from tinygen.targets import TargetContext, check_target, copy_runtime, target_module
 
 
@@ -36,6 +40,13 @@ class BuildOptions:
     vectors: int = 16  # test vectors written to OUT/test_vectors
     compiler: str | None = None
     board: str | None = None  # PlatformIO board for cortex-m / esp32 targets
+    inputs: tuple[Path, ...] = field(default_factory=tuple)  # files OUT must not hold
+
+
+# Every OUT that build writes holds this file; --force replaces only a folder that has it.
+MARKER = ".tinygen-out"
+# The temp folder beside OUT is ".<name>.<random>": leave room for it under NAME_MAX (255).
+MAX_NAME_BYTES = 200
 
 
 def macs(graph: Graph) -> int:
@@ -60,12 +71,54 @@ def macs(graph: Graph) -> int:
     return total
 
 
-def check_out(out: Path, force: bool) -> None:
+def check_out(out: Path, force: bool, inputs: Sequence[Path] = ()) -> None:
+    """Refuse an OUT that build must not write, before anything is computed.
+
+    Without --force OUT must be absent or an empty folder. With --force a non-empty OUT
+    is replaced only if an earlier build wrote it (it holds MARKER) and it holds none of
+    ``inputs``. The root, the home folder, the current folder and its ancestors are never
+    OUT. See docs/errors.md.
+    """
+    try:
+        _check_out(out, force, inputs)
+    except OSError as err:
+        raise OutputError(f"cannot use {out} as the output folder: {err.strerror}",
+                          "choose another -o") from None
+
+
+def _check_out(out: Path, force: bool, inputs: Sequence[Path]) -> None:
+    long = [part for part in out.parts if len(part.encode()) > MAX_NAME_BYTES]
+    if long:
+        raise OutputError(f"output folder name {long[0][:24]}... is {len(long[0].encode())} "
+                          f"bytes long", f"use names of at most {MAX_NAME_BYTES} bytes")
     if out.exists() and not out.is_dir():
         raise OutputError(f"output {out} exists and is not a folder", "choose another -o")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputError(f"output folder {out} is not empty",
-                          "pass --force to replace it, or choose another -o")
+    where = out.resolve()
+    cwd = Path.cwd().resolve()
+    for special, what in ((Path(where.anchor), "root"), (Path.home().resolve(), "home")):
+        if where == special:
+            raise OutputError(f"output folder {out} is the {what} folder",
+                              "choose a new folder for -o")
+    if where == cwd or where in cwd.parents:
+        raise OutputError(f"output folder {out} is the current folder or one of its parents",
+                          "choose a new folder for -o, e.g. -o build")
+    for own in (firmware_dir(), templates_dir()):  # copying them into themselves recurses
+        own = own.resolve()
+        if where == own or own in where.parents:
+            raise OutputError(f"output folder {out} is inside tinygen's own {own.name}/ "
+                              "folder", "choose a folder outside the tinygen installation")
+    held = [p for p in inputs if where in (Path(p).resolve(), *Path(p).resolve().parents)]
+    if held:
+        raise OutputError(f"output folder {out} holds the input {held[0]}",
+                          "choose another -o; tinygen never replaces its own input")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise OutputError(f"output folder {out} is not empty",
+                              "pass --force to replace it, or choose another -o")
+        if not (out / MARKER).is_file():
+            raise OutputError(f"output folder {out} was not written by tinygen build (no "
+                              f"{MARKER} in it), so --force will not replace it",
+                              "choose another -o, or delete it yourself")
     parent = out.parent if str(out.parent) else Path(".")
     if parent.exists() and not parent.is_dir():
         raise OutputError(f"cannot write {out}: {parent} is not a folder",
@@ -80,7 +133,8 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
     """Compile and write OUT; returns report.json's content. ``compiled``: the result of
     an earlier compile of the same model and calibration, to build more targets from."""
     check_target(opts.target)
-    check_out(out, opts.force)
+    check_out(out, opts.force, opts.inputs)
+    model_name = c_text(model_name)  # a file name such as q"uote.pt reaches C as q_uote
     frames = calib[0].shape[1]
     if _streams(model) and opts.backend == "tflm":
         raise BuildError("--backend tflm cannot run a streaming model yet",
@@ -105,6 +159,9 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
         raise OutputError(f"cannot write {out}: {err.strerror}",
                           "choose a writable location") from None
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; OUT gets the mode mkdir would give
         codegen.write_files(tmp, gen.files)
         copy_runtime(tmp)
         vec = _write_vectors(tmp, model, compiled, vectors)
@@ -120,9 +177,8 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
 
         write_markdown(tmp / "report.md", report)
         write_png(tmp / "report.png", compiled.int8, planned, gen)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        (tmp / MARKER).write_text(f"tinygen {__version__}\n")
+        _place(tmp, out, opts)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for folder in created:  # a failed build leaves no folder it made behind
@@ -130,6 +186,31 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
                 folder.rmdir()
         raise
     return report
+
+
+def _place(tmp: Path, out: Path, opts: BuildOptions) -> None:
+    """Rename the finished ``tmp`` to ``out``; a forced replace re-checks OUT first."""
+    try:
+        os.rename(tmp, out)  # a new name, or an empty folder: replaced atomically
+        return
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise OutputError(f"cannot write {out}: {err.strerror}",
+                              "choose another -o") from None
+    # OUT is not empty now; check it again, since it may have changed during the build
+    if not opts.force:
+        raise OutputError(f"output folder {out} was filled by something else during the "
+                          "build", "choose another -o, or pass --force")
+    check_out(out, opts.force, opts.inputs)
+    old = Path(tempfile.mkdtemp(prefix=f".{out.name[:40]}.old.", dir=tmp.parent))
+    os.rename(out, old / "out")
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(old / "out", out)
+        shutil.rmtree(old, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _streams(model: torch.nn.Module) -> bool:

@@ -28,6 +28,14 @@ def c_ident(name: str) -> str:
     return ident
 
 
+def c_text(name: str, limit: int = 64) -> str:
+    """``name`` made safe to place inside a C string literal, a C comment and an ini
+    value: letters, digits and ``_ . + -`` are kept, anything else (quotes, backslashes,
+    ``?`` of trigraphs, ``*/``, newlines) becomes ``_``; cut to ``limit`` characters."""
+    text = re.sub(r"[^A-Za-z0-9_.+-]", "_", name)[:limit]
+    return text or "model"
+
+
 def c_int(v: int, bits: int = 32) -> str:
     """An integer literal that is exact for the full int32/int64 range."""
     v = int(v)

@@ -10,9 +10,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from tinygen import __version__
-from tinygen.errors import TinygenError
+from tinygen.errors import TinygenError, float_arg, int_arg
+from tinygen.speech.config import MAX_INPUTS, MAX_WINDOW_MS
 
 MODEL_HELP = ("a checkpoint path, preset:NAME (random init, fixed seed), or a torch.export "
               ".pt2; or use --module")
@@ -178,13 +180,15 @@ def cmd_build(args: argparse.Namespace) -> int:
         boards.resolve(target, args.board)
     backend = args.backend or boards.default_backend(target, args.board)
     boards.check_backend(target, backend, args.board)
-    check_out(args.output, args.force)
+    given = [Path(p) for p in (args.model, args.data, getattr(args, "weights", None))
+             if p is not None and not str(p).startswith("preset:")]
+    check_out(args.output, args.force, given)
     src = importer.load(args)  # MODEL (preset, checkpoint, .pt2) or --module
     frames = src.frames(args.window_ms)
     calib = src.inputs(frames, args.calib, 0, args.data, "train")
     vecs = src.inputs(frames, args.vectors, 1, args.data, "test" if args.data else "train")
     opts = BuildOptions(target=target, backend=backend, force=args.force,
-                        vectors=args.vectors, board=args.board)
+                        vectors=args.vectors, board=args.board, inputs=tuple(given))
     with _progress("calibrating", len(calib), args.json) as tick:
         report = build(src.model, args.output, calib, vecs, opts, src.name, progress=tick)
     if args.json:
@@ -213,6 +217,7 @@ def cmd_pack(args: argparse.Namespace) -> int:
     import torch
 
     from tinygen.errors import CheckpointError
+    from tinygen.fsutil import OutputError
     from tinygen.speech.checkpoint import (
         check_finite,
         model_from_checkpoint,
@@ -223,10 +228,12 @@ def cmd_pack(args: argparse.Namespace) -> int:
     src, out = Path(args.checkpoint), Path(args.output)
     if out.resolve() == src.resolve():
         raise CheckpointError(f"-o {out} is the checkpoint itself", "write to another path")
+    if out.is_dir():
+        raise CheckpointError(f"-o {out} is a folder", "give the path of a .pt file")
     if out.exists() and not args.force:
         raise CheckpointError(f"{out} already exists", "pass --force to replace it")
     data = read_checkpoint(src)
-    meta = dict(data.get("meta", {}))
+    meta = dict(data["meta"])
     model = model_from_checkpoint(data, src)
     check_finite(model)
     storage = torch.float16 if args.fp16 else None
@@ -236,8 +243,12 @@ def cmd_pack(args: argparse.Namespace) -> int:
                 raise CheckpointError(f"tensor {name} holds values beyond float16's range",
                                       "pack it without --fp16")
     meta.update(packed_from=src.name, storage="float16" if args.fp16 else "float32")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(model, out, meta, storage=storage)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(model, out, meta, storage=storage)
+    except OSError as err:
+        raise OutputError(f"cannot write {out}: {err.strerror}",
+                          "choose a writable location") from None
     print(f"wrote {out} ({out.stat().st_size:,} bytes; weights and config, no optimizer "
           "state)")
     return 0
@@ -248,12 +259,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     result = verify(args.out, sanitize=args.sanitize)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2, allow_nan=False))
     else:
         verdict = ("bit-exact with the golden reference" if result["bit_exact"]
                    else f"MISMATCH on vectors {result['mismatched']}")
+        snr = "n/a" if result["snr_db"] is None else f"{result['snr_db']} dB"
         _console().print(f"{result['vectors']} test vectors on {result['target']}: {verdict}"
-                         f"; float vs C SNR {result['snr_db']} dB")
+                         f"; float vs C SNR {snr}")
         if result.get("instructions_per_inference"):  # qemu-* targets
             counts = result["instructions_per_inference"]
             _console().print(f"{sum(counts) // len(counts):,} instructions per inference "
@@ -261,8 +273,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if result["bit_exact"] else 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line too (and exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"tinygen: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tinygen",
         description="Compile weight-shared, low-rank Conformer speech encoders to "
                     "microcontroller firmware.")
@@ -285,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     importer_arguments(p)
     p.add_argument("-o", "--output", required=True, type=Path, help="the .tflite file")
     _add_calibration_args(p)
-    p.add_argument("--verify", type=int, default=4, metavar="N",
+    p.add_argument("--verify", type=int_arg(0, MAX_INPUTS), default=4, metavar="N",
                    help="held-out inputs run through TFLite Micro and compared (default 4)")
     p.add_argument("--json", action="store_true", help="print one JSON summary")
     p.set_defaults(func=cmd_export_tflite)
@@ -306,8 +325,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "needs $TINYGEN_ESP_NN)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="output folder (written completely or not at all)")
-    p.add_argument("--force", action="store_true", help="replace a non-empty OUT")
-    p.add_argument("--vectors", type=int, default=16, metavar="K",
+    p.add_argument("--force", action="store_true",
+                   help="replace an OUT that an earlier tinygen build wrote (never a folder "
+                        "holding the input, ., .., ~ or /)")
+    p.add_argument("--vectors", type=int_arg(1, MAX_INPUTS), default=16, metavar="K",
                    help="test vectors written to OUT/test_vectors (default 16)")
     _add_calibration_args(p, held_out=False)
     p.add_argument("--json", action="store_true", help="print report.json")
@@ -342,32 +363,51 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_calibration_args(p: argparse.ArgumentParser, held_out: bool = True) -> None:
-    p.add_argument("--calib", type=int, default=32, metavar="N",
+    p.add_argument("--calib", type=int_arg(1, MAX_INPUTS), default=32, metavar="N",
                    help="calibration inputs (default 32)")
     if held_out:
-        p.add_argument("--eval", type=int, default=32, metavar="N",
+        p.add_argument("--eval", type=int_arg(1, MAX_INPUTS), default=32, metavar="N",
                        help="held-out inputs for the float-vs-int8 SNR (default 32)")
     p.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="corpus for calibration (train split) and evaluation (dev split); "
                         "default: synthetic speech-like signals")
-    p.add_argument("--window-ms", type=float, default=1000.0, metavar="MS",
+    p.add_argument("--window-ms", type=float_arg(1.0, MAX_WINDOW_MS), default=1000.0, metavar="MS",
                    help="input window the compiled model takes (default 1000 ms)")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every cleanup (build's temp folder) runs."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         return func(args)
     except TinygenError as err:
         print(f"tinygen: error: {err.line()}", file=sys.stderr)
         return err.exit_code
+    except Terminated:
+        print("tinygen: terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("tinygen: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

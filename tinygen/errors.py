@@ -32,3 +32,31 @@ class PresetError(TinygenError):
 
 class CheckpointError(TinygenError):
     """A checkpoint that is missing, corrupt, or not written by tinygen."""
+
+
+def _bounded(convert: type, what: str, lo: float, hi: float):  # type: ignore[no-untyped-def]
+    import argparse
+    import math
+
+    def parse(text: str):  # type: ignore[no-untyped-def]
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r} is not {what}") from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            show = str if convert is int else "{:g}".format
+            raise argparse.ArgumentTypeError(f"{show(value)} is outside {show(lo)}.."
+                                             f"{show(hi)}")
+        return value
+
+    return parse
+
+
+def int_arg(lo: int, hi: int):  # type: ignore[no-untyped-def]
+    """An argparse ``type`` for an integer in [lo, hi]: a value outside is a usage error."""
+    return _bounded(int, "an integer", lo, hi)
+
+
+def float_arg(lo: float, hi: float):  # type: ignore[no-untyped-def]
+    """An argparse ``type`` for a finite number in [lo, hi] (nan and inf are refused)."""
+    return _bounded(float, "a number", lo, hi)

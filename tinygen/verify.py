@@ -11,6 +11,7 @@ the float model (``float_K.bin``) the dequantized outputs give an SNR.
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,31 +26,96 @@ class VerifyError(TinygenError):
     """A build folder that cannot be verified."""
 
 
+REBUILD = "OUT is damaged; rebuild it with `tinygen build ... --force`"
+
+
 def load_report(out: Path) -> dict[str, Any]:
+    """report.json of OUT, checked for what verify reads: a damaged one is one line."""
     path = out / "report.json"
     if not path.is_file():
         raise VerifyError(f"{out} is not a tinygen build (no report.json)",
                           "run `tinygen build MODEL -o OUT` first")
     try:
-        report: dict[str, Any] = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise VerifyError(f"{path} is not valid JSON", "rebuild OUT") from None
+        report = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise VerifyError(f"{path} is not valid UTF-8 JSON", REBUILD) from None
+    except OSError as err:
+        raise VerifyError(f"cannot read {path}: {err.strerror}", REBUILD) from None
+    if not isinstance(report, dict):
+        raise VerifyError(f"{path} is not a JSON object", REBUILD)
+    for key in ("input", "output"):
+        io = report.get(key)
+        if not isinstance(io, dict):
+            raise VerifyError(f"{path} has no valid '{key}' entry", REBUILD)
+        shape = io.get("shape")
+        if not (isinstance(shape, list) and shape and all(
+                type(d) is int and 0 < d < 1 << 24 for d in shape)):
+            raise VerifyError(f"{path}: {key}.shape {str(shape)[:40]} is not a list of "
+                              "positive integers", REBUILD)
+        scale, zp = io.get("scale"), io.get("zero_point")
+        if not (type(scale) in (int, float) and math.isfinite(scale) and scale > 0):
+            raise VerifyError(f"{path}: {key}.scale {str(scale)[:40]!r} is not a positive "
+                              "number", REBUILD)
+        if not (type(zp) is int and -128 <= zp <= 127):
+            raise VerifyError(f"{path}: {key}.zero_point {str(zp)[:40]!r} is not an int8 "
+                              "value", REBUILD)
+    if type(report.get("test_vectors")) is not int:
+        raise VerifyError(f"{path} has no valid 'test_vectors' count", REBUILD)
     return report
 
 
-def vectors(out: Path) -> list[tuple[bytes, bytes, np.ndarray | None]]:
+def _read(path: Path, size: int) -> bytes:
+    """A test vector file of exactly ``size`` bytes."""
+    if not path.is_file():
+        raise VerifyError(f"{path} is missing or not a file", REBUILD)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise VerifyError(f"cannot read {path}: {err.strerror}", REBUILD) from None
+    if len(data) != size:
+        raise VerifyError(f"{path} holds {len(data)} bytes, report.json's shape needs "
+                          f"{size}", REBUILD)
+    return data
+
+
+def vectors(out: Path, report: dict[str, Any]
+            ) -> list[tuple[bytes, bytes, np.ndarray | None]]:
+    """(input, expected, float output or None) of every test vector report.json counts."""
     folder = out / "test_vectors"
+    n_in = math.prod(report["input"]["shape"])
+    n_out = math.prod(report["output"]["shape"])
     found = []
-    k = 0
-    while (folder / f"input_{k}.bin").is_file():
+    for k in range(report["test_vectors"]):
         ref = folder / f"float_{k}.bin"
-        fl = np.frombuffer(ref.read_bytes(), dtype="<f4") if ref.is_file() else None
-        found.append(((folder / f"input_{k}.bin").read_bytes(),
-                      (folder / f"expected_{k}.bin").read_bytes(), fl))
-        k += 1
+        fl = (np.frombuffer(_read(ref, 4 * n_out), dtype="<f4")
+              if ref.exists() else None)
+        found.append((_read(folder / f"input_{k}.bin", n_in),
+                      _read(folder / f"expected_{k}.bin", n_out), fl))
+    if (folder / f"input_{len(found)}.bin").exists():
+        raise VerifyError(f"{folder} holds more test vectors than report.json's "
+                          f"{len(found)}", REBUILD)
     if not found:
-        raise VerifyError(f"{folder} holds no test vectors", "rebuild OUT")
+        raise VerifyError(f"{folder} holds no test vectors", REBUILD)
     return found
+
+
+def snr_db(vecs: list[tuple[bytes, bytes, np.ndarray | None]], outputs: list[bytes],
+           scale: float, zp: int) -> float | None:
+    """Float model vs dequantized C output over all vectors; None when undefined (no float
+    reference, a missing or short output, or a float output that is all zero)."""
+    if len(outputs) != len(vecs) or any(fl is None or len(got) != len(fl)
+                                        for (_, _, fl), got in zip(vecs, outputs, strict=True)):
+        return None
+    signal = noise = 0.0
+    for (_, _, fl), got in zip(vecs, outputs, strict=True):
+        assert fl is not None
+        ref = fl.astype(np.float64)
+        deq = (np.frombuffer(got, dtype=np.int8).astype(np.float64) - zp) * scale
+        signal += float((ref ** 2).sum())
+        noise += float(((ref - deq) ** 2).sum())
+    if not (signal > 0 and math.isfinite(signal) and math.isfinite(noise)):
+        return None
+    return round(10 * math.log10(signal / max(noise, 1e-30)), 2)
 
 
 def verify(out: Path, compiler: str | None = None, sanitize: bool = False) -> dict[str, Any]:
@@ -57,9 +123,9 @@ def verify(out: Path, compiler: str | None = None, sanitize: bool = False) -> di
     report = load_report(out)
     target = report.get("target")
     if target != "host" and target not in qemu.BOARDS:
-        raise VerifyError(f"verify of target '{target}' is not available yet",
+        raise VerifyError(f"verify of target '{str(target)[:40]}' is not available yet",
                           "build with --target host or a qemu-* target")
-    vecs = vectors(out)
+    vecs = vectors(out, report)
     counts: dict[str, Any] = {}
     if target in qemu.BOARDS:  # run OUT's firmware under QEMU, counting instructions
         if sanitize:
@@ -79,22 +145,13 @@ def verify(out: Path, compiler: str | None = None, sanitize: bool = False) -> di
             outputs = host.run(exe, [inp for inp, _, _ in vecs])
     mismatched = [k for k, (_, exp, _) in enumerate(vecs)
                   if k >= len(outputs) or outputs[k] != exp]
-    scale = float(report["output"]["scale"])
-    zp = int(report["output"]["zero_point"])
-    signal = noise = 0.0
-    have_float = all(fl is not None for _, _, fl in vecs) and len(outputs) == len(vecs)
-    if have_float:
-        for (_, _, fl), got in zip(vecs, outputs, strict=True):
-            assert fl is not None
-            deq = (np.frombuffer(got, dtype=np.int8).astype(np.float64) - zp) * scale
-            signal += float((fl.astype(np.float64) ** 2).sum())
-            noise += float(((fl - deq) ** 2).sum())
     return {
         "target": target,
         "vectors": len(vecs),
         "bit_exact": not mismatched and counts.get("exit_code", 0) == 0,
         "mismatched": mismatched,
-        "snr_db": round(10 * np.log10(signal / max(noise, 1e-30)), 2) if have_float else None,
+        "snr_db": snr_db(vecs, outputs, float(report["output"]["scale"]),
+                         report["output"]["zero_point"]),
         "sanitizers": sanitize,
         **counts,
     }

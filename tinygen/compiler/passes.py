@@ -69,9 +69,10 @@ def fold_batch_norm(graph: Graph) -> Graph:
             continue
         bshape = [1] * w.data.ndim
         bshape[cax] = -1
-        w.data = (w.data * scale.reshape(bshape)).astype(np.float32)
-        old_b = g.values[bias_name].data if bias_name else 0.0
-        new_b = (old_b * scale + shift).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # Inf is refused by quantize
+            w.data = (w.data * scale.reshape(bshape)).astype(np.float32)
+            old_b = g.values[bias_name].data if bias_name else 0.0
+            new_b = (old_b * scale + shift).astype(np.float32)
         if bias_name:
             g.values[bias_name].data = new_b
         else:

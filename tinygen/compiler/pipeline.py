@@ -75,8 +75,10 @@ class Compiled:
     def run_float(self, x: np.ndarray) -> np.ndarray:
         return floatref.run(self.float_graph, [x])[0]
 
-    def snr_db(self, inputs: list[np.ndarray], tflite_flavour: bool = False) -> float:
-        """Float model vs int8 golden output (dequantized), over ``inputs`` pooled."""
+    def snr_db(self, inputs: list[np.ndarray], tflite_flavour: bool = False
+               ) -> float | None:
+        """Float model vs int8 golden output (dequantized), over ``inputs`` pooled; None
+        when the float output is all zero (no signal: the ratio is undefined)."""
         graph = self.tflite_int8 if tflite_flavour else self.int8
         qout = graph.values[graph.outputs[0]].quant
         assert qout is not None
@@ -86,6 +88,8 @@ class Compiled:
             got = dequantize_array(interpreter.run(graph, [self.quantize_input(x)])[0], qout)
             signal += float((ref ** 2).sum())
             noise += float(((ref - got) ** 2).sum())
+        if not signal > 0:
+            return None
         return float(10 * np.log10(signal / max(noise, 1e-30)))
 
 

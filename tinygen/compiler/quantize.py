@@ -69,11 +69,17 @@ def calibrate(graph: Graph, inputs: Iterable[np.ndarray],
     return ranges
 
 
+# The smallest activation scale: a range narrower than 255 steps of it (a degenerate model,
+# e.g. all-zero weights) is widened. TFLM's LOGISTIC needs scale >= 2^-28 and SOFTMAX
+# scale > 2^-26, so with this floor every activation has a valid int8 form.
+MIN_ACTIVATION_SCALE = 2.0**-24
+
+
 def activation_quant(lo: float, hi: float) -> Quant:
     """Asymmetric int8 covering [min(lo, 0), max(hi, 0)], as TFLite's converter does."""
     lo, hi = min(lo, 0.0), max(hi, 0.0)
-    if hi - lo < 1e-8:
-        hi = lo + 1e-8
+    if hi - lo < 255 * MIN_ACTIVATION_SCALE:
+        hi = lo + 255 * MIN_ACTIVATION_SCALE
     scale = float(np.float32((hi - lo) / 255.0))
     zp = int(np.clip(round(-128 - lo / scale), -128, 127))
     return Quant((scale,), (zp,))
@@ -209,7 +215,13 @@ class _Quantizer:
             handler = getattr(self, f"_q_{n.op}", None)
             if handler is None:
                 raise QuantizationError(f"op {n.op} at {n.origin} has no int8 form")
-            handler(n)
+            try:
+                handler(n)
+            except ValueError as err:  # a scale or multiplier TFLM's int8 kernels refuse
+                raise QuantizationError(
+                    f"{n.op} at {n.origin} has no int8 form for these weights: {err}",
+                    "the weights are degenerate (huge, tiny or all zero); retrain or "
+                    "repair the checkpoint") from None
         return self.g
 
     def _in(self, n: Node, i: int = 0) -> tuple[str, Quant]:

@@ -10,13 +10,14 @@ features of speech take, which is what calibration needs; real data calibrates b
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from tinygen.errors import TinygenError
-from tinygen.speech.config import ConformerConfig
+from tinygen.speech.config import MAX_WINDOW_MS, ConformerConfig
 from tinygen.speech.features import LogMel, samples_for_frames, silence_value
 
 
@@ -25,12 +26,17 @@ class CalibrationError(TinygenError):
 
 
 def window_frames(cfg: ConformerConfig, window_ms: float) -> int:
-    if window_ms <= 0:
-        raise CalibrationError(f"window {window_ms} ms", "use a positive --window-ms")
+    if not (math.isfinite(window_ms) and 0 < window_ms <= MAX_WINDOW_MS):
+        raise CalibrationError(f"window {window_ms:g} ms",
+                               f"use a --window-ms between 1 and {MAX_WINDOW_MS:g}")
     frames = 1 + round(window_ms * cfg.sample_rate / 1000.0) // cfg.hop_length
-    if cfg.subsampled_frames(frames) < 1:
+    if cfg.subsampled_frames(frames) < 1:  # 4x subsampling needs 7 frames
+        shortest = math.ceil(6 * cfg.hop_length * 1000 / cfg.sample_rate)
+        while cfg.subsampled_frames(1 + round(shortest * cfg.sample_rate / 1000.0)
+                                    // cfg.hop_length) < 1:
+            shortest += 1
         raise CalibrationError(f"a {window_ms:g} ms window gives no encoder frame",
-                               "use --window-ms 100 or more")
+                               f"use --window-ms {shortest} or more")
     return frames
 
 

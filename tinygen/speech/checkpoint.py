@@ -8,6 +8,11 @@ Layout of the saved dict (only str, int, float, list, dict and tensors, so that
      "tensors": {canonical name: tensor},   # each Parameter/buffer once
      "meta": {...}}                         # free-form: training step, CER, ...
 
+``meta["tensors_sha256"]`` is a SHA-256 of the stored tensors (names, dtypes, shapes,
+bytes), written by :func:`save_checkpoint`. Loading checks every zip member's CRC first and
+then this hash when it is there (files from before it existed load without it), so a
+damaged file is refused instead of compiled.
+
 Sharing is rebuilt from the config: the loader constructs the model (which ties the
 shared Parameters) and fills each unique tensor once, by its canonical name, the first
 name ``named_parameters()`` gives it.
@@ -15,6 +20,7 @@ name ``named_parameters()`` gives it.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import re
@@ -33,6 +39,34 @@ FORMAT = "tinygen-checkpoint"
 VERSION = 1
 PRESET_PREFIX = "preset:"
 PRESET_SEED = 0
+HASH_KEY = "tensors_sha256"
+
+
+def tensors_sha256(tensors: dict[str, Any]) -> str:
+    """SHA-256 over each tensor's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name]
+        if not isinstance(t, torch.Tensor):
+            h.update(f"{name}:{type(t).__name__}\n".encode())
+            continue
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}\n".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_crcs(path: Path) -> None:
+    """Every member of the zip archive against its CRC-32 (torch.load checks none)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError, EOFError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({first[:120]})",
+                              "re-save or re-download it") from None
+    if bad is not None:
+        raise CheckpointError(f"checkpoint {path} is corrupt: member {bad} fails its CRC "
+                              "check", "re-save or re-download it")
 
 
 def unique_tensors(model: Conformer) -> dict[str, torch.Tensor]:
@@ -58,12 +92,13 @@ def save_checkpoint(model: Conformer, path: str | Path, meta: dict[str, Any] | N
         t = t.clone().cpu()
         return t.to(storage) if storage is not None and t.is_floating_point() else t
 
+    tensors = {k: stored(v) for k, v in unique_tensors(model).items()}
     payload = {
         "format": FORMAT,
         "version": VERSION,
         "config": model.cfg.to_dict(),
-        "tensors": {k: stored(v) for k, v in unique_tensors(model).items()},
-        "meta": dict(meta or {}),
+        "tensors": tensors,
+        "meta": {**dict(meta or {}), HASH_KEY: tensors_sha256(tensors)},
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_torch_save(payload, path)
@@ -92,6 +127,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not zipfile.is_zipfile(path):  # torch.save has written zip archives since 1.6
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated (not a torch "
                               "zip archive)", "re-save or re-download it")
+    _check_crcs(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -116,6 +152,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         if not isinstance(data.get(key), kind):
             raise CheckpointError(f"checkpoint {path} has no valid '{key}' entry",
                                   "the file is damaged; re-save it")
+    if not isinstance(data.setdefault("meta", {}), dict):
+        raise CheckpointError(f"checkpoint {path}: its 'meta' entry is a "
+                              f"{type(data['meta']).__name__}, not a dict",
+                              "the file is damaged or was edited")
+    want = data["meta"].get(HASH_KEY)
+    if want is not None and want != tensors_sha256(data["tensors"]):
+        raise CheckpointError(f"checkpoint {path}: its tensors do not match the content hash "
+                              "stored with them", "the file is damaged or was edited; "
+                              "re-save or re-download it")
     return data
 
 
@@ -150,6 +195,11 @@ def model_from_checkpoint(data: dict[str, Any], path: str | Path) -> Conformer:
                 raise CheckpointError(f"checkpoint {path}: tensor {name} has shape {got}, "
                                       f"config expects {tuple(dst.shape)}",
                                       "the file is damaged or was edited")
+            if (src.is_floating_point() != dst.is_floating_point()
+                    or (not dst.is_floating_point() and src.dtype != dst.dtype)):
+                raise CheckpointError(f"checkpoint {path}: tensor {name} is {src.dtype}, "
+                                      f"the model needs {dst.dtype}",
+                                      "the file is damaged or was edited")
             dst.copy_(src.to(dst.dtype))
     model.eval()
     return model
@@ -164,9 +214,14 @@ def load_model(spec: str | Path) -> Conformer:
 
 
 def check_finite(model: Conformer) -> None:
-    """Raise CheckpointError naming the first parameter or buffer with NaN or Inf."""
+    """Raise CheckpointError naming the first parameter or buffer with NaN or Inf, or a
+    batch-norm running variance below zero (it would turn into a NaN bias when folded)."""
     for name, t in unique_tensors(model).items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             bad = int((~torch.isfinite(t)).sum())
             raise CheckpointError(f"weight {name} has {bad} NaN/Inf value(s)",
                                   "retrain or repair the checkpoint; int8 cannot hold them")
+        if name.endswith("running_var") and bool((t < 0).any()):
+            raise CheckpointError(f"batch-norm variance {name} has {int((t < 0).sum())} "
+                                  "negative value(s)", "a variance is never negative; "
+                                  "retrain or repair the checkpoint")

@@ -44,6 +44,27 @@ MAX_CHUNK_FRAMES = 64
 MAX_LEFT_CHUNKS = 64
 # Characters of the CTC vocabulary; index 0 is the CTC blank.
 DEFAULT_VOCAB = "_ 'abcdefghijklmnopqrstuvwxyz"
+# Inclusive bounds of every dimension, checked before anything is allocated. They are far
+# beyond any model that fits a microcontroller (paper-5m: d_model 256, ff_dim 1024) and
+# keep a hostile 4 KB config from asking for gigabytes.
+LIMITS: dict[str, tuple[int, int]] = {
+    "sample_rate": (1000, 192_000),
+    "n_fft": (16, 8192),
+    "win_length": (16, 8192),
+    "hop_length": (1, 8192),
+    "n_mels": (7, 256),
+    "subsample_channels": (1, 512),
+    "d_model": (1, 2048),
+    "n_heads": (1, 64),
+    "ff_dim": (1, 8192),
+    "conv_kernel": (1, 255),
+    "virtual_layers": (1, 64),
+    "vocab_size": (2, 1024),
+    "name_chars": (1, 64),
+}
+MAX_WINDOW_MS = 60_000.0  # the longest input window a model is compiled or trained for
+MAX_INPUTS = 100_000  # calibration inputs, test vectors or held-out inputs asked for
+MAX_PARAMS = 50_000_000  # unique float parameters, before sharing: 200 MB of float32
 
 
 @dataclass(frozen=True)
@@ -152,11 +173,15 @@ class ConformerConfig:
             if not ok:
                 raise ConfigError(f"config '{self.name}': {what}", fix)
 
-        for key in ("n_mels", "subsample_channels", "d_model", "n_heads", "ff_dim",
-                    "conv_kernel", "sample_rate", "n_fft", "win_length", "hop_length"):
-            need(getattr(self, key) > 0, f"{key} = {getattr(self, key)}", f"{key} must be > 0")
         need(len(self.block_order) > 0, "zero layers (block_order is empty)",
              "give block_order at least one entry")
+        for key, (lo, hi) in LIMITS.items():
+            value = len(self.name) if key == "name_chars" else getattr(self, key)
+            need(lo <= value <= hi, f"{key} = {value}" if key != "name_chars" else
+                 f"name is {value} characters long", f"use {lo}..{hi}")
+        need(max(self.block_order) < LIMITS["virtual_layers"][1],
+             f"block_order names unique block {max(self.block_order)}",
+             f"use at most {LIMITS['virtual_layers'][1]} unique blocks")
         need(min(self.block_order) >= 0, f"block_order {list(self.block_order)} has a "
              "negative index", "use unique-block indices 0..U-1")
         used = set(self.block_order)
@@ -191,8 +216,24 @@ class ConformerConfig:
              f"attn_proj_sharing = {self.attn_proj_sharing!r}",
              f"choose one of {', '.join(ATTN_PROJ_SHARING)}")
         self._validate_lowrank(need)
+        need(self.n_mels <= self.n_fft // 2 + 1, f"n_mels = {self.n_mels} exceeds the "
+             f"{self.n_fft // 2 + 1} frequency bins of n_fft = {self.n_fft}",
+             "use fewer mel bands or a larger n_fft")
+        need(self.hop_length <= self.win_length, f"hop_length {self.hop_length} > "
+             f"win_length {self.win_length}", "make hop_length <= win_length")
+        params = self.params_bound()
+        need(params <= MAX_PARAMS, f"{params:,} parameters before sharing",
+             f"tinygen compiles models of up to {MAX_PARAMS:,}; shrink d_model, ff_dim or "
+             "the number of unique blocks")
         self._validate_streaming(need)
         return self
+
+    def params_bound(self) -> int:
+        """An upper bound of the model's unique parameters (every module unshared)."""
+        d, c = self.d_model, self.subsample_channels
+        block = 4 * d * self.ff_dim + 8 * d * d + d * self.conv_kernel + 16 * d
+        front = 9 * c + 9 * c * c + c * self.subsampled_mels() * d
+        return self.unique_blocks * block + front + d * self.vocab_size + 2 * self.ff_dim
 
     def _validate_streaming(self, need: Any) -> None:
         need(0 <= self.chunk_frames <= MAX_CHUNK_FRAMES,
@@ -294,13 +335,17 @@ class ConformerConfig:
                     bad = sorted(set(lr) - {g.name for g in dataclasses.fields(LowRank)})
                     if bad:
                         raise ConfigError(f"unknown lowrank field(s): {', '.join(bad)}")
+                    targets = lr.get("targets", ())
+                    if not isinstance(targets, list | tuple) or not all(
+                            isinstance(t, str) for t in targets):
+                        raise ConfigError("lowrank.targets must be a list of role names")
                     value = LowRank(
-                        targets=tuple(str(t) for t in lr.get("targets", ())),
-                        ranks=tuple(int(r) for r in lr.get("ranks", ())),
+                        targets=tuple(targets),
+                        ranks=_int_tuple("lowrank.ranks", lr.get("ranks", ())),
                         shared_factor=str(lr.get("shared_factor", "none")),
                     )
                 elif f.name.endswith(("_order", "_groups")):
-                    value = tuple(int(v) for v in value)
+                    value = _int_tuple(f.name, value)
                 kwargs[f.name] = value
         except (TypeError, ValueError) as err:
             raise ConfigError(f"malformed model config: {err}") from None
@@ -315,6 +360,20 @@ class ConformerConfig:
         except json.JSONDecodeError as err:
             raise ConfigError(f"model config is not valid JSON: {err}") from None
         return cls.from_dict(data)
+
+
+def _int_tuple(name: str, value: Any) -> tuple[int, ...]:
+    """A JSON list of integers; a string such as "0123" or a huge list is refused."""
+    if not isinstance(value, list | tuple):
+        raise ConfigError(f"config field {name} must be a list of integers, got "
+                          f"{type(value).__name__} {str(value)[:20]!r}")
+    if len(value) > LIMITS["virtual_layers"][1]:
+        raise ConfigError(f"config field {name} has {len(value):,} entries",
+                          f"use at most {LIMITS['virtual_layers'][1]}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"config field {name} must be a list of integers, got "
+                          f"{str(list(value))[:40]}")
+    return tuple(value)
 
 
 def _check_types(cfg: ConformerConfig) -> None:

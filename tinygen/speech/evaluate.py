@@ -40,7 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tinygen.errors import TinygenError
+from tinygen.errors import TinygenError, float_arg, int_arg
+from tinygen.speech.config import MAX_INPUTS, MAX_WINDOW_MS
 from tinygen.speech.data import DataError
 
 if TYPE_CHECKING:
@@ -292,7 +293,14 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from tinygen.speech.checkpoint import load_model
-    from tinygen.speech.data.dataset import Example, SkipLog, SpeechDataset, load_split
+    from tinygen.speech.data import DataError
+    from tinygen.speech.data.dataset import (
+        Example,
+        SkipLog,
+        Skipped,
+        SpeechDataset,
+        load_split,
+    )
     from tinygen.speech.summary import unique_params, virtual_params
 
     model = load_model(model_spec)
@@ -319,27 +327,37 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
                         MofNCompleteColumn(), TimeElapsedColumn(),
                         console=Console(stderr=True), disable=not progress, transient=True)
 
+    skipped: list[Skipped] = []
     with bar() as features:
         task = features.add_task(f"features {split}", total=len(dataset))
         for i in range(len(dataset)):
             item = dataset[i]
+            if isinstance(item, Example) and not item.text.strip():
+                item = Skipped(utterances[i].path, "empty transcript")
             if isinstance(item, Example):
                 examples.append((item.feats.numpy(), item.text))
                 groups.append(source_of[item.uid])
             else:
-                skips.add([item])
+                skipped.append(item)
             features.advance(task)
+    if not examples:  # a CER over nothing would read 0.0% and pass a gate
+        first = (f"; first: {skipped[0].path.name}: {skipped[0].reason}"
+                 if skipped else "")
+        raise DataError(f"the '{split}' split of {data} has no usable utterance "
+                        f"({len(utterances)} listed, {len(skipped)} skipped{first})",
+                        "check the corpus, or score another --split")
+    skips.add(skipped)
     backends: dict[str, Backend] = {"float": float_backend(model)}
     if cfg.streaming:
         backends["float-stream"] = stream_backend(model)
     frames = None
     build_report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="tinygen-eval-") as workdir:
-        if compiled and examples and cfg.streaming:  # chunk by chunk, no window
+        if compiled and cfg.streaming:  # chunk by chunk, no window
             more, build_report = stream_backends(model, calib_data or data, calib,
                                                  Path(workdir))
             backends.update(more)
-        elif compiled and examples:
+        elif compiled:
             more, frames, build_report = compiled_backends(
                 model, examples, calib_data or data, window_ms, calib, Path(workdir))
             backends.update(more)
@@ -420,13 +438,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="a corpus from `tinygen data synth`, or a LibriSpeech root")
     p.add_argument("--split", default="test", choices=("train", "dev", "test"),
                    help="which split to score (default test)")
-    p.add_argument("--limit", type=int, default=None, metavar="N",
+    p.add_argument("--limit", type=int_arg(1, 10**9), default=None, metavar="N",
                    help="score only the first N utterances")
     p.add_argument("--float-only", action="store_true",
                    help="score the float model only (no int8 reference, no C build)")
-    p.add_argument("--window-ms", type=float, default=0.0, metavar="MS",
+    p.add_argument("--window-ms", type=float_arg(0.0, MAX_WINDOW_MS), default=0.0, metavar="MS",
                    help="window of the compiled model (default: the longest utterance)")
-    p.add_argument("--calib", type=int, default=32, metavar="N",
+    p.add_argument("--calib", type=int_arg(1, MAX_INPUTS), default=32, metavar="N",
                    help="calibration utterances from the train split (default 32)")
     p.add_argument("--streaming", action="store_true",
                    help="require a streaming model; its rows then run chunk by chunk over "

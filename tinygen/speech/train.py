@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tinygen.errors import TinygenError
+from tinygen.errors import TinygenError, float_arg, int_arg
+from tinygen.speech.config import MAX_WINDOW_MS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -657,7 +658,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help=f"dev utterances scored while training (default {d.dev_limit})")
     p.add_argument("--resume", action="store_true",
                    help="continue PATH from its saved step")
-    p.add_argument("--seed", type=int, default=d.seed, metavar="S",
+    p.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=d.seed, metavar="S",
                    help="initial weights, batch order, augmentation (default 0)")
     p.add_argument("--workers", type=int, default=d.workers, metavar="N",
                    help="DataLoader worker processes (default 0)")
@@ -667,7 +668,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--window-prob", type=float, default=d.window_prob, metavar="P",
                    help="share of steps on unmasked silence windows, as a compiled model "
                         f"runs (default {d.window_prob})")
-    p.add_argument("--window-ms", type=float, default=d.window_ms, metavar="MS",
+    p.add_argument("--window-ms", type=float_arg(1.0, MAX_WINDOW_MS), default=d.window_ms,
+                   metavar="MS",
                    help="longest window those steps draw: the longest window you will "
                         f"build for (default {d.window_ms:g})")
     p.add_argument("--init", type=Path, default=None, metavar="CKPT",

@@ -239,11 +239,15 @@ def export_file(model: torch.nn.Module | torch.export.ExportedProgram, output: s
         **{k: v for k, v in parameter_counts(qg).items() if k.endswith("params")},
         "calibration_inputs": len(calib),
         "eval_inputs": len(held_out),
-        "snr_db": round(compiled.snr_db(held_out, tflite_flavour=True), 2),
-        "snr_db_native": round(compiled.snr_db(held_out), 2),
+        "snr_db": _round(compiled.snr_db(held_out, tflite_flavour=True)),
+        "snr_db_native": _round(compiled.snr_db(held_out)),
         "tflm_vectors": len(checked),
         "tflm_bit_exact": exact,
         "native_vs_tflm_max_diff": worst,
     }
     atomic_write_bytes(output, blob)
     return summary
+
+
+def _round(db: float | None) -> float | None:
+    return None if db is None else round(db, 2)

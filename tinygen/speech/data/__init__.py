@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinygen.errors import TinygenError
+from tinygen.errors import TinygenError, int_arg
 
 SPLITS = ("train", "dev", "test")
 
@@ -63,11 +63,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "(train/dev/test; voice+variant combinations disjoint between splits).")
     s.add_argument("--out", type=Path, required=True, metavar="DIR",
                    help="corpus folder to create")
-    s.add_argument("--utterances", type=int, required=True, metavar="N",
+    s.add_argument("--utterances", type=int_arg(1, 1_000_000), required=True, metavar="N",
                    help="total utterances (80%% train, 10%% dev, 10%% test)")
-    s.add_argument("--seed", type=int, default=0, metavar="S",
+    s.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0, metavar="S",
                    help="the same seed gives byte-identical files (default 0)")
-    s.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), metavar="J",
+    s.add_argument("--jobs", type=int_arg(1, 256), default=min(4, os.cpu_count() or 1), metavar="J",
                    help="utterances rendered in parallel (default: min(4, cores))")
     s.add_argument("--engines", default="espeak-ng", metavar="LIST",
                    help="comma-separated TTS engines: espeak-ng, flite, festival (optional "

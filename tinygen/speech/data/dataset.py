@@ -79,6 +79,10 @@ def has_split(data: Path, split: str) -> bool:
 def load_split(data: Path, split: str, vocab: str) -> list[Utterance]:
     """The utterances of ``split`` in a synth corpus or a LibriSpeech root."""
     data = Path(data)
+    if data.exists() and not data.is_dir():
+        raise DataError(f"--data {data} is a file, not a corpus folder",
+                        "give the folder that holds train.jsonl/dev.jsonl/test.jsonl, or a "
+                        "LibriSpeech root")
     if not data.is_dir():
         raise DataError(f"data folder {data} does not exist",
                         "make one with `tinygen data synth --out DIR --utterances N`")
