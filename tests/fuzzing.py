@@ -22,10 +22,8 @@ from pathlib import Path
 
 from tinygen.speech.config import LINEAR_ROLES, ConformerConfig, LowRank
 
-# attn_proj_sharing values the compiler builds today, and those it refuses until the
-# bring-your-own-model work lands (they must be refused in one line, never a traceback).
-BUILDS_PROJ_SHARING = ("none", "kv")
-NOT_YET_PROJ_SHARING = ("qk", "qkv")
+# attn_proj_sharing values: every one builds (qk and qkv through broadcasting mul).
+BUILDS_PROJ_SHARING = ("none", "kv", "qk", "qkv")
 FEATURES = ("repeat", "ffn_groups", "attn_groups", "conv_groups", "macaron", "kv",
             "lowrank-none", "lowrank-down", "lowrank-up")
 

@@ -293,7 +293,6 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from tinygen.speech.checkpoint import load_model
-    from tinygen.speech.data import DataError
     from tinygen.speech.data.dataset import (
         Example,
         SkipLog,
