@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fuzzing import (
     FEATURES,
-    NOT_YET_PROJ_SHARING,
     check_run,
     cli_case,
     features_of,
@@ -76,13 +75,11 @@ def fuzz_configs(configs: int, seed: int, qemu_every: int, root: Path) -> dict[s
               "tracebacks": 0, "qemu_builds": 0}
     covered: set[str] = set()
     failures: list[str] = []
-    for i in range(configs + len(NOT_YET_PROJ_SHARING)):
+    for i in range(configs):
         s = seed + i
-        not_yet = i >= configs
         focus = (FEATURES[i % len(FEATURES)], FEATURES[(i + 5) % len(FEATURES)])
-        cfg = random_config(s, () if not_yet else focus,
-                            NOT_YET_PROJ_SHARING[i - configs] if not_yet else None)
-        target = "qemu-m4" if not not_yet and qemu_every and i % qemu_every == 0 else "host"
+        cfg = random_config(s, focus)
+        target = "qemu-m4" if qemu_every and i % qemu_every == 0 else "host"
         counts["configs"] += 1
         covered |= features_of(cfg)
         try:
@@ -93,8 +90,7 @@ def fuzz_configs(configs: int, seed: int, qemu_every: int, root: Path) -> dict[s
                   BuildOptions(target=target), cfg.name)
         except TinygenError as err:
             counts["refused_cleanly"] += 1
-            if not not_yet or "\n" in err.line():
-                failures.append(f"seed {s}: refused: {err.line()[:200]}")
+            failures.append(f"seed {s}: refused: {err.line()[:200]}")
             continue
         except Exception as err:  # counted: the invariant it breaks
             counts["tracebacks"] += 1
