@@ -55,17 +55,17 @@ def build_qemu(folder: Path, tables: F.FrontendTables, vocab: str,
                phases: bool = False) -> Path:
     """The driver as a qemu-m4 ELF (semihosting I/O, instruction-count markers); with
     ``phases``, a step marker at each phase of every frame too."""
-    board = qemu.board_dir()
-    for name in (*qemu.BOARD_SOURCES, *qemu.BOARD_HEADERS, M4.linker_script, qemu.SECTIONS_LD):
-        shutil.copyfile(board / name, folder / name)
+    boards = qemu.board_dir().parent
+    for name in (*M4.arch.files, *qemu.SHARED_FILES, f"{M4.folder}/{M4.linker_script}"):
+        shutil.copyfile(boards / name, folder / Path(name).name)
     tables_c = write_tables(folder, tables, vocab)
     sources = [DRIVER, tables_c, *sorted(AUDIO.glob("*.c")),
-               *(folder / s for s in qemu.BOARD_SOURCES)]
-    cmd = ["arm-none-eabi-gcc", *STRICT, "-mthumb", *M4.cflags, "-ffunction-sections",
+               *(folder / s for s in M4.arch.sources)]
+    cmd = [M4.arch.cc, *STRICT, *M4.arch.cflags, *M4.cflags, "-ffunction-sections",
            "-fdata-sections", "-DTG_DRIVER_SEMIHOST",
            *(["-DTG_FRONTEND_PHASE(name)=tg_mark_step()", "-include", "tg_qemu_markers.h"]
              if phases else []), "-I", str(AUDIO), "-I", str(folder),
-           *map(str, sources), *qemu.LDFLAGS, "-L", str(folder), "-T", M4.linker_script,
+           *map(str, sources), *M4.arch.ldflags, "-L", str(folder), "-T", M4.linker_script,
            "-o", str(folder / "audio.elf")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
