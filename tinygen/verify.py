@@ -64,33 +64,43 @@ def load_report(out: Path) -> dict[str, Any]:
     return report
 
 
-def _read(path: Path, size: int) -> bytes:
-    """A test vector file of exactly ``size`` bytes."""
+def _read(path: Path, size: int, steps: int | None = 1) -> bytes:
+    """A test vector file of exactly ``steps`` x ``size`` bytes; with ``steps`` None (a
+    streaming model's input: a whole stream), any positive multiple of ``size``."""
     if not path.is_file():
         raise VerifyError(f"{path} is missing or not a file", REBUILD)
     try:
         data = path.read_bytes()
     except OSError as err:
         raise VerifyError(f"cannot read {path}: {err.strerror}", REBUILD) from None
-    if len(data) != size:
+    if steps is None:
+        if not data or len(data) % size:
+            raise VerifyError(f"{path} holds {len(data)} bytes, not a whole number of "
+                              f"{size}-byte steps", REBUILD)
+    elif len(data) != steps * size:
         raise VerifyError(f"{path} holds {len(data)} bytes, report.json's shape needs "
-                          f"{size}", REBUILD)
+                          f"{steps * size}", REBUILD)
     return data
 
 
 def vectors(out: Path, report: dict[str, Any]
             ) -> list[tuple[bytes, bytes, np.ndarray | None]]:
-    """(input, expected, float output or None) of every test vector report.json counts."""
+    """(input, expected, float output or None) of every test vector report.json counts.
+
+    A streaming model's vector is a whole stream: its input a whole number of steps, its
+    outputs one per step."""
     folder = out / "test_vectors"
     n_in = math.prod(report["input"]["shape"])
     n_out = math.prod(report["output"]["shape"])
+    streaming = "streaming" in report
     found = []
     for k in range(report["test_vectors"]):
+        inp = _read(folder / f"input_{k}.bin", n_in, None if streaming else 1)
+        steps = len(inp) // n_in
         ref = folder / f"float_{k}.bin"
-        fl = (np.frombuffer(_read(ref, 4 * n_out), dtype="<f4")
+        fl = (np.frombuffer(_read(ref, 4 * n_out, steps), dtype="<f4")
               if ref.exists() else None)
-        found.append((_read(folder / f"input_{k}.bin", n_in),
-                      _read(folder / f"expected_{k}.bin", n_out), fl))
+        found.append((inp, _read(folder / f"expected_{k}.bin", n_out, steps), fl))
     if (folder / f"input_{len(found)}.bin").exists():
         raise VerifyError(f"{folder} holds more test vectors than report.json's "
                           f"{len(found)}", REBUILD)
