@@ -11,7 +11,8 @@ firmwares must print the golden outputs of their flavour; then it prints
 - flash, from ``size -A`` of each ELF (every section the firmware keeps in flash: .text
   with .rodata, .ARM.exidx, orphan sections, .data's initial values), split into model
   data (tinygen: weights, quantization data and schedule; TFLM: the .tflite), the test
-  vectors both embed, code (``nm -S`` sizes of functions), and everything else;
+  vectors both embed, code (``readelf -s`` sizes of FUNC symbols), and everything else
+  (other constants: TFLM's op tables and strings, libc's);
 - RAM: tinygen's arena (+ streaming state) against TFLM's ``arena_used_bytes()`` (its
   persistent and non-persistent arena allocations) plus the op resolver and interpreter
   objects, both as the firmware reports them; and the static RAM of each ELF (.data +
@@ -41,7 +42,7 @@ from tinygen.build import BuildOptions, build
 from tinygen.compiler.pipeline import compile_model
 from tinygen.speech.calib import inputs, window_frames
 from tinygen.speech.checkpoint import load_model
-from tinygen.targets import qemu
+from tinygen.targets import TargetError, qemu
 
 CALIB = 4
 RAM_ORIGIN = 0x20000000  # every Arm QEMU board's RAM (firmware/boards/qemu/*.ld)
@@ -61,14 +62,15 @@ def sections(elf: Path) -> dict[str, tuple[int, int]]:
 
 
 def symbols(elf: Path) -> list[tuple[str, str, int]]:
-    """``nm -S``: (type, name, size) of every sized symbol."""
-    proc = subprocess.run(["arm-none-eabi-nm", "-S", str(elf)], capture_output=True,
+    """``readelf -s``: (type, name, size) of every symbol (FUNC, OBJECT, ...); the
+    section of a symbol says nothing here (.rodata is inside .text)."""
+    proc = subprocess.run(["arm-none-eabi-readelf", "-sW", str(elf)], capture_output=True,
                           text=True, check=True)
     found = []
     for line in proc.stdout.splitlines():
         parts = line.split()
-        if len(parts) == 4:
-            found.append((parts[2], parts[3], int(parts[1], 16)))
+        if len(parts) == 8 and parts[0].endswith(":") and parts[2].isdigit():
+            found.append((parts[3], parts[7], int(parts[2])))
     return found
 
 
@@ -85,7 +87,7 @@ def elf_figures(elf: Path, model_data: int) -> dict[str, int]:
         elif (addr != 0 and addr < RAM_ORIGIN) or name == ".text":
             flash += size
     syms = symbols(elf)
-    code = sum(size for kind, _, size in syms if kind in "Tt")
+    code = sum(size for kind, _, size in syms if kind == "FUNC")
     vectors = sum(size for _, name, size in syms if name.startswith("tg_vector"))
     return {"flash": flash, "model_data": model_data, "vectors": vectors, "code": code,
             "other": flash - model_data - vectors - code, "static_ram": ram}
@@ -129,9 +131,14 @@ def bench(preset: str, targets: list[str], vectors: int) -> list[dict[str, Any]]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-tflm-") as tmp:
         for target in targets:
-            pair = {b: one(preset, target, b, Path(tmp), model, cal, vecs, compiled)
-                    for b in ("portable", "tflm")}
-            t, f = pair["portable"], pair["tflm"]
+            t = one(preset, target, "portable", Path(tmp), model, cal, vecs, compiled)
+            try:
+                f = one(preset, target, "tflm", Path(tmp), model, cal, vecs, compiled)
+            except TargetError as err:  # e.g. the .tflite and TFLM's code outgrow the board
+                results.append({"preset": preset, "target": target,
+                                "machine": qemu.BOARDS[target].machine, "vectors": vectors,
+                                "tinygen": t, "tflm": None, "tflm_refused": str(err)})
+                continue
             results.append({
                 "preset": preset, "target": target, "machine": qemu.BOARDS[target].machine,
                 "vectors": vectors, "tinygen": t, "tflm": f,
@@ -144,9 +151,15 @@ def bench(preset: str, targets: list[str], vectors: int) -> list[dict[str, Any]]
 
 
 def print_table(r: dict[str, Any]) -> None:
-    t, f, q = r["tinygen"], r["tflm"], r["ratios"]
+    t, f = r["tinygen"], r["tflm"]
     print(f"{r['preset']} on {r['target']} ({r['machine']}): tinygen portable vs TFLM "
           f"reference kernels, mean of {r['vectors']} inferences")
+    if f is None:
+        print(f"  tinygen: {t['instructions_per_inference']:,.0f} instructions per inference, "
+              f"flash {t['flash']:,} B (code {t['code']:,}), arena {t['ram']['total']:,} B")
+        print(f"  TFLM: refused: {r['tflm_refused']}")
+        return
+    q = r["ratios"]
     rows = [("instructions per inference", t["instructions_per_inference"],
              f["instructions_per_inference"]),
             ("flash, whole ELF (size -A)", t["flash"], f["flash"]),

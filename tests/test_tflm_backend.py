@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,3 +181,29 @@ def test_tflm_is_refused_on_qemu_xtensa(tmp_path: Path) -> None:
     assert_one_line_error(result, "backend 'tflm' is not available for target "
                                   "'qemu-xtensa'")
     assert not (tmp_path / "o").exists()
+
+
+def test_makefile_relinks_the_same_elf(builds, tflm_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    # OUT/qemu/Makefile compiles OUT's C and C++ and links them as the build did: given
+    # the cached library in place of its own tflm-lib/ (whose rules compile tflm.sources()
+    # from $TINYGEN_TFLM), it rebuilds the same ELF byte for byte.
+    out, _, _, _ = builds("mcu-tiny", "qemu-m4")
+    folder = out / "qemu"
+    makefile = (folder / "Makefile").read_text()
+    assert all(src in makefile for src in tflm.sources())
+    libraries = {p.parent.name: p for p in tflm_cache.glob(f"*/{tflm.LIBRARY}")}
+    board = qemu.BOARDS["qemu-m4"]
+    key_lib = tflm.library(board.arch.cc.replace("gcc", "g++"),
+                           board.arch.nm.replace("-nm", "-ar"),
+                           (*board.arch.cflags, *board.cflags, "-ffunction-sections",
+                            "-fdata-sections"))
+    assert key_lib.parent.name in libraries  # the one the build linked: no new compile
+    (folder / "tflm-lib").mkdir(exist_ok=True)
+    shutil.copyfile(key_lib, folder / "tflm-lib" / tflm.LIBRARY)
+    built = (folder / "firmware.elf").read_bytes()
+    proc = subprocess.run(["make", "-s", "-B", "-o", f"tflm-lib/{tflm.LIBRARY}", "-C",
+                           str(folder), "firmware.elf"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (folder / "firmware.elf").read_bytes() == built
+    assert str(Path(TFLM).resolve()) not in makefile

@@ -260,7 +260,7 @@ def compile_and_link(cc: str, cxx: str, ar: str, cwd: Path, c_sources: list[str]
 
 MAKEFILE = """\
 # Rebuild {exe} by hand (tinygen build did already): make -C {folder}
-# TFLM (default: $$TINYGEN_TFLM) is the esp-tflite-micro checkout; its sources compile
+# TFLM (default: $TINYGEN_TFLM) is the esp-tflite-micro checkout; its sources compile
 # once into tflm-lib/libtflm.a.
 CC = {cc}
 CXX = {cxx}
