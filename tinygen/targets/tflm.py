@@ -281,7 +281,7 @@ vpath %.c . ../{tflm}
 
 obj/%.o: %.c
 \t@mkdir -p obj
-\t$(CC) $(CFLAGS) -I../{tflm} -c $< -o $@
+\t$(CC) $(CFLAGS) -I../{tflm} -I../model -c $< -o $@
 
 obj/tg_tflm_model.o: ../{tflm}/tg_tflm_model.cc
 \t@mkdir -p obj
