@@ -31,7 +31,7 @@ from tinygen.build import BuildOptions, build
 from tinygen.compiler.pipeline import compile_model
 from tinygen.speech.calib import inputs, window_frames
 from tinygen.speech.checkpoint import load_model
-from tinygen.targets import TargetError, host, platformio, qemu, tflm
+from tinygen.targets import TargetContext, TargetError, host, platformio, qemu, tflm
 from tinygen.tflite.runner import run_tflm
 from tinygen.verify import verify
 
@@ -207,3 +207,20 @@ def test_makefile_relinks_the_same_elf(builds, tflm_cache: Path) -> None:  # typ
     assert proc.returncode == 0, proc.stderr
     assert (folder / "firmware.elf").read_bytes() == built
     assert str(Path(TFLM).resolve()) not in makefile
+
+
+def test_too_big_for_the_board_with_tflm_is_refused_with_the_numbers() -> None:
+    # mcu-tiny's figures (410,832 B .tflite, 264,416 B arena): the M4's 4 MiB take it, the
+    # M55's 512 KiB of ITCM do not (410,832 + 2 vectors of 4,001 B + 163,840 B of code;
+    # RAM: 264,416 + 16 KiB of stack + 2 x 800 output bytes + 4 KiB).
+    ctx = TargetContext("qemu-m55", "tflm", "mcu-tiny", "0", {
+        "tflm": {"model_bytes": 410_832, "arena_bytes": 264_416},
+        "output": {"shape": [1, 25, 32]}}, [(b"\0" * 4000, b"")] * 2)
+    tflm.check_fit(qemu.BOARDS["qemu-m4"], ctx, qemu.memory(qemu.BOARDS["qemu-m4"]))
+    with pytest.raises(TargetError) as err:
+        tflm.check_fit(qemu.BOARDS["qemu-m55"], ctx, qemu.memory(qemu.BOARDS["qemu-m55"]))
+    assert str(err.value).startswith(
+        "model 'mcu-tiny' with TFLM does not fit qemu-m55 (mps3-an547, Cortex-M55): flash "
+        "needs 582,674 B of 524,288 B available (.tflite 410,832, 2 test vectors 8,002, "
+        "code estimate 163,840); RAM needs 286,496 B of 524,288 B available (TFLM arena 264,416, "
+        "stack 16,384, buffers 5,696)")
