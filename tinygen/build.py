@@ -164,7 +164,7 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
         tmp.chmod(0o777 & ~umask)  # mkdtemp makes 0700; OUT gets the mode mkdir would give
         codegen.write_files(tmp, gen.files)
         copy_runtime(tmp)
-        vec = _write_vectors(tmp, model, compiled, vectors)
+        vec = _write_vectors(tmp, model, compiled, vectors, opts.backend == "tflm")
         report = _report(model, compiled, planned, gen, opts, len(vec), model_name)
         ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
                             {"compiler": opts.compiler, "board": opts.board,
@@ -243,7 +243,10 @@ def _write_stream_vectors(folder: Path, model: torch.nn.Module, compiled: Compil
 
 
 def _write_vectors(root: Path, model: torch.nn.Module, compiled: Compiled | CompiledStep,
-                   vectors: list[np.ndarray]) -> list[tuple[bytes, bytes]]:
+                   vectors: list[np.ndarray], tflite_flavour: bool = False
+                   ) -> list[tuple[bytes, bytes]]:
+    """Test vectors: inputs, golden outputs (of the .tflite flavour for a tflm build:
+    TFLM decomposes LayerNorm into builtins) and float outputs."""
     folder = root / "test_vectors"
     folder.mkdir()
     if isinstance(compiled, CompiledStep):
@@ -251,7 +254,7 @@ def _write_vectors(root: Path, model: torch.nn.Module, compiled: Compiled | Comp
     written = []
     for k, x in enumerate(vectors):
         xq = compiled.quantize_input(x).tobytes()
-        expected = compiled.run_int8(np.frombuffer(xq, np.int8)).tobytes()
+        expected = compiled.run_int8(np.frombuffer(xq, np.int8), tflite_flavour).tobytes()
         (folder / f"input_{k}.bin").write_bytes(xq)
         (folder / f"expected_{k}.bin").write_bytes(expected)
         (folder / f"float_{k}.bin").write_bytes(

@@ -174,6 +174,11 @@ TARGET_BACKENDS: dict[str, tuple[str, ...]] = {
     "cortex-m7": ("cmsis-nn", "portable", "tflm"),
     "cortex-m55": ("cmsis-nn", "portable", "tflm"),
     "qemu-xtensa": ("portable", "esp-nn"),  # esp-nn: its ANSI C kernels (targets/qemu.py)
+    # tflm: TFLM's reference kernels from $TINYGEN_TFLM (targets/tflm.py)
+    "host": ("portable", "tflm"),
+    "qemu-m4": ("portable", "tflm"),
+    "qemu-m7": ("portable", "tflm"),
+    "qemu-m55": ("portable", "tflm"),
 }
 
 # Library code the generated project links besides tinygen's runtime (estimates: the

@@ -37,6 +37,13 @@ def write(out: Path, ctx: TargetContext) -> None:
     host.mkdir(parents=True, exist_ok=True)
     (host / "main.c").write_text(render("host/main.c.j2", version=ctx.version,
                                         model_name=ctx.model_name))
+    if ctx.backend == "tflm":  # OUT/tflm/: the .tflite on TFLM behind the same main.c
+        from tinygen.targets import tflm
+
+        ctx.report["tflm"] = tflm.write(out, ctx)
+        (host / "Makefile").write_text(tflm.makefile(
+            "cc", "c++", "ar", list(CFLAGS), (), [], ["main.c"], "tinygen_model", "host"))
+        return
     (host / "Makefile").write_text(MAKEFILE.format(cflags=" ".join(CFLAGS)))
 
 
@@ -49,6 +56,12 @@ def compile_exe(out: Path, compiler: str | None = None, extra: tuple[str, ...] =
                 exe: Path | None = None) -> Path:
     cc = find_compiler(compiler)
     target = exe or out / EXE
+    if (out / "tflm" / "tg_tflm_model.cc").is_file():  # a --backend tflm build
+        from tinygen.targets import tflm
+
+        tflm.compile_and_link(cc, tflm.host_cxx(cc), "ar", out / "host", ["main.c"],
+                              list(CFLAGS), (), [], str(target.resolve()), extra)
+        return target
     compile_c(cc, sources(out), [out / "model", out / "lib" / "tinygen"], target, extra)
     return target
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from tinygen.compiler.codegen import c_ident, int8_literal, render
 from tinygen.resources import firmware_dir
-from tinygen.targets import TargetContext, TargetError, boards
+from tinygen.targets import TargetContext, TargetError, boards, tflm
 
 EMBEDDED_VECTORS = 4  # test vectors compiled into the firmware (flash is precious)
 
@@ -62,38 +62,12 @@ BACKEND_DOC = {
     "tflm": "TensorFlow Lite Micro running the .tflite export (src/tinygen_tflite.c)",
 }
 
-# IR op of the .tflite flavour graph -> MicroMutableOpResolver method.
-TFLM_RESOLVER = {
-    "fully_connected": "AddFullyConnected", "conv2d": "AddConv2D",
-    "depthwise_conv2d": "AddDepthwiseConv2D", "batch_matmul": "AddBatchMatMul",
-    "add": "AddAdd", "sub": "AddSub", "mul": "AddMul",
-    "squared_difference": "AddSquaredDifference", "logistic": "AddLogistic",
-    "rsqrt": "AddRsqrt", "relu": "AddRelu", "softmax": "AddSoftmax", "mean": "AddMean",
-    "transpose": "AddTranspose", "reshape": "AddReshape", "split": "AddSplit",
-    "log_softmax": "AddLogSoftmax", "slice": "AddSlice", "concat": "AddConcatenation",
-    "pad": "AddPad",  # in front of an explicitly padded convolution
-}
-# What the esp-tflite-micro tree builds (its CMakeLists.txt), minus the ESP-only parts.
-TFLM_SRC_FILTER = [
-    "+<tensorflow/lite/micro/*.cc>", "-<tensorflow/lite/micro/fake_micro_context.cc>",
-    "-<tensorflow/lite/micro/mock_micro_graph.cc>", "-<tensorflow/lite/micro/test_helpers.cc>",
-    "-<tensorflow/lite/micro/test_helper_custom_ops.cc>",
-    "-<tensorflow/lite/micro/hexdump.cc>",
-    "+<tensorflow/lite/micro/kernels/*.cc>",
-    "-<tensorflow/lite/micro/kernels/kernel_runner.cc>",  # a test helper
-    "+<tensorflow/lite/micro/tflite_bridge/*.cc>",
-    "+<tensorflow/lite/micro/memory_planner/greedy_memory_planner.cc>",
-    "+<tensorflow/lite/micro/memory_planner/linear_memory_planner.cc>",
-    "+<tensorflow/lite/micro/arena_allocator/*.cc>", "+<tensorflow/lite/core/c/common.cc>",
-    "+<tensorflow/lite/core/api/flatbuffer_conversions.cc>",
-    "+<tensorflow/lite/core/api/tensor_utils.cc>", "+<tensorflow/lite/kernels/kernel_util.cc>",
-    "+<tensorflow/lite/kernels/internal/*.cc>",
-    "+<tensorflow/lite/kernels/internal/reference/portable_tensor_utils.cc>",
-    "+<tensorflow/compiler/mlir/lite/core/api/error_reporter.cc>",
-    "+<tensorflow/compiler/mlir/lite/schema/schema_utils.cc>",
-]
-TFLM_THIRD_PARTY = ("third_party/flatbuffers/include", "third_party/gemmlowp",
-                    "third_party/ruy", "third_party/kissfft")
+# TFLM's resolver methods, and the sources the lib/tflite-micro build config compiles:
+# tinygen.targets.tflm's, which the host and QEMU tflm builds compile (one list, one set
+# of flags).
+TFLM_RESOLVER = tflm.RESOLVER
+TFLM_SRC_FILTER = [f"+<{src}>" for src in tflm.sources()]
+TFLM_THIRD_PARTY = tuple(d for d in tflm.INCLUDES if d != ".")
 ARM_CHECK_FLAGS = ("-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-mthumb")
 # lib/cmsis-nn's own flags, which PlatformIO appends after the framework's: CMSIS-NN's
 # README asks for builtins (Zephyr's -ffreestanding implies -fno-builtin; a later
@@ -263,11 +237,12 @@ def write(out: Path, ctx: TargetContext) -> None:
         raise TargetError("a PlatformIO project needs at least one test vector",
                           "build with --vectors 1 or more")
     expected = [e for _, e in vectors]
-    tflm: dict[str, Any] | None = None
+    tflm_info: dict[str, Any] | None = None
     blob = b""
     if backend == "tflm":
-        blob, tflm, expected = _tflite(ctx, [x for x, _ in vectors])
-        report["tflm"] = tflm
+        blob, tflm_info = tflm.export(ctx)
+        expected = tflm.expected(ctx, [x for x, _ in vectors])
+        report["tflm"] = tflm_info
     report["scratch_bytes"] = scratch
     report["vectors_bytes"] = sum(len(x) + len(e) for x, e in vectors)
     estimate = boards.code_estimate(out / "lib" / "tinygen", board, backend)
@@ -281,7 +256,7 @@ def write(out: Path, ctx: TargetContext) -> None:
     common = {"version": ctx.version, "model_name": ctx.model_name, "board": board,
               "backend": backend, "env": env, "project": c_ident(f"tinygen_{ctx.model_name}")}
     nn = backend in BACKEND_DIRS
-    if tflm is None:
+    if tflm_info is None:
         for name in ("tinygen_model.h", "tinygen_weights.c", "tinygen_weights.h"):
             shutil.copyfile(out / "model" / name, src / name)
         # The model source with the board header in front (TG_ARENA_ATTR places the
@@ -293,7 +268,7 @@ def write(out: Path, ctx: TargetContext) -> None:
         data = np.frombuffer(blob, dtype=np.int8)
         (src / "tinygen_tflite.h").write_text(render(
             "platformio/tinygen_tflite.h.j2", **common, model_bytes=len(blob),
-            measured=tflm["measured_arena_bytes"], arena_bytes=tflm["arena_bytes"]))
+            measured=tflm_info["measured_arena_bytes"], arena_bytes=tflm_info["arena_bytes"]))
         (src / "tinygen_tflite.c").write_text(render(
             "platformio/tinygen_tflite.c.j2", **common, model_bytes=len(blob),
             body=int8_literal(data)))
@@ -302,9 +277,9 @@ def write(out: Path, ctx: TargetContext) -> None:
         scratch_bytes=scratch, placement=figures["arena_placement"]))
     _write_vectors(src, common, vectors, expected, len(ctx.vectors), backend)
     main_ctx = {**common, "nn": nn,
-                "resolver": _resolver(ctx) if tflm is not None else []}
+                "resolver": tflm.resolver(tflm_info["ops"]) if tflm_info is not None else []}
     fw = "espidf" if board.framework == "espidf" else "zephyr"
-    if tflm is None:
+    if tflm_info is None:
         (src / "main.c").write_text(render(f"platformio/{fw}/main.c.j2", **main_ctx))
     else:
         (src / "main.cc").write_text(render(f"platformio/{fw}/main_tflm.cc.j2", **main_ctx))
@@ -333,7 +308,8 @@ def write(out: Path, ctx: TargetContext) -> None:
             _write_wrapper(out, "tflite-micro", "platformio/lib/tflm.json.j2",
                            {**common, "tflm_version": TFLM_TAG.lstrip("v"),
                             "source_name": "tflite-micro-src",
-                            "src_filter": TFLM_SRC_FILTER})
+                            "src_filter": TFLM_SRC_FILTER,
+                            "flags": tflm.FLAGS})
     if board.custom_board:
         (out / "boards").mkdir(exist_ok=True)
         (out / "boards" / f"{board.pio_board}.json").write_text(
@@ -358,42 +334,6 @@ def _summary(board: boards.Board, backend: str, files: list[str],
             "accelerated_kernels": [f[3:-5] for f in files],
             "portable_kept": dropped, "embedded_vectors": EMBEDDED_VECTORS,
             "checked": "not yet"}
-
-
-def _tflite(ctx: TargetContext, inputs: list[bytes]
-            ) -> tuple[bytes, dict[str, Any], list[bytes]]:
-    """The .tflite export, TFLM's arena for it, and the tflite-flavour golden outputs
-    (TFLM decomposes LayerNorm into builtins, so its outputs are those, not
-    expected_K.bin's)."""
-    from tinygen.tflite.export import to_tflite
-    from tinygen.tflite.runner import tflm_arena_bytes
-
-    compiled = ctx.options.get("compiled")
-    if compiled is None:
-        raise TargetError("the tflm backend needs the compiled model",
-                          "build through tinygen.build.build")
-    graph = compiled.tflite_int8
-    blob, _ = to_tflite(graph)
-    measured = tflm_arena_bytes(blob)
-    expected = [compiled.run_int8(np.frombuffer(x, np.int8), tflite_flavour=True).tobytes()
-                for x in inputs]
-    # host (64-bit) count + 10 % + 8 KiB: target structs are smaller, kernel scratch larger
-    arena = (measured * 11 // 10 + 8 * 1024 + 15) // 16 * 16
-    ops = graph.op_counts()
-    pads = sum(1 for n in graph.nodes if n.attrs.get("padding") == "EXPLICIT")
-    if pads:  # the export puts a PAD op in front of each (TFLite has SAME/VALID only)
-        ops["pad"] = pads
-    return blob, {"model_bytes": len(blob), "measured_arena_bytes": measured,
-                  "arena_bytes": arena, "ops": dict(sorted(ops.items()))}, expected
-
-
-def _resolver(ctx: TargetContext) -> list[str]:
-    ops = ctx.report["tflm"]["ops"]
-    missing = sorted(set(ops) - set(TFLM_RESOLVER))
-    if missing:
-        raise TargetError(f"no TFLM op resolver entry for {', '.join(missing)}",
-                          "this is a tinygen bug; please report it with the model")
-    return sorted({TFLM_RESOLVER[op] for op in ops})
 
 
 def _write_vectors(src: Path, common: dict[str, Any], vectors: list[tuple[bytes, bytes]],

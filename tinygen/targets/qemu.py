@@ -48,6 +48,8 @@ MARKERS = {"start": "tg_mark_start", "step": "tg_mark_step", "stop": "tg_mark_st
 # semihosting calls' header and the output sections.
 SHARED_FILES = ("qemu/tg_qemu_markers.c", "qemu/tg_qemu_markers.h", "qemu/tg_semihost.h",
                 "qemu/tg_qemu_sections.ld")
+# newlib's system calls for TFLM's C++ (DebugLog, abort); only a tflm build links it.
+TFLM_SYSCALLS = "qemu/tg_qemu_syscalls.c"
 ESP_NN_ENV = "TINYGEN_ESP_NN"
 # ESP-NN's own build options (its CMakeLists.txt): third-party code, not held to -Werror.
 ESP_NN_CFLAGS = ("-std=c99", "-O2", "-Wno-unused-function")
@@ -121,13 +123,17 @@ class Board:
         return ["-M", self.machine, *cpu, "-nographic", *self.arch.qemu_options]
 
 
+ARM_BACKENDS = ("portable", "tflm")  # tflm: tinygen.targets.tflm
 BOARDS: dict[str, Board] = {
     "qemu-m4": Board("qemu-m4", "mps2-an386", "Cortex-M4",
-                     ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard")),
+                     ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"),
+                     backends=ARM_BACKENDS),
     "qemu-m7": Board("qemu-m7", "mps2-an500", "Cortex-M7",
-                     ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard")),
+                     ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
+                     backends=ARM_BACKENDS),
     "qemu-m55": Board("qemu-m55", "mps3-an547", "Cortex-M55",
-                      ("-mcpu=cortex-m55", "-mfpu=auto", "-mfloat-abi=hard")),
+                      ("-mcpu=cortex-m55", "-mfpu=auto", "-mfloat-abi=hard"),
+                      backends=ARM_BACKENDS),
     "qemu-xtensa": Board("qemu-xtensa", "sim", "Xtensa lx106", (), XTENSA, "lx106",
                          ("portable", "esp-nn")),
 }
@@ -218,18 +224,22 @@ MAKEFILE = """\
 #   make -C qemu run       run it: one `tg_out K <hex>` line per test vector, exit status 0
 #   make -C qemu count     run it with the instruction-count plugin: icount.txt
 CC = {cc}
-NM = {nm}
-HOSTCC ?= cc
-QEMU ?= {qemu}
 CFLAGS = {cflags}
 LDFLAGS = {ldflags}
 SRC = {board_sources} $(sort $(wildcard ../model/*.c)) \\
       $(sort $(wildcard ../lib/tinygen/*.c)) {kernels}
-{library}RUN = $(QEMU) {qemu_args} -kernel firmware.elf
-addr = 0x$$($(NM) firmware.elf | awk '$$3 == "$(1)" {{ print $$1 }}')
-
+{library}
 firmware.elf: $(SRC){library_dep}
 \t$(CC) $(CFLAGS) $(SRC){library_objects} $(LDFLAGS) -o $@
+
+"""
+# Running and counting: every backend's Makefile ends with these.
+MAKEFILE_RUN = """\
+NM = {nm}
+HOSTCC ?= cc
+QEMU ?= {qemu}
+RUN = $(QEMU) {qemu_args} -kernel firmware.elf
+addr = 0x$$($(NM) firmware.elf | awk '$$3 == "$(1)" {{ print $$1 }}')
 
 run: firmware.elf
 \t$(RUN)
@@ -304,6 +314,12 @@ def _backend(board: Board, ctx: TargetContext) -> dict[str, Any]:
                           f"'{board.target}'", f"choose one of: {', '.join(board.backends)}")
     if ctx.backend == "portable":
         return {"adapters": [], "portable_kept": {}, "scratch_bytes": 0}
+    if ctx.backend == "tflm":
+        from tinygen.targets import tflm
+
+        tflm.root()
+        return {"adapters": [], "portable_kept": {}, "scratch_bytes": 0,
+                "library": "TFLM reference kernels"}
     from tinygen.targets import boards, platformio
 
     esp_nn_root()
@@ -325,7 +341,13 @@ def write(out: Path, ctx: TargetContext) -> None:
         raise TargetError(f"the {board.target} firmware runs the build's test vectors, "
                           "and there are none", "pass --vectors 1 or more")
     kernels = _backend(board, ctx)
-    check_fit(board, ctx)
+    if ctx.backend == "tflm":  # OUT/tflm/ (the .tflite, the model API on TFLM)
+        from tinygen.targets import tflm
+
+        ctx.report["tflm"] = tflm.write(out, ctx)
+        tflm.check_fit(board, ctx, memory(board))
+    else:
+        check_fit(board, ctx)
     ctx.report["qemu"] = {"machine": board.machine, "cpu": board.cpu, **kernels}
     qemu = out / "qemu"
     qemu.mkdir(parents=True, exist_ok=True)
@@ -335,9 +357,11 @@ def write(out: Path, ctx: TargetContext) -> None:
     (qemu / "main.c").write_text(render(
         "qemu/main.c.j2", version=ctx.version, model_name=ctx.model_name,
         machine=board.machine, cpu=board.cpu, vectors=bodies, chunks=chunks,
-        nn=ctx.backend != "portable"))
+        nn=ctx.backend not in ("portable", "tflm"), tflm=ctx.backend == "tflm"))
     boards_dir = firmware_dir() / "boards"
-    for name in (*board.arch.files, *SHARED_FILES, f"{board.folder}/{board.linker_script}"):
+    tflm_files = (TFLM_SYSCALLS,) if ctx.backend == "tflm" else ()
+    for name in (*board.arch.files, *SHARED_FILES, f"{board.folder}/{board.linker_script}",
+                 *tflm_files):
         shutil.copyfile(boards_dir / name, qemu / Path(name).name)
     shutil.copyfile(firmware_dir() / "tools" / PLUGIN_SOURCE, qemu / PLUGIN_SOURCE)
     adapters = kernels["adapters"]
@@ -352,14 +376,22 @@ def write(out: Path, ctx: TargetContext) -> None:
         library_dep = f" {ESP_NN_OBJECTS}/.built"
         library_objects = " $(ESP_NN_OBJ)"
     makefile = MAKEFILE.format(
-        cc=board.arch.cc, nm=board.arch.nm, qemu=board.arch.qemu,
-        cflags=" ".join(_cflags(board, ctx.backend, kernels["scratch_bytes"])),
+        cc=board.arch.cc, cflags=" ".join(_cflags(board, ctx.backend, kernels["scratch_bytes"])),
         ldflags=" ".join(_ldflags(board)), kernels=portable, library=library,
         library_dep=library_dep, library_objects=library_objects,
-        board_sources=" ".join(["main.c", *board.arch.sources]),
-        qemu_args=" ".join(board.qemu_args()), plugin=PLUGIN, plugin_source=PLUGIN_SOURCE)
+        board_sources=" ".join(["main.c", *board.arch.sources]))
     if ctx.backend == "esp-nn":
         makefile += MAKEFILE_ESP_NN_RULE.format(objects=ESP_NN_OBJECTS, env=ESP_NN_ENV)
+    if ctx.backend == "tflm":
+        from tinygen.targets import tflm
+
+        makefile = tflm.makefile(board.arch.cc, board.arch.cc.replace("gcc", "g++"),
+                                 board.arch.nm.replace("-nm", "-ar"),
+                                 _cflags(board, "portable"), _core(board), _ldflags(board),
+                                 _tflm_sources(board), "firmware.elf", cxx_extra=TFLM_CXX)
+    makefile += MAKEFILE_RUN.format(nm=board.arch.nm, qemu=board.arch.qemu,
+                                    qemu_args=" ".join(board.qemu_args()), plugin=PLUGIN,
+                                    plugin_source=PLUGIN_SOURCE)
     (qemu / "Makefile").write_text(makefile)
 
 
@@ -377,16 +409,16 @@ def sources(out: Path, board: Board | None = None, adapters: tuple[str, ...] = (
             *[f"../lib/tinygen/{folder}/{name}" for name in adapters]]
 
 
-def _check(cmd: list[str], cwd: Path, what: str) -> None:
+def _check(cmd: list[str], cwd: Path, what: str,
+           fix: str = "this is a tinygen bug; please report it with the model") -> None:
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=900)
     except FileNotFoundError:
         raise TargetError(f"{cmd[0]} not found", "check your PATH") from None
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()] or ["no output"]
         errors = [ln for ln in lines if "error" in ln] or lines
-        raise TargetError(f"{what} failed: {errors[0][:300]}",
-                          "this is a tinygen bug; please report it with the model")
+        raise TargetError(f"{what} failed: {errors[0][:300]}", fix)
 
 
 def compile_plugin(source: Path, target: Path, compiler: str | None = None) -> Path:
@@ -407,10 +439,36 @@ def _esp_nn_objects(board: Board, root: Path, folder: Path) -> list[str]:
     return sorted(str(folder / f"{p.stem}.o") for p in srcs)  # the Makefile's order
 
 
+# The markers for OUT/tflm/tg_tflm_model.cc (a step per TFLM operator).
+TFLM_CXX = ("-include", "tg_qemu_markers.h", "-I.")
+
+
+def _tflm_sources(board: Board) -> list[str]:
+    """The C sources of a tflm firmware in OUT/qemu (OUT/tflm/'s are added to them)."""
+    return ["main.c", *board.arch.sources, Path(TFLM_SYSCALLS).name]
+
+
+def _core(board: Board) -> tuple[str, ...]:
+    """The core flags TFLM's C++ shares with the board's C build."""
+    return (*board.arch.cflags, *board.cflags, "-ffunction-sections", "-fdata-sections")
+
+
 def build(out: Path, ctx: TargetContext) -> None:
     board = board_of(ctx.target)
     cc = _tool(board.arch.cc, board.arch.apt_toolchain)
     info = ctx.report["qemu"]
+    if ctx.backend == "tflm":
+        from tinygen.targets import tflm
+
+        tflm.compile_and_link(cc, _tool(cc.replace("gcc", "g++"), board.arch.apt_toolchain),
+                              _tool(board.arch.nm.replace("-nm", "-ar"),
+                                    board.arch.apt_toolchain),
+                              out / "qemu", _tflm_sources(board),
+                              _cflags(board, "portable"), _core(board), _ldflags(board),
+                              "firmware.elf", cxx_extra=TFLM_CXX)
+        compile_plugin(out / "qemu" / PLUGIN_SOURCE, out / "qemu" / PLUGIN,
+                       ctx.options.get("compiler"))
+        return
     cflags = _cflags(board, ctx.backend, info["scratch_bytes"])
     with tempfile.TemporaryDirectory(prefix="tinygen-lib-") as tmp:
         objects: list[str] = []

@@ -1,0 +1,226 @@
+"""``--backend tflm`` on the host and qemu-m4: TensorFlow Lite Micro's reference kernels,
+compiled from $TINYGEN_TFLM, run the .tflite export behind the same mains as tinygen's
+own kernels.
+
+Oracles: the golden numpy reference of the .tflite flavour (``run_int8(...,
+tflite_flavour=True)``, computed here again, not read back from the build) and the
+tflite-micro wheel running the same .tflite bytes. For preset:mcu-tiny and
+preset:share-lowrank, the host executable and the qemu-m4 firmware must equal both bit for
+bit; ``tinygen verify`` must say so; QEMU must count instructions per inference.
+
+TFLM's library is compiled once per target for the whole test session (cached under the
+session's temp folder). The tests skip, saying why, when $TINYGEN_TFLM is unset
+(scripts/test.sh sets it when ../shared/third_party exists).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.conftest import assert_one_line_error, run_tinygen
+from tinygen.build import BuildOptions, build
+from tinygen.compiler.pipeline import compile_model
+from tinygen.speech.calib import inputs, window_frames
+from tinygen.speech.checkpoint import load_model
+from tinygen.targets import TargetContext, TargetError, host, platformio, qemu, tflm
+from tinygen.tflite.runner import run_tflm
+from tinygen.verify import verify
+
+TFLM = os.environ.get(tflm.ENV, "")
+PRESETS = ["mcu-tiny", "share-lowrank"]
+TARGETS = ["host", "qemu-m4"]
+VECTORS = 2
+
+
+@pytest.fixture(scope="session")
+def tflm_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """TFLM's libraries, compiled once per target for the session (or kept across sessions
+    in $TINYGEN_TFLM_CACHE when that is set)."""
+    if not TFLM:
+        pytest.skip(f"${tflm.ENV} is not set: TFLM cannot be compiled "
+                    "(point it at an esp-tflite-micro v1.3.8 checkout)")
+    folder = Path(os.environ.get(tflm.CACHE_ENV, "") or tmp_path_factory.mktemp("tflm-cache"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(tflm.CACHE_ENV, str(folder))
+        yield folder
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory, tflm_cache: Path):  # type: ignore[no-untyped-def]
+    """(preset, target) -> (OUT, report, golden .tflite-flavour outputs, wheel outputs)."""
+    root = tmp_path_factory.mktemp("tflm")
+    models: dict[str, Any] = {}
+    cache: dict[tuple[str, str], tuple[Path, dict[str, Any], list[bytes], list[bytes]]] = {}
+
+    def get(preset: str, target: str) -> tuple[Path, dict[str, Any], list[bytes], list[bytes]]:
+        if preset not in models:
+            model = load_model(f"preset:{preset}")
+            frames = window_frames(model.cfg, 1000)
+            cal = inputs(model.cfg, frames, 2, seed=0)
+            vecs = inputs(model.cfg, frames, VECTORS, seed=1)
+            models[preset] = (model, cal, vecs, compile_model(model, frames, cal))
+        model, cal, vecs, compiled = models[preset]
+        if (preset, target) not in cache:
+            out = root / f"{preset}-{target}"
+            report = build(model, out, cal, vecs, BuildOptions(target=target, backend="tflm"),
+                           preset, compiled=compiled)
+            blob = (out / "tflm" / "tinygen_tflite.c").read_text()
+            assert f"{report['tflm']['model_bytes']} bytes" in blob
+            from tinygen.tflite.export import to_tflite
+
+            tflite, _ = to_tflite(compiled.tflite_int8)
+            xq = [compiled.quantize_input(x) for x in vecs]
+            golden = [compiled.run_int8(q, tflite_flavour=True).tobytes() for q in xq]
+            shape = report["input"]["shape"]
+            wheel = [run_tflm(tflite, [q.reshape(shape)])[0].tobytes() for q in xq]
+            cache[(preset, target)] = (out, report, golden, wheel)
+        return cache[(preset, target)]
+
+    return get
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+@pytest.mark.parametrize("target", TARGETS)
+def test_tflm_is_bit_exact_with_the_tflite_golden_reference(builds, target: str,  # type: ignore[no-untyped-def]
+                                                             preset: str) -> None:
+    out, report, golden, wheel = builds(preset, target)
+    assert report["backend"] == "tflm"
+    assert golden == wheel  # the two oracles agree
+    expected = [(out / "test_vectors" / f"expected_{k}.bin").read_bytes()
+                for k in range(VECTORS)]
+    assert expected == golden  # a tflm build's vectors are the .tflite flavour's
+    if target == "host":
+        outputs = host.run(out / host.EXE, [(out / "test_vectors" / f"input_{k}.bin")
+                                            .read_bytes() for k in range(VECTORS)])
+    else:
+        ran = qemu.run(out, report)
+        assert ran.exit_code == 0, ran.console[-500:]
+        outputs = ran.outputs
+        assert len(ran.instructions_per_inference) == VECTORS
+        assert all(n > 0 for n in ran.instructions_per_inference)
+        used, objects = [int(v) for v in ran.console.split("tg_tflm_memory arena_used ")[1]
+                         .split()[0:3:2]]
+        assert 0 < used <= report["tflm"]["arena_bytes"] and objects > 0
+        print(f"{preset} on {target} (TFLM): {ran.instructions_per_inference[0]:,} "
+              f"instructions per inference, arena {used:,} B used")
+    assert outputs == golden
+    assert all(len(o) == int(np.prod(report["output"]["shape"])) for o in outputs)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_verify_runs_a_tflm_build(builds, target: str) -> None:  # type: ignore[no-untyped-def]
+    out, report, _, _ = builds("mcu-tiny", target)
+    result = verify(out)  # the host build is recompiled from OUT's sources
+    assert result["bit_exact"] and result["mismatched"] == [] and result["vectors"] == VECTORS
+    assert result["snr_db"] is not None
+    if target == "qemu-m4":
+        assert len(result["instructions_per_inference"]) == VECTORS
+        assert report["qemu"]["library"] == "TFLM reference kernels"
+    resolver = (out / "tflm" / "tg_tflm_model.cc").read_text()
+    assert "Do not edit" in resolver[:400]
+    for op in report["tflm"]["ops"]:  # the op resolver comes from the model
+        assert f"resolver->{tflm.RESOLVER[op]}()" in resolver, op
+    assert f"MicroMutableOpResolver<{len(tflm.resolver(report['tflm']['ops']))}>" in resolver
+    assert json.loads((out / "report.json").read_text())["tflm"] == report["tflm"]
+
+
+def test_library_is_compiled_once_per_target(builds, tflm_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    for target in TARGETS:
+        builds("mcu-tiny", target)
+    stamps = {p: p.stat().st_mtime_ns for p in tflm_cache.glob(f"*/{tflm.LIBRARY}")}
+    assert len(stamps) >= len(TARGETS)  # host and Cortex-M4 flags: two libraries
+    builds("share-lowrank", "qemu-m4")
+    builds("share-lowrank", "host")
+    assert {p: p.stat().st_mtime_ns for p in tflm_cache.glob(f"*/{tflm.LIBRARY}")} == stamps
+
+
+def test_board_projects_build_the_same_sources_and_flags(tmp_path: Path) -> None:
+    # The Cortex-M PlatformIO project's lib/tflite-micro config is the test build's.
+    model = load_model("preset:share-lowrank")
+    frames = window_frames(model.cfg, 1000)
+    out = tmp_path / "pio"
+    build(model, out, inputs(model.cfg, frames, 1, seed=0), inputs(model.cfg, frames, 1,
+                                                                   seed=1),
+          BuildOptions(target="cortex-m7", backend="tflm", vectors=1), "share-lowrank")
+    config = json.loads((out / "lib" / "tflite-micro" / "library.json").read_text())
+    assert config["build"]["srcFilter"] == [f"+<{src}>" for src in tflm.sources()]
+    assert config["build"]["flags"] == list(tflm.FLAGS)
+    assert platformio.TFLM_RESOLVER is tflm.RESOLVER
+    assert not any("esp_nn" in src for src in tflm.sources())  # not on Cortex-M
+    tree = Path(TFLM) if TFLM else None
+    if tree is not None:
+        assert all((tree / src).is_file() for src in tflm.sources())
+
+
+def test_without_the_checkout_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                          ) -> None:
+    monkeypatch.delenv(tflm.ENV, raising=False)
+    out = tmp_path / "o"
+    result = run_tinygen("build", "preset:mcu-tiny", "--target", "qemu-m4", "--backend",
+                         "tflm", "--calib", "1", "--vectors", "1", "-o", str(out))
+    assert_one_line_error(result, "--backend tflm on host and qemu-* targets compiles "
+                                  "TensorFlow Lite Micro, and $TINYGEN_TFLM is not set")
+    assert not out.exists()
+    monkeypatch.setenv(tflm.ENV, str(tmp_path))
+    with pytest.raises(TargetError, match="is not an esp-tflite-micro checkout"):
+        tflm.root()
+
+
+def test_tflm_is_refused_on_qemu_xtensa(tmp_path: Path) -> None:
+    result = run_tinygen("build", "preset:mcu-tiny", "--target", "qemu-xtensa", "--backend",
+                         "tflm", "-o", str(tmp_path / "o"))
+    assert_one_line_error(result, "backend 'tflm' is not available for target "
+                                  "'qemu-xtensa'")
+    assert not (tmp_path / "o").exists()
+
+
+def test_makefile_relinks_the_same_elf(builds, tflm_cache: Path) -> None:  # type: ignore[no-untyped-def]
+    # OUT/qemu/Makefile compiles OUT's C and C++ and links them as the build did: given
+    # the cached library in place of its own tflm-lib/ (whose rules compile tflm.sources()
+    # from $TINYGEN_TFLM), it rebuilds the same ELF byte for byte.
+    out, _, _, _ = builds("mcu-tiny", "qemu-m4")
+    folder = out / "qemu"
+    makefile = (folder / "Makefile").read_text()
+    assert all(src in makefile for src in tflm.sources())
+    libraries = {p.parent.name: p for p in tflm_cache.glob(f"*/{tflm.LIBRARY}")}
+    board = qemu.BOARDS["qemu-m4"]
+    key_lib = tflm.library(board.arch.cc.replace("gcc", "g++"),
+                           board.arch.nm.replace("-nm", "-ar"),
+                           (*board.arch.cflags, *board.cflags, "-ffunction-sections",
+                            "-fdata-sections"))
+    assert key_lib.parent.name in libraries  # the one the build linked: no new compile
+    (folder / "tflm-lib").mkdir(exist_ok=True)
+    shutil.copyfile(key_lib, folder / "tflm-lib" / tflm.LIBRARY)
+    built = (folder / "firmware.elf").read_bytes()
+    proc = subprocess.run(["make", "-s", "-B", "-o", f"tflm-lib/{tflm.LIBRARY}", "-C",
+                           str(folder), "firmware.elf"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (folder / "firmware.elf").read_bytes() == built
+    assert str(Path(TFLM).resolve()) not in makefile
+
+
+def test_too_big_for_the_board_with_tflm_is_refused_with_the_numbers() -> None:
+    # mcu-tiny's figures (410,832 B .tflite, 264,416 B arena): the M4's 4 MiB take it, the
+    # M55's 512 KiB of ITCM do not (410,832 + 2 vectors of 4,001 B + 163,840 B of code;
+    # RAM: 264,416 + 16 KiB of stack + 2 x 800 output bytes + 4 KiB).
+    ctx = TargetContext("qemu-m55", "tflm", "mcu-tiny", "0", {
+        "tflm": {"model_bytes": 410_832, "arena_bytes": 264_416},
+        "output": {"shape": [1, 25, 32]}}, [(b"\0" * 4000, b"")] * 2)
+    tflm.check_fit(qemu.BOARDS["qemu-m4"], ctx, qemu.memory(qemu.BOARDS["qemu-m4"]))
+    with pytest.raises(TargetError) as err:
+        tflm.check_fit(qemu.BOARDS["qemu-m55"], ctx, qemu.memory(qemu.BOARDS["qemu-m55"]))
+    assert str(err.value).startswith(
+        "model 'mcu-tiny' with TFLM does not fit qemu-m55 (mps3-an547, Cortex-M55): flash "
+        "needs 582,674 B of 524,288 B available (.tflite 410,832, 2 test vectors 8,002, "
+        "code estimate 163,840); RAM needs 286,496 B of 524,288 B available (TFLM arena 264,416, "
+        "stack 16,384, buffers 5,696)")
