@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tinygen import __version__
+from tinygen.audio_build import audio_input_range, audio_tables
 from tinygen.compiler import codegen, plan
 from tinygen.compiler.ir import Graph
 from tinygen.compiler.pipeline import Compiled, compile_model
@@ -90,10 +91,13 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
 
         compiled = compile_streaming(model, calib, progress)  # type: ignore[arg-type]
     else:
-        compiled = compile_model(model, frames, calib, progress)
+        compiled = compile_model(model, frames, calib, progress,
+                                 input_range=audio_input_range(model))
     planned = plan.make_plan(compiled.int8)
     gen = codegen.generate(compiled.int8, planned, model_name,
                            {"chunk_ms": compiled.int8.meta.get("chunk_ms", 0)})
+    audio = audio_tables(model, compiled, model_name)  # {} for a model without a front end
+    gen.files.update(audio.files)
     parent = out.parent if str(out.parent) else Path(".")
     created = [p for p in (parent, *parent.parents) if not p.exists()]
     try:
@@ -107,6 +111,7 @@ def build(model: torch.nn.Module, out: Path, calib: list[np.ndarray],
         copy_runtime(tmp)
         vec = _write_vectors(tmp, model, compiled, vectors)
         report = _report(model, compiled, planned, gen, opts, len(vec))
+        audio.count(report)
         ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
                             {"compiler": opts.compiler, "board": opts.board,
                              "plan": planned, "compiled": compiled})  # (backend files, tflm)

@@ -23,10 +23,10 @@ MAKEFILE = """\
 CC ?= cc
 CFLAGS ?= {cflags}
 SRC = main.c $(wildcard ../model/*.c) $(wildcard ../lib/tinygen/*.c) \\
-      $(wildcard ../lib/tinygen/portable/*.c)
+      $(wildcard ../lib/tinygen/portable/*.c) $(wildcard ../lib/tinygen/audio/*.c)
 
 tinygen_model: $(SRC)
-\t$(CC) $(CFLAGS) -I../model -I../lib/tinygen $(SRC) -o $@
+\t$(CC) $(CFLAGS) -I../model -I../lib/tinygen -I../lib/tinygen/audio $(SRC) -o $@
 """
 
 
@@ -49,7 +49,8 @@ def compile_exe(out: Path, compiler: str | None = None, extra: tuple[str, ...] =
                 exe: Path | None = None) -> Path:
     cc = find_compiler(compiler)
     target = exe or out / EXE
-    compile_c(cc, sources(out), [out / "model", out / "lib" / "tinygen"], target, extra)
+    lib = out / "lib" / "tinygen"
+    compile_c(cc, sources(out), [out / "model", lib, lib / "audio"], target, extra)
     return target
 
 

@@ -224,7 +224,8 @@ QEMU ?= {qemu}
 CFLAGS = {cflags}
 LDFLAGS = {ldflags}
 SRC = {board_sources} $(sort $(wildcard ../model/*.c)) \\
-      $(sort $(wildcard ../lib/tinygen/*.c)) {kernels}
+      $(sort $(wildcard ../lib/tinygen/*.c)) {kernels} \\
+      $(sort $(wildcard ../lib/tinygen/audio/*.c))
 {library}RUN = $(QEMU) {qemu_args} -kernel firmware.elf
 addr = 0x$$($(NM) firmware.elf | awk '$$3 == "$(1)" {{ print $$1 }}')
 
@@ -266,7 +267,7 @@ MAKEFILE_ESP_NN_RULE = """
 def _cflags(board: Board, backend: str, scratch: int = 0) -> list[str]:
     flags = [*CFLAGS, *board.arch.cflags, *board.cflags, "-ffunction-sections",
              "-fdata-sections", "-include", "tg_qemu_markers.h", "-I.", "-I../model",
-             "-I../lib/tinygen"]
+             "-I../lib/tinygen", "-I../lib/tinygen/audio"]
     if backend == "esp-nn":
         flags += [f"-DTG_NN_SCRATCH_BYTES={scratch}", "-I$(ESP_NN)/include"]
     return flags
@@ -374,7 +375,8 @@ def sources(out: Path, board: Board | None = None, adapters: tuple[str, ...] = (
             *[f"../lib/tinygen/{p.name}" for p in sorted(lib.glob("*.c"))],
             *[f"../lib/tinygen/portable/{p.name}" for p in sorted((lib / "portable").glob("*.c"))
               if p.name not in adapters],
-            *[f"../lib/tinygen/{folder}/{name}" for name in adapters]]
+            *[f"../lib/tinygen/{folder}/{name}" for name in adapters],
+            *[f"../lib/tinygen/audio/{p.name}" for p in sorted((lib / "audio").glob("*.c"))]]
 
 
 def _check(cmd: list[str], cwd: Path, what: str) -> None:
