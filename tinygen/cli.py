@@ -326,12 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_verify)
 
+    from tinygen import transcribe  # audio in, text out on a host build
     from tinygen.speech import (
         data,
         evaluate,
         train,  # speech data, CTC training, accuracy
     )
-    for module in (data, train, evaluate):
+
+    for module in (data, train, evaluate, transcribe):
         module.register(sub)
     return parser
 
