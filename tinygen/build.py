@@ -36,6 +36,9 @@ class BuildOptions:
     vectors: int = 16  # test vectors written to OUT/test_vectors
     compiler: str | None = None
     board: str | None = None  # PlatformIO board for cortex-m / esp32 targets
+    # how to compile the model again (MODEL, --window-ms, --calib, --data), kept in
+    # report.json so that `tinygen verify OUT --audio` can rebuild the golden reference
+    source: dict[str, Any] | None = None
 
 
 def macs(graph: Graph) -> int:
@@ -229,6 +232,8 @@ def _report(model: torch.nn.Module, compiled: Compiled | CompiledStep, planned: 
         "calibration_inputs": compiled.ranges.samples,
         "test_vectors": vectors,
     }
+    if opts.source is not None:
+        report["source"] = opts.source
     if isinstance(compiled, CompiledStep):
         report["flash"]["state_init_bytes"] = planned.state_bytes
         report["flash"]["total_bytes"] += planned.state_bytes

@@ -183,8 +183,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     calib = inputs(cfg, frames, args.calib, seed=0, data=args.data, split="train")
     vecs = inputs(cfg, frames, args.vectors, seed=1, data=args.data,
                   split="test" if args.data else "train")
+    spec = str(args.model) if str(args.model).startswith("preset:") else \
+        str(Path(args.model).resolve())
     opts = BuildOptions(target=target, backend=backend, force=args.force,
-                        vectors=args.vectors, board=args.board)
+                        vectors=args.vectors, board=args.board,
+                        source={"model": spec, "window_ms": args.window_ms,
+                                "calib": args.calib,
+                                "data": str(args.data.resolve()) if args.data else None})
     name = cfg.name if str(args.model).startswith("preset:") else Path(args.model).stem
     with _progress("calibrating", len(calib), args.json) as tick:
         report = build(model, args.output, calib, vecs, opts, name, progress=tick)
@@ -243,6 +248,11 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from tinygen.verify import verify
+
+    if args.audio is not None:
+        from tinygen.verify_audio import print_result
+
+        return print_result(args.out, args.audio, args.json)
 
     result = verify(args.out, sanitize=args.sanitize)
     if args.json:
@@ -323,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT", type=Path, help="a folder from `tinygen build`")
     p.add_argument("--sanitize", action="store_true",
                    help="compile with -fsanitize=address,undefined")
+    p.add_argument("--audio", type=Path, default=None, metavar="WAV",
+                   help="qemu-m4|m7|m55 builds of a speech model: transcribe WAV on the "
+                        "firmware and compare features, logits and text with Python")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_verify)
 

@@ -163,23 +163,36 @@ def run_c(exe: Path, pcm: np.ndarray, vocab: str, n_mels: int, trace: bool = Fal
     return parse_output(proc.stdout.decode("utf-8", errors="replace"), vocab, n_mels)
 
 
+def frontend_config(report: dict[str, Any]) -> F.FrontendConfig:
+    a = report["audio"]
+    return F.FrontendConfig(int(a["sample_rate"]), int(a["n_fft"]), int(a["win_length"]),
+                            int(a["hop_length"]), int(a["n_mels"]))
+
+
+def check_window(report: dict[str, Any], pcm: np.ndarray, wav: Path) -> None:
+    """Refuse audio longer than a windowed build's window, in one line."""
+    if "streaming" in report:
+        return
+    cfg = frontend_config(report)
+    limit = window_samples(int(report["window_frames"]), cfg)
+    if len(pcm) > limit:
+        rate = cfg.sample_rate
+        seconds = len(pcm) / rate
+        window_ms = round(1000 * (report["window_frames"] - 1) * cfg.hop_length / rate)
+        need = int(np.ceil(seconds + 0.5)) * 1000
+        raise TranscribeError(
+            f"{wav} lasts {seconds:.2f} s, longer than the model's {limit / rate:.2f} s "
+            f"window (--window-ms {window_ms})",
+            f"rebuild OUT with --window-ms {need}, or cut the audio")
+
+
 def transcribe(out: Path, wav: Path) -> dict[str, Any]:
     report, exe = load_build(out)
-    audio = report["audio"]
-    rate, vocab = int(audio["sample_rate"]), str(audio["vocab"])
-    cfg = F.FrontendConfig(rate, int(audio["n_fft"]), int(audio["win_length"]),
-                           int(audio["hop_length"]), int(audio["n_mels"]))
+    cfg = frontend_config(report)
+    rate, vocab = cfg.sample_rate, str(report["audio"]["vocab"])
     pcm = read_wav(wav, rate)
     seconds = len(pcm) / rate
-    if "streaming" not in report:
-        limit = window_samples(int(report["window_frames"]), cfg)
-        if len(pcm) > limit:
-            window_ms = round(1000 * (report["window_frames"] - 1) * cfg.hop_length / rate)
-            need = int(np.ceil(seconds + 0.5)) * 1000
-            raise TranscribeError(
-                f"{wav} lasts {seconds:.2f} s, longer than the model's {limit / rate:.2f} s "
-                f"window (--window-ms {window_ms})",
-                f"rebuild OUT with --window-ms {need}, or cut the audio")
+    check_window(report, pcm, wav)
     result, cpu = run_c(exe, pcm, vocab, cfg.n_mels)
     frame_ms = 1000.0 * SUBSAMPLE * cfg.hop_length / rate
     return {"text": result.text,
