@@ -123,6 +123,7 @@ def _progress(label: str, total: int, quiet: bool):  # type: ignore[no-untyped-d
 
 
 def cmd_export_tflite(args: argparse.Namespace) -> int:
+    from tinygen.audio_build import audio_input_range
     from tinygen.speech.calib import inputs, window_frames
     from tinygen.speech.checkpoint import check_finite, load_model
     from tinygen.speech.summary import unique_params, virtual_params
@@ -137,7 +138,7 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
                       split="dev" if args.data else "train")
     with _progress("calibrating", len(calib), args.json) as tick:
         summary = export_file(model, args.output, calib, held_out, verify=args.verify,
-                              progress=tick)
+                              progress=tick, input_range=audio_input_range(model))
     summary["calibration_source"] = str(args.data) if args.data else "synthetic speech-like"
     uniq, virt = unique_params(model), virtual_params(model)
     summary.update(unique_params=uniq, virtual_params=virt,
