@@ -36,6 +36,7 @@ from tinygen.speech.data.say import say
 from tinygen.speech.evaluate import edit_distance
 from tinygen.speech.model import build_model
 from tinygen.speech.streaming import compile_streaming
+from tinygen.targets import host
 from tinygen.transcribe import golden_transcript, read_wav, run_c, transcribe
 
 pytestmark = pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox")),
@@ -97,10 +98,10 @@ def windowed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "tables": frontend_tables(cfg)}
 
 
-def _same(built: dict[str, Any], pcm: np.ndarray) -> str:
+def _same(built: dict[str, Any], pcm: np.ndarray, exe: Path | None = None) -> str:
     cfg = built["cfg"]
     golden = golden_transcript(built["compiled"], cfg.vocab, pcm, built["tables"])
-    got, cpu = run_c(built["out"] / "host" / "tinygen_transcribe", pcm, cfg.vocab,
+    got, cpu = run_c(exe or built["out"] / "host" / "tinygen_transcribe", pcm, cfg.vocab,
                      cfg.n_mels, trace=True)
     assert np.array_equal(got.features, golden.features)
     assert np.array_equal(got.logits, golden.logits)
@@ -188,12 +189,17 @@ def test_bad_audio_is_one_line(windowed, wavs, tmp_path: Path, capsys) -> None: 
         assert len(err) == 1 and err[0].startswith("tinygen: error:") and words in err[0]
 
 
-def test_clipping_and_silence(windowed) -> None:  # type: ignore[no-untyped-def]
+def test_clipping_and_silence(windowed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Full-scale square noise, all zeros and a single sample, through the transcriber
+    built with AddressSanitizer and UBSan (any finding aborts the run)."""
+    exe = host.compile_exe(windowed["out"], extra=("-fsanitize=address,undefined",
+                                                   "-fno-sanitize-recover=all", "-g"),
+                           exe=tmp_path / "transcribe_sanitized", main="transcribe.c")
     rng = np.random.default_rng(0)
     loud = np.where(rng.random(20000) < 0.5, -32768, 32767).astype(np.int16)
-    _same(windowed, loud)
-    _same(windowed, np.zeros(16000, np.int16))
-    _same(windowed, np.zeros(1, np.int16))  # one sample: the window is silence
+    _same(windowed, loud, exe)
+    _same(windowed, np.zeros(16000, np.int16), exe)
+    _same(windowed, np.zeros(1, np.int16), exe)  # one sample: the window is silence
 
 
 def test_streaming_model_steps_like_the_golden_path(wavs, tmp_path: Path) -> None:
