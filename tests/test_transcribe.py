@@ -131,7 +131,7 @@ def test_audio_tables_in_flash(windowed) -> None:  # type: ignore[no-untyped-def
         pytest.skip("arm-none-eabi-gcc measures the tables' size")
     obj = out / "tables.o"
     subprocess.run([gcc, "-mcpu=cortex-m4", "-mthumb", "-O2", "-c",
-                    f"-I{out / 'lib' / 'tinygen' / 'audio'}",
+                    f"-I{out / 'lib' / 'tinygen'}",
                     str(out / "model" / "tg_audio_tables.c"), "-o", str(obj)], check=True)
     size = subprocess.run(["arm-none-eabi-size", "-A", str(obj)], capture_output=True,
                           text=True, check=True).stdout
