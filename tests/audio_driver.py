@@ -44,7 +44,8 @@ def build_host(folder: Path, tables: F.FrontendTables, vocab: str,
                flags: Sequence[str] = SANITIZED) -> Path:
     exe = folder / "tg_audio_driver"
     sources = [DRIVER, write_tables(folder, tables, vocab), *sorted(AUDIO.glob("*.c"))]
-    proc = subprocess.run(["gcc", *flags, "-I", str(AUDIO), "-I", str(folder),
+    proc = subprocess.run(["gcc", *flags, "-I", str(AUDIO), "-I", str(AUDIO.parent),
+                           "-I", str(folder),
                            *map(str, sources), "-o", str(exe)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -64,7 +65,7 @@ def build_qemu(folder: Path, tables: F.FrontendTables, vocab: str,
     cmd = [M4.arch.cc, *STRICT, *M4.arch.cflags, *M4.cflags, "-ffunction-sections",
            "-fdata-sections", "-DTG_DRIVER_SEMIHOST",
            *(["-DTG_FRONTEND_PHASE(name)=tg_mark_step()", "-include", "tg_qemu_markers.h"]
-             if phases else []), "-I", str(AUDIO), "-I", str(folder),
+             if phases else []), "-I", str(AUDIO), "-I", str(AUDIO.parent), "-I", str(folder),
            *map(str, sources), *M4.arch.ldflags, "-L", str(folder), "-T", M4.linker_script,
            "-o", str(folder / "audio.elf")]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder, timeout=300)

@@ -65,9 +65,9 @@ def compile_once(mp: pytest.MonkeyPatch) -> None:
     compile_model = tb.compile_model
     cache: dict[int, object] = {}
 
-    def cached(model, frames, calib, progress=None):  # type: ignore[no-untyped-def]
+    def cached(model, frames, calib, progress=None, **kwargs):  # type: ignore[no-untyped-def]
         if id(model) not in cache:
-            cache[id(model)] = compile_model(model, frames, calib, progress)
+            cache[id(model)] = compile_model(model, frames, calib, progress, **kwargs)
         return cache[id(model)]
 
     mp.setattr(tb, "compile_model", cached)

@@ -240,6 +240,8 @@ def project_sources(out: Path) -> set[str]:
     names |= {f"lib/tinygen/{p.name}" for p in lib.glob("*.c")}
     names |= {f"lib/tinygen/portable/{p.name}" for p in (lib / "portable").glob("*.c")
               if p.name not in adapters}
+    if "+<audio/*.c>" in filt:  # the audio front end, CTC decoder, gate and ring
+        names |= {f"lib/tinygen/audio/{p.name}" for p in (lib / "audio").glob("*.c")}
     return names | {f"lib/tinygen/esp_nn/{a}" for a in adapters}
 
 

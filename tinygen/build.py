@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from tinygen import __version__
+from tinygen.audio_build import audio_input_range, audio_tables
 from tinygen.cdecl import c_text
 from tinygen.compiler import codegen, plan
 from tinygen.compiler.capture import parameter_counts
@@ -41,6 +42,9 @@ class BuildOptions:
     compiler: str | None = None
     board: str | None = None  # PlatformIO board for cortex-m / esp32 targets
     inputs: tuple[Path, ...] = field(default_factory=tuple)  # files OUT must not hold
+    # how to compile the model again (MODEL, --window-ms, --calib, --data), kept in
+    # report.json so that `tinygen verify OUT --audio` can rebuild the golden reference
+    source: dict[str, Any] | None = None
 
 
 # Every OUT that build writes holds this file; --force replaces only a folder that has it.
@@ -146,10 +150,13 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
 
         compiled = compile_streaming(model, calib, progress)  # type: ignore[arg-type]
     else:
-        compiled = compile_model(model, frames, calib, progress)
+        compiled = compile_model(model, frames, calib, progress,
+                                 input_range=audio_input_range(model))
     planned = plan.make_plan(compiled.int8)
     gen = codegen.generate(compiled.int8, planned, model_name,
                            {"chunk_ms": compiled.int8.meta.get("chunk_ms", 0)})
+    audio = audio_tables(model, compiled, model_name)  # {} for a model without a front end
+    gen.files.update(audio.files)
     parent = out.parent if str(out.parent) else Path(".")
     created = [p for p in (parent, *parent.parents) if not p.exists()]
     try:
@@ -166,6 +173,7 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
         copy_runtime(tmp)
         vec = _write_vectors(tmp, model, compiled, vectors, opts.backend == "tflm")
         report = _report(model, compiled, planned, gen, opts, len(vec), model_name)
+        audio.count(report)
         ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
                             {"compiler": opts.compiler, "board": opts.board,
                              "plan": planned, "compiled": compiled})  # (backend files, tflm)
@@ -299,6 +307,8 @@ def _report(model: torch.nn.Module | torch.export.ExportedProgram,
         "calibration_inputs": compiled.ranges.samples,
         "test_vectors": vectors,
     }
+    if opts.source is not None:
+        report["source"] = opts.source
     if isinstance(compiled, CompiledStep):
         report["flash"]["state_init_bytes"] = planned.state_bytes
         report["flash"]["total_bytes"] += planned.state_bytes

@@ -136,6 +136,7 @@ def _progress(label: str, total: int, quiet: bool):  # type: ignore[no-untyped-d
 
 def cmd_export_tflite(args: argparse.Namespace) -> int:
     from tinygen import importer
+    from tinygen.audio_build import audio_input_range
     from tinygen.tflite.export import export_file
 
     src = importer.load(args)
@@ -144,7 +145,7 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
     held_out = src.inputs(frames, args.eval, 1, args.data, "dev" if args.data else "train")
     with _progress("calibrating", len(calib), args.json) as tick:
         summary = export_file(src.model, args.output, calib, held_out, verify=args.verify,
-                              progress=tick)
+                              progress=tick, input_range=audio_input_range(src.model))
     summary["calibration_source"] = str(args.data) if args.data else "synthetic speech-like"
     uniq, virt = summary["unique_params"], summary["virtual_params"]
     summary.update(unique_over_virtual=round(uniq / max(1, virt), 4))
@@ -187,8 +188,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     frames = src.frames(args.window_ms)
     calib = src.inputs(frames, args.calib, 0, args.data, "train")
     vecs = src.inputs(frames, args.vectors, 1, args.data, "test" if args.data else "train")
+    source = None  # how to compile a tinygen speech model again (verify --audio)
+    if args.model is not None and not str(args.model).endswith(".pt2") and \
+            getattr(args, "module", None) is None:
+        spec = str(args.model) if str(args.model).startswith("preset:") else \
+            str(Path(args.model).resolve())
+        source = {"model": spec, "window_ms": args.window_ms, "calib": args.calib,
+                  "data": str(args.data.resolve()) if args.data else None}
     opts = BuildOptions(target=target, backend=backend, force=args.force,
-                        vectors=args.vectors, board=args.board, inputs=tuple(given))
+                        vectors=args.vectors, board=args.board, inputs=tuple(given),
+                        source=source)
     with _progress("calibrating", len(calib), args.json) as tick:
         report = build(src.model, args.output, calib, vecs, opts, src.name, progress=tick)
     if args.json:
@@ -256,6 +265,11 @@ def cmd_pack(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from tinygen.verify import verify
+
+    if args.audio is not None:
+        from tinygen.verify_audio import print_result
+
+        return print_result(args.out, args.audio, args.json)
 
     result = verify(args.out, sanitize=args.sanitize)
     if args.json:
@@ -350,15 +364,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT", type=Path, help="a folder from `tinygen build`")
     p.add_argument("--sanitize", action="store_true",
                    help="compile with -fsanitize=address,undefined")
+    p.add_argument("--audio", type=Path, default=None, metavar="WAV",
+                   help="qemu-m4|m7|m55 builds of a speech model: transcribe WAV on the "
+                        "firmware and compare features, logits and text with Python")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_verify)
 
+    from tinygen import transcribe  # audio in, text out on a host build
     from tinygen.speech import (
         data,
         evaluate,
         train,  # speech data, CTC training, accuracy
     )
-    for module in (data, train, evaluate):
+
+    for module in (data, train, evaluate, transcribe):
         module.register(sub)
     return parser
 

@@ -4,7 +4,7 @@ There are two products here, and data flows one way through each:
 
     errors, fsutil, resources, cdecl                (leaves: import nothing of tinygen)
     audio                                           (front end, CTC decoding: leaves only)
-    compiler.ir  <-  reference  <-  compiler  <-  tflite  <-  targets
+    compiler.ir  <-  reference  <-  compiler  <-  tflite  <-  targets (and audio)
     speech (model, data, training, evaluation): may use all of the above
     cli, build, verify, report                      (the commands: may use everything)
 
@@ -32,10 +32,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "tinygen.reference": ("tinygen.errors", "tinygen.compiler.ir", "tinygen.reference"),
     "tinygen.compiler": (*LEAVES, "tinygen.reference", "tinygen.compiler"),
     "tinygen.tflite": (*LEAVES, "tinygen.reference", "tinygen.compiler", "tinygen.tflite"),
-    "tinygen.targets": (*LEAVES, "tinygen.reference", "tinygen.compiler", "tinygen.tflite",
-                        "tinygen.targets"),
-    "tinygen.speech": (*LEAVES, "tinygen.reference", "tinygen.compiler", "tinygen.tflite",
-                       "tinygen.targets", "tinygen.speech", "tinygen.build"),
+    "tinygen.targets": (*LEAVES, "tinygen.audio", "tinygen.reference", "tinygen.compiler",
+                        "tinygen.tflite", "tinygen.targets"),
+    "tinygen.speech": (*LEAVES, "tinygen.audio", "tinygen.reference", "tinygen.compiler",
+                       "tinygen.tflite", "tinygen.targets", "tinygen.speech", "tinygen.build"),
 }
 
 

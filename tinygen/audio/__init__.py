@@ -16,6 +16,7 @@ all import it (tinygen/layers.py).
 """
 
 from tinygen.audio.frontend import (
+                                    FEATURE_RANGE,
                                     SCALE,
                                     ZERO_POINT,
                                     FrontendConfig,
@@ -25,5 +26,5 @@ from tinygen.audio.frontend import (
                                     frontend_tables,
 )
 
-__all__ = ["SCALE", "ZERO_POINT", "FrontendConfig", "FrontendStream", "FrontendTables",
-           "features", "frontend_tables"]
+__all__ = ["FEATURE_RANGE", "SCALE", "ZERO_POINT", "FrontendConfig", "FrontendStream",
+           "FrontendTables", "features", "frontend_tables"]

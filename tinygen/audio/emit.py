@@ -35,6 +35,13 @@ def vocab_bytes(vocab: str) -> tuple[bytes, list[int]]:
     return b"".join(pieces), offsets
 
 
+def vocab_nbytes(vocab: str) -> int:
+    """Flash bytes of the vocabulary as the C stores it: text + NUL, uint16 offsets, and
+    the tg_ctc_vocab_t (two pointers and a size on a 32-bit target)."""
+    text, offsets = vocab_bytes(vocab)
+    return len(text) + 1 + 2 * len(offsets) + 12
+
+
 def render_audio_tables(tables: F.FrontendTables, vocab: str, prefix: str = "tg_audio",
                         version: str = "", model_name: str = "audio") -> dict[str, str]:
     """C header and source holding ``tables`` and ``vocab``, named after ``prefix``."""

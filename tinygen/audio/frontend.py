@@ -46,6 +46,9 @@ from tinygen.errors import ConfigError
 
 SCALE = 1.0 / 40.0  # feature units per int8 step
 ZERO_POINT = -28  # int8 value of feature 0.0
+# The real values the int8 output can stand for; a model compiled with this as its input's
+# range gets exactly (SCALE, ZERO_POINT) as its input quantization (float32 scale).
+FEATURE_RANGE = ((-128 - ZERO_POINT) * SCALE, (127 - ZERO_POINT) * SCALE)
 LOG_FLOOR = 1e-6  # added to the mel power before the log, as in tinygen.speech.features
 LOG_OFFSET = -4.0  # feature = (ln(mel + LOG_FLOOR) - LOG_OFFSET) / LOG_SCALE
 LOG_SCALE = 4.0

@@ -93,11 +93,24 @@ class Compiled:
         return float(10 * np.log10(signal / max(noise, 1e-30)))
 
 
+def fix_input_range(graph: Graph, ranges: Ranges,
+                    input_range: tuple[float, float] | None) -> Ranges:
+    """Give the first input the range ``input_range`` instead of its calibrated one: an
+    input that a front end quantizes (tinygen.audio: scale 1/40, zero point -28) is
+    quantized as the front end does it, whatever the calibration inputs spanned."""
+    if input_range is not None:
+        name = graph.inputs[0]
+        ranges.lo[name], ranges.hi[name] = float(input_range[0]), float(input_range[1])
+    return ranges
+
+
 def compile_model(model: torch.nn.Module | torch.export.ExportedProgram, frames: int,
                   calib_inputs: list[np.ndarray],
-                  progress: Callable[[int], None] | None = None) -> Compiled:
+                  progress: Callable[[int], None] | None = None,
+                  input_range: tuple[float, float] | None = None) -> Compiled:
     """Capture ``model`` (a module, or a program already exported for a (1, frames,
-    n_mels) input) on a (1, frames, n_mels) window and quantize it."""
+    n_mels) input) on a (1, frames, n_mels) window and quantize it; ``input_range`` fixes
+    the input's quantization range (see :func:`fix_input_range`)."""
     if not calib_inputs:
         raise QuantizationError("the calibration set is empty",
                                 "give at least one calibration input (--calib N, N >= 1)")
@@ -107,6 +120,6 @@ def compile_model(model: torch.nn.Module | torch.export.ExportedProgram, frames:
         example = torch.zeros(1, frames, calib_inputs[0].shape[-1])
         graph = passes.optimize(capture(model, example))
     check_constants(graph)
-    ranges = calibrate(graph, calib_inputs, progress)
+    ranges = fix_input_range(graph, calibrate(graph, calib_inputs, progress), input_range)
     return Compiled(graph, ranges, quantize(graph, ranges), frames,
                     calib_inputs=list(calib_inputs))

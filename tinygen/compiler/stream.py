@@ -32,6 +32,7 @@ import torch
 from tinygen.compiler import passes
 from tinygen.compiler.capture import capture
 from tinygen.compiler.ir import Graph, Quant
+from tinygen.compiler.pipeline import fix_input_range
 from tinygen.compiler.quantize import (
     QuantizationError,
     Ranges,
@@ -148,9 +149,11 @@ def _tie_state_ranges(graph: Graph, ranges: Ranges, n_state: int) -> Ranges:
 
 def compile_step(module: torch.nn.Module, example: tuple[torch.Tensor, ...],
                  calib_steps: list[Step],
-                 progress: Callable[[int], None] | None = None) -> CompiledStep:
+                 progress: Callable[[int], None] | None = None,
+                 input_range: tuple[float, float] | None = None) -> CompiledStep:
     """Capture ``module`` on ``example`` (input chunk, then the state tensors), calibrate it
-    on ``calib_steps`` and quantize it, keeping one quantization per state pair."""
+    on ``calib_steps`` and quantize it, keeping one quantization per state pair;
+    ``input_range`` fixes the chunk's quantization range (pipeline.fix_input_range)."""
     if not calib_steps:
         raise QuantizationError("the calibration set is empty",
                                 "give at least one calibration stream")
@@ -173,7 +176,7 @@ def compile_step(module: torch.nn.Module, example: tuple[torch.Tensor, ...],
         ranges.samples += 1
         if progress:
             progress(k)
-    ranges = _tie_state_ranges(graph, ranges, n_state)
+    ranges = _tie_state_ranges(graph, fix_input_range(graph, ranges, input_range), n_state)
     int8 = quantize(graph, ranges)
     for i, (s_in, s_out) in enumerate(zip(int8.inputs[1:], int8.outputs[1:], strict=True)):
         if int8.values[s_in].quant != int8.values[s_out].quant:

@@ -199,6 +199,7 @@ def compiled_backends(model: Conformer, examples: list[tuple[np.ndarray, str]], 
 
     import numpy as np
 
+    from tinygen.audio import FEATURE_RANGE
     from tinygen.build import BuildOptions, build
     from tinygen.compiler.pipeline import compile_model
     from tinygen.compiler.quantize import dequantize_array
@@ -209,7 +210,7 @@ def compiled_backends(model: Conformer, examples: list[tuple[np.ndarray, str]], 
     frames = window_frames(cfg, window_ms) if window_ms > 0 else longest
     win = Window(frames)
     cal = inputs(cfg, frames, calib, seed=0, data=data, split="train")
-    compiled = compile_model(model, frames, cal)
+    compiled = compile_model(model, frames, cal, input_range=FEATURE_RANGE)
     q_out = compiled.output_quant
 
     def float_window(x: np.ndarray) -> np.ndarray:

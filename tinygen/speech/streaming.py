@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tinygen.audio import FEATURE_RANGE
 from tinygen.speech.config import SUBSAMPLE, ConformerConfig
 from tinygen.speech.features import silence_value
 from tinygen.speech.model import Conformer, ConformerBlock
@@ -247,7 +248,8 @@ def compile_streaming(model: Conformer, windows: list[np.ndarray],
     steps = recorded_steps(model, [torch.from_numpy(np.asarray(w, np.float32))
                                    for w in windows])
     example = tuple(torch.from_numpy(a) for a in steps[0])
-    compiled = compile_step(StreamStep(model), example, steps, progress)
+    compiled = compile_step(StreamStep(model), example, steps, progress,
+                            input_range=FEATURE_RANGE)  # the audio front end's output
     fixed, _ = compiled.fixed_state(compiled.quantize_input(silence_chunk(cfg).numpy()))
     compiled.int8.meta["state_init"] = fixed
     compiled.int8.meta["chunk_ms"] = cfg.chunk_ms

@@ -98,7 +98,9 @@ def copy_runtime(out: Path) -> Path:
 
 
 def runtime_sources(lib: Path) -> list[Path]:
-    return sorted(lib.glob("*.c")) + sorted((lib / "portable").glob("*.c"))
+    """The runtime, the portable kernels and the audio C (front end, CTC, gate, ring)."""
+    return (sorted(lib.glob("*.c")) + sorted((lib / "portable").glob("*.c"))
+            + sorted((lib / "audio").glob("*.c")))
 
 
 def find_compiler(preferred: str | None = None) -> str:

@@ -1,5 +1,10 @@
 """Host target: ``OUT/host/tinygen_model`` reads one raw int8 input on stdin and writes
-the raw int8 output on stdout. ``OUT/host/Makefile`` rebuilds it by hand."""
+the raw int8 output on stdout. ``OUT/host/Makefile`` rebuilds it by hand.
+
+A speech model's build (one with ``OUT/model/tg_audio_tables.h``) also gets
+``OUT/host/tinygen_transcribe``: int16 PCM on stdin -> audio front end -> model -> CTC
+-> text (templates/host/transcribe.c.j2 states its contract); ``tinygen transcribe``
+runs it."""
 
 from __future__ import annotations
 
@@ -17,17 +22,28 @@ from tinygen.targets import (
 )
 
 EXE = "host/tinygen_model"
+TRANSCRIBE_EXE = "host/tinygen_transcribe"
 
 MAKEFILE = """\
 # Rebuild the host runner: make -C host   (CC and CFLAGS may be overridden)
 CC ?= cc
 CFLAGS ?= {cflags}
 SRC = main.c $(wildcard ../model/*.c) $(wildcard ../lib/tinygen/*.c) \\
-      $(wildcard ../lib/tinygen/portable/*.c)
+      $(wildcard ../lib/tinygen/portable/*.c) $(wildcard ../lib/tinygen/audio/*.c)
 
 tinygen_model: $(SRC)
-\t$(CC) $(CFLAGS) -I../model -I../lib/tinygen $(SRC) -o $@
+\t$(CC) $(CFLAGS) -I../model -I../lib/tinygen -I../lib/tinygen/audio $(SRC) -o $@
 """
+
+MAKEFILE_TRANSCRIBE = """
+tinygen_transcribe: transcribe.c $(filter-out main.c, $(SRC))
+\t$(CC) $(CFLAGS) -I../model -I../lib/tinygen -I../lib/tinygen/audio $^ -o $@
+"""
+
+
+def has_audio(out: Path) -> bool:
+    """Whether OUT is a speech model's build (it has the audio tables)."""
+    return (out / "model" / "tg_audio_tables.h").is_file()
 
 
 def write(out: Path, ctx: TargetContext) -> None:
@@ -44,16 +60,21 @@ def write(out: Path, ctx: TargetContext) -> None:
         (host / "Makefile").write_text(tflm.makefile(
             "cc", "c++", "ar", list(CFLAGS), (), [], ["main.c"], "tinygen_model", "host"))
         return
-    (host / "Makefile").write_text(MAKEFILE.format(cflags=" ".join(CFLAGS)))
+    makefile = MAKEFILE.format(cflags=" ".join(CFLAGS))
+    if has_audio(out):
+        (host / "transcribe.c").write_text(render("host/transcribe.c.j2", version=ctx.version,
+                                                  model_name=ctx.model_name))
+        makefile += MAKEFILE_TRANSCRIBE
+    (host / "Makefile").write_text(makefile)
 
 
-def sources(out: Path) -> list[Path]:
-    return [out / "host" / "main.c", *sorted((out / "model").glob("*.c")),
+def sources(out: Path, main: str = "main.c") -> list[Path]:
+    return [out / "host" / main, *sorted((out / "model").glob("*.c")),
             *runtime_sources(out / "lib" / "tinygen")]
 
 
 def compile_exe(out: Path, compiler: str | None = None, extra: tuple[str, ...] = (),
-                exe: Path | None = None) -> Path:
+                exe: Path | None = None, main: str = "main.c") -> Path:
     cc = find_compiler(compiler)
     target = exe or out / EXE
     if (out / "tflm" / "tg_tflm_model.cc").is_file():  # a --backend tflm build
@@ -62,12 +83,16 @@ def compile_exe(out: Path, compiler: str | None = None, extra: tuple[str, ...] =
         tflm.compile_and_link(cc, tflm.host_cxx(cc), "ar", out / "host", ["main.c"],
                               list(CFLAGS), (), [], str(target.resolve()), extra)
         return target
-    compile_c(cc, sources(out), [out / "model", out / "lib" / "tinygen"], target, extra)
+    lib = out / "lib" / "tinygen"
+    compile_c(cc, sources(out, main), [out / "model", lib, lib / "audio"], target, extra)
     return target
 
 
 def build(out: Path, ctx: TargetContext) -> None:
     compile_exe(out, ctx.options.get("compiler"))
+    if has_audio(out) and ctx.backend != "tflm":  # transcribe runs tinygen's own kernels
+        compile_exe(out, ctx.options.get("compiler"), exe=out / TRANSCRIBE_EXE,
+                    main="transcribe.c")
 
 
 def run(exe: Path, inputs: list[bytes]) -> list[bytes]:

@@ -356,7 +356,7 @@ def library_src_filter(backend: str, files: list[str]) -> list[str]:
     """lib/tinygen/library.json's srcFilter: the runtime, the portable kernels minus those
     the backend overrides, plus the backend's same-named adapters."""
     folder = BACKEND_DIRS.get(backend)
-    items = ["+<*.c>", "+<portable/*.c>"]
+    items = ["+<*.c>", "+<portable/*.c>", "+<audio/*.c>"]
     if folder:
         items += [f"-<portable/{f}>" for f in files] + [f"+<{folder}/{f}>" for f in files]
     return items
@@ -421,7 +421,8 @@ def check_sources(out: Path) -> list[Path]:
     """The project's C files that need no framework or library header: the runtime and
     portable kernels it builds, the model, the test vectors (and the .tflite array)."""
     lib = out / "lib" / "tinygen"
-    srcs = sorted(lib.glob("*.c")) + sorted((lib / "portable").glob("*.c"))
+    srcs = (sorted(lib.glob("*.c")) + sorted((lib / "portable").glob("*.c"))
+            + sorted((lib / "audio").glob("*.c")))
     return srcs + sorted(p for p in (out / "src").glob("tinygen_*.c"))
 
 

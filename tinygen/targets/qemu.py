@@ -22,6 +22,11 @@ firmware/tinygen/esp_nn/ in place of the portable kernels of the same name.
 
 A model that does not fit the board's memory is refused by :func:`write`, before the
 build writes anything, with the bytes needed and available.
+
+A speech model's build on an Arm board (one with ``OUT/model/tg_audio_tables.h``) also
+gets ``OUT/qemu/transcribe.elf`` (templates/qemu/transcribe.c.j2): it reads int16 PCM
+from the host file ``tg_audio.pcm`` through semihosting and prints the features, logits
+and transcript; ``tinygen verify OUT --audio FILE`` runs it (:func:`run_elf`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from tinygen.resources import firmware_dir
 from tinygen.targets import CFLAGS, TargetContext, TargetError, find_compiler
 
 ELF = "qemu/firmware.elf"
+TRANSCRIBE_ELF = "qemu/transcribe.elf"
 PLUGIN = "qemu_icount_plugin.so"
 PLUGIN_SOURCE = "qemu_icount_plugin.c"
 MARKERS = {"start": "tg_mark_start", "step": "tg_mark_step", "stop": "tg_mark_stop"}
@@ -227,7 +233,8 @@ CC = {cc}
 CFLAGS = {cflags}
 LDFLAGS = {ldflags}
 SRC = {board_sources} $(sort $(wildcard ../model/*.c)) \\
-      $(sort $(wildcard ../lib/tinygen/*.c)) {kernels}
+      $(sort $(wildcard ../lib/tinygen/*.c)) {kernels} \\
+      $(sort $(wildcard ../lib/tinygen/audio/*.c))
 {library}
 firmware.elf: $(SRC){library_dep}
 \t$(CC) $(CFLAGS) $(SRC){library_objects} $(LDFLAGS) -o $@
@@ -276,7 +283,7 @@ MAKEFILE_ESP_NN_RULE = """
 def _cflags(board: Board, backend: str, scratch: int = 0) -> list[str]:
     flags = [*CFLAGS, *board.arch.cflags, *board.cflags, "-ffunction-sections",
              "-fdata-sections", "-include", "tg_qemu_markers.h", "-I.", "-I../model",
-             "-I../lib/tinygen"]
+             "-I../lib/tinygen", "-I../lib/tinygen/audio"]
     if backend == "esp-nn":
         flags += [f"-DTG_NN_SCRATCH_BYTES={scratch}", "-I$(ESP_NN)/include"]
     return flags
@@ -389,10 +396,29 @@ def write(out: Path, ctx: TargetContext) -> None:
                                  board.arch.nm.replace("-nm", "-ar"),
                                  _cflags(board, "portable"), _core(board), _ldflags(board),
                                  _tflm_sources(board), "firmware.elf", cxx_extra=TFLM_CXX)
+    elif hears(out, board):
+        (qemu / "transcribe.c").write_text(render(
+            "qemu/transcribe.c.j2", version=ctx.version, model_name=ctx.model_name,
+            machine=board.machine, cpu=board.cpu))
+        makefile += MAKEFILE_TRANSCRIBE.format(library_dep=library_dep,
+                                               library_objects=library_objects)
     makefile += MAKEFILE_RUN.format(nm=board.arch.nm, qemu=board.arch.qemu,
                                     qemu_args=" ".join(board.qemu_args()), plugin=PLUGIN,
                                     plugin_source=PLUGIN_SOURCE)
     (qemu / "Makefile").write_text(makefile)
+
+
+MAKEFILE_TRANSCRIBE = """
+# The transcriber (tinygen verify OUT --audio FILE): PCM from tg_audio.pcm, text out.
+transcribe.elf: transcribe.c $(filter-out main.c, $(SRC)){library_dep}
+\t$(CC) $(CFLAGS) transcribe.c $(filter-out main.c, $(SRC)){library_objects} $(LDFLAGS) -o $@
+"""
+
+
+def hears(out: Path, board: Board) -> bool:
+    """Whether the build gets the transcriber: a speech model on an Arm board (the
+    Xtensa board's semihosting has no file reads)."""
+    return board.arch is ARM and (out / "model" / "tg_audio_tables.h").is_file()
 
 
 def sources(out: Path, board: Board | None = None, adapters: tuple[str, ...] = (),
@@ -406,7 +432,8 @@ def sources(out: Path, board: Board | None = None, adapters: tuple[str, ...] = (
             *[f"../lib/tinygen/{p.name}" for p in sorted(lib.glob("*.c"))],
             *[f"../lib/tinygen/portable/{p.name}" for p in sorted((lib / "portable").glob("*.c"))
               if p.name not in adapters],
-            *[f"../lib/tinygen/{folder}/{name}" for name in adapters]]
+            *[f"../lib/tinygen/{folder}/{name}" for name in adapters],
+            *[f"../lib/tinygen/audio/{p.name}" for p in sorted((lib / "audio").glob("*.c"))]]
 
 
 def _check(cmd: list[str], cwd: Path, what: str,
@@ -477,9 +504,13 @@ def build(out: Path, ctx: TargetContext) -> None:
             cflags = [f.replace("$(ESP_NN)", str(root)) for f in cflags]
             objects = _esp_nn_objects(board, root, Path(tmp))
         # Relative paths from OUT/qemu: no temp-folder name ends up in the ELF.
-        _check([cc, *cflags, *sources(out, board, tuple(info["adapters"])), *objects,
-                *_ldflags(board), "-o", "firmware.elf"],
+        srcs = sources(out, board, tuple(info["adapters"]))
+        _check([cc, *cflags, *srcs, *objects, *_ldflags(board), "-o", "firmware.elf"],
                out / "qemu", f"{board.arch.cc} for {board.target}")
+        if hears(out, board):
+            _check([cc, *cflags, "transcribe.c", *srcs[1:], *objects, *_ldflags(board),
+                    "-o", "transcribe.elf"], out / "qemu",
+                   f"{board.arch.cc} for the {board.target} transcriber")
     compile_plugin(out / "qemu" / PLUGIN_SOURCE, out / "qemu" / PLUGIN,
                    ctx.options.get("compiler"))
 
@@ -534,10 +565,19 @@ def run(out: Path, report: dict[str, Any] | None = None, count: bool = True,
     if report is None:
         report = json.loads((out / "report.json").read_text())
     board = board_of(str(report["target"]))
-    qemu = _tool(board.arch.qemu, board.arch.apt_qemu)
     elf = (out / ELF).resolve()
     if not elf.is_file():
         raise TargetError(f"{elf} is missing", "rebuild OUT with `tinygen build`")
+    console, code, totals, steps = run_elf(out, elf, board, count=count, timeout=timeout)
+    return QemuRun(_parse_outputs(console), code, totals, steps, console)
+
+
+def run_elf(out: Path, elf: Path, board: Board, count: bool = True, timeout: float = 600,
+            cwd: Path | None = None) -> tuple[str, int, list[int], list[list[int]]]:
+    """Run ``elf`` under ``board``'s QEMU (in ``cwd``, where its semihosting opens files):
+    the console, the exit status, and with ``count`` the instructions between each
+    start/stop marker pair and of each step."""
+    qemu = _tool(board.arch.qemu, board.arch.apt_qemu)
     with tempfile.TemporaryDirectory(prefix="tinygen-qemu-") as tmp:
         cmd = [qemu, *board.qemu_args(), "-kernel", str(elf)]
         counts = Path(tmp) / "icount.txt"
@@ -551,7 +591,7 @@ def run(out: Path, report: dict[str, Any] | None = None, count: bool = True,
             cmd += ["-plugin", f"{esc[0]},{args},out={esc[1]}"]
         try:
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                                  timeout=timeout)
+                                  timeout=timeout, cwd=cwd)
         except subprocess.TimeoutExpired:
             raise TargetError(f"{elf} did not finish under QEMU in {timeout:.0f} s",
                               "rebuild OUT; if it persists, report it") from None
@@ -560,7 +600,7 @@ def run(out: Path, report: dict[str, Any] | None = None, count: bool = True,
             first = (console.strip().splitlines() or ["no output"])[0]
             raise TargetError(f"QEMU did not run the instruction-count plugin: {first[:200]}")
         totals, steps = _parse_counts(counts.read_text()) if count else ([], [])
-    return QemuRun(_parse_outputs(console), proc.returncode, totals, steps, console)
+    return console, proc.returncode, totals, steps
 
 
 def describe() -> dict[str, Any]:

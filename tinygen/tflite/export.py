@@ -207,16 +207,18 @@ def _io_json(graph: Graph, name: str) -> dict[str, Any]:
 
 def export_file(model: torch.nn.Module | torch.export.ExportedProgram, output: str | Path,
                 calib: list[np.ndarray], held_out: list[np.ndarray], verify: int = 4,
-                progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+                progress: Callable[[int], None] | None = None,
+                input_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """Compile ``model``, write its .tflite to ``output`` (atomically, last) and return
-    the summary: buffer bytes with and without sharing, SNR, and the TFLM check."""
+    the summary: buffer bytes with and without sharing, SNR, and the TFLM check.
+    ``input_range``: the input's fixed quantization range (compile_model)."""
     from tinygen.compiler.capture import parameter_counts
     from tinygen.compiler.pipeline import compile_model
     from tinygen.fsutil import atomic_write_bytes
     from tinygen.tflite.runner import run_tflm
 
     frames = calib[0].shape[1] if calib else 0
-    compiled = compile_model(model, frames, calib, progress)
+    compiled = compile_model(model, frames, calib, progress, input_range=input_range)
     qg = compiled.tflite_int8
     blob, shared = to_tflite(qg)
     _, unshared = to_tflite(unshare(qg))

@@ -75,6 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s.add_argument("--force", action="store_true", help="replace DIR if it exists")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
+    from tinygen.speech.data.say import add_parser as add_say
+
+    add_say(actions)
 
     kinds = ("wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx", "speech-to-phrase")
     i = actions.add_parser(
