@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import assert_one_line_error, run_tinygen
+from tinygen.audio_build import audio_input_range
 from tinygen.build import BuildOptions, build
 from tinygen.compiler.pipeline import compile_model
 from tinygen.speech.calib import inputs, window_frames
@@ -67,7 +68,8 @@ def builds(tmp_path_factory: pytest.TempPathFactory, tflm_cache: Path):  # type:
             frames = window_frames(model.cfg, 1000)
             cal = inputs(model.cfg, frames, 2, seed=0)
             vecs = inputs(model.cfg, frames, VECTORS, seed=1)
-            models[preset] = (model, cal, vecs, compile_model(model, frames, cal))
+            models[preset] = (model, cal, vecs, compile_model(
+                model, frames, cal, input_range=audio_input_range(model)))
         model, cal, vecs, compiled = models[preset]
         if (preset, target) not in cache:
             out = root / f"{preset}-{target}"

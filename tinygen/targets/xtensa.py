@@ -244,9 +244,11 @@ def runtime_bytes(lib: Path, backend: str) -> int | None:
         (Path(tmp) / "sdkconfig.h").write_text(
             '#define CONFIG_IDF_TARGET "esp32s3"\n#define CONFIG_IDF_TARGET_ESP32S3 1\n'
             "#define CONFIG_NN_OPTIMIZED 1\n")
+        audio = [lib / rel for rel in _src_filter(lib) if rel.startswith("audio/")] \
+            if (lib / "library.json").is_file() else []  # what the project compiles of it
         srcs = [*sorted(lib.glob("*.c")),
                 *[p for p in sorted((lib / "portable").glob("*.c")) if p.name not in adapters],
-                *[lib / "esp_nn" / name for name in sorted(adapters)]]
+                *[lib / "esp_nn" / name for name in sorted(adapters)], *audio]
         for path in srcs:
             includes = [lib, Path(tmp), esp_nn] if esp_nn else [lib]
             sizes, _ = compile_file(path, includes)
