@@ -6,7 +6,8 @@ bash scripts/setup.sh
 # Third-party kernel libraries for the backend tests (../shared/third_party/README.md):
 # used when that folder exists and the variable is not set already.
 if [[ -d ../shared/third_party ]]; then
-    third_party=$(cd ../shared/third_party && pwd)
+    # the physical path: builds resolve symlinks, and a Makefile must see the same paths
+    third_party=$(cd ../shared/third_party && pwd -P)
     export TINYGEN_CMSIS_NN=${TINYGEN_CMSIS_NN:-$third_party/cmsis-nn}
     export TINYGEN_ESP_NN=${TINYGEN_ESP_NN:-$third_party/esp-nn}
     export TINYGEN_TFLM=${TINYGEN_TFLM:-$third_party/esp-tflite-micro}
