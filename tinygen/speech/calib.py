@@ -1,4 +1,4 @@
-"""Calibration and test inputs: fixed-length log-mel windows.
+"""Calibration and test inputs: fixed-length windows of front-end features.
 
 A compiled model has one input shape: ``window_frames`` log-mel frames (1 s = 101 frames
 at a 10 ms hop). Inputs come from a corpus (``--data DIR``: a ``tinygen data synth``
@@ -6,6 +6,7 @@ folder or a LibriSpeech root), cut to the window, or, without a corpus, from
 deterministic speech-like signals: voiced harmonic stacks with a moving pitch, formant
 bands, noise bursts, pauses and level changes. Those cover the value ranges log-mel
 features of speech take, which is what calibration needs; real data calibrates better.
+Both go through the one integer front end (:func:`frontend_logmel`), as the device does.
 """
 
 from __future__ import annotations
@@ -14,11 +15,10 @@ import math
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tinygen.errors import TinygenError
 from tinygen.speech.config import MAX_WINDOW_MS, ConformerConfig
-from tinygen.speech.features import LogMel, samples_for_frames, silence_value
+from tinygen.speech.features import frontend_logmel, silence_value
 
 
 class CalibrationError(TinygenError):
@@ -73,14 +73,9 @@ def speechlike(samples: int, sample_rate: int, rng: np.random.Generator) -> np.n
 
 def synthetic_inputs(cfg: ConformerConfig, frames: int, n: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    logmel = LogMel(cfg)
-    samples = samples_for_frames(frames, cfg.hop_length)
-    out = []
-    with torch.no_grad():
-        for _ in range(n):
-            wave = torch.from_numpy(speechlike(samples, cfg.sample_rate, rng))[None]
-            out.append(logmel(wave)[:, :frames].numpy())
-    return out
+    samples = (frames - 1) * cfg.hop_length + cfg.win_length  # exactly `frames` frames
+    return [frontend_logmel(speechlike(samples, cfg.sample_rate, rng), cfg)[None, :frames]
+            for _ in range(n)]
 
 
 def corpus_inputs(cfg: ConformerConfig, frames: int, n: int, seed: int, data: Path,
@@ -92,26 +87,24 @@ def corpus_inputs(cfg: ConformerConfig, frames: int, n: int, seed: int, data: Pa
     utts = load_split(Path(data), split, cfg.vocab)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(utts))
-    logmel = LogMel(cfg)
     silence = silence_value()
     out: list[np.ndarray] = []
-    with torch.no_grad():
-        for i in order:
-            if len(out) == n:
-                break
-            try:
-                wave = read_audio(utts[int(i)].path, cfg.sample_rate)
-            except UnusableAudio:  # skipped, as in training
-                continue
-            feats = logmel(torch.from_numpy(wave)[None])[0].numpy()
-            if feats.shape[0] >= frames:
-                start = (feats.shape[0] - frames) // 2
-                window = feats[start:start + frames]
-            else:
-                window = np.full((frames, cfg.n_mels), silence, np.float32)
-                off = (frames - feats.shape[0]) // 2
-                window[off:off + feats.shape[0]] = feats
-            out.append(window[None].astype(np.float32))
+    for i in order:
+        if len(out) == n:
+            break
+        try:
+            wave = read_audio(utts[int(i)].path, cfg.sample_rate)
+        except UnusableAudio:  # skipped, as in training
+            continue
+        feats = frontend_logmel(wave, cfg)
+        if feats.shape[0] >= frames:
+            start = (feats.shape[0] - frames) // 2
+            window = feats[start:start + frames]
+        else:
+            window = np.full((frames, cfg.n_mels), silence, np.float32)
+            off = (frames - feats.shape[0]) // 2
+            window[off:off + feats.shape[0]] = feats
+        out.append(window[None].astype(np.float32))
     return out
 
 

@@ -1,6 +1,13 @@
-"""Log-mel front end in plain torch (torchaudio does not install beside the pinned torch).
+"""The model's input features, as training, evaluation and calibration compute them.
 
-Power spectrum of a Hann-windowed STFT, an HTK-scale triangular mel filterbank, then
+:func:`frontend_logmel` is the one front end: the integer reference of
+:mod:`tinygen.audio.frontend` (int16 PCM -> int8 frames, byte-identical to the C the firmware
+runs), dequantized to float feature units. A model is trained on exactly the values the device
+will feed it, and digital silence is exactly :func:`silence_value`.
+
+:class:`LogMel` is the float definition that the integer front end approximates, kept to
+measure that agreement (bench/bench_frontend.py, tests): power spectrum of a
+Hann-windowed STFT, an HTK-scale triangular mel filterbank, then
 ``(log(mel + 1e-6) - LOG_OFFSET) / LOG_SCALE``. The fixed affine maps speech at ordinary
 levels to roughly [-3, 3], which trains faster than raw log values (about -14 to +5) and
 costs nothing at run time: it is part of the front end, before the int8 input. Frames
@@ -10,11 +17,20 @@ at 16 kHz is 101 frames.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 
+from tinygen.audio.frontend import (
+    SILENCE_Q,
+    FrontendConfig,
+    FrontendTables,
+    dequantize,
+    frontend_tables,
+)
+from tinygen.audio.frontend import features as frontend_features
 from tinygen.speech.config import ConformerConfig
 
 LOG_FLOOR = 1e-6
@@ -43,7 +59,10 @@ def mel_filterbank(n_fft: int, n_mels: int, sample_rate: int,
 
 
 class LogMel(torch.nn.Module):
-    """(B, samples) float waveform in [-1, 1] -> (B, frames, n_mels) log-mel."""
+    """(B, samples) float waveform in [-1, 1] -> (B, frames, n_mels) float log-mel.
+
+    The float definition, centred frames; not what a model is trained on (that is
+    :func:`frontend_logmel`)."""
 
     def __init__(self, cfg: ConformerConfig) -> None:
         super().__init__()
@@ -63,9 +82,33 @@ class LogMel(torch.nn.Module):
         return (torch.log(mel + LOG_FLOOR) - LOG_OFFSET) / LOG_SCALE
 
 
+@functools.lru_cache(maxsize=8)
+def _tables(fcfg: FrontendConfig) -> FrontendTables:
+    return frontend_tables(fcfg)
+
+
+def to_pcm16(wave: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] -> int16 PCM (rounded, clipped); int16 passes through.
+
+    A 16-bit file read as float32 (``x / 32768``) comes back exactly."""
+    wave = np.asarray(wave)
+    if wave.dtype == np.int16:
+        return wave
+    return np.clip(np.round(wave.astype(np.float64) * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def frontend_logmel(wave: np.ndarray, cfg: ConformerConfig) -> np.ndarray:
+    """(samples,) int16 PCM, or float in [-1, 1] -> (frames, n_mels) float32.
+
+    The dequantized int8 output of the integer front end: streaming framing (``N`` samples
+    give ``1 + (N - win) // hop`` frames, none below one window)."""
+    q = frontend_features(to_pcm16(wave), _tables(FrontendConfig.of(cfg)))
+    return dequantize(q)
+
+
 def silence_value() -> float:
-    """The feature value of digital silence (zero power in every mel band)."""
-    return (math.log(LOG_FLOOR) - LOG_OFFSET) / LOG_SCALE
+    """The feature value of digital silence: the front end's output for all-zero PCM."""
+    return float(dequantize(np.array([SILENCE_Q], dtype=np.int8))[0])
 
 
 def num_frames(samples: int, hop_length: int) -> int:

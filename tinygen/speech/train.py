@@ -85,6 +85,8 @@ class TrainOptions:
     teacher: Path | None = None  # distil from this checkpoint's frame posteriors
     distill: float = 0.5  # weight w of the distillation term (with a teacher)
     temperature: float = 2.0  # softmax temperature T of that term
+    augment: float = 0.0  # share of training items given waveform augmentation
+    noise: tuple[Path, ...] = ()  # background-noise WAVs the augmentation mixes in
 
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else min(500, self.steps // 10)
@@ -151,14 +153,25 @@ class BatchPlan:
 
 
 class _StepBatches:
-    """A DataLoader batch_sampler: the rank's indices for steps start..stop-1."""
+    """A DataLoader batch_sampler: the rank's items for steps start..stop-1.
 
-    def __init__(self, plan: BatchPlan, start: int, stop: int, rank: int) -> None:
+    With ``seed`` set, each item is ``(draw, index)``: ``draw`` seeds that item's waveform
+    augmentation, a pure function of (seed, step, rank, position), so a resumed run
+    augments exactly as one that never stopped."""
+
+    def __init__(self, plan: BatchPlan, start: int, stop: int, rank: int,
+                 seed: int | None = None) -> None:
         self.plan, self.start, self.stop, self.rank = plan, start, stop, rank
+        self.seed = seed
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[int] | list[tuple[int, int]]]:
         for step in range(self.start, self.stop):
-            yield self.plan.indices(step, self.rank)
+            items = self.plan.indices(step, self.rank)
+            if self.seed is None:
+                yield items
+            else:
+                yield [(step_seed(self.seed, step, self.rank, 2 + k), i)
+                       for k, i in enumerate(items)]
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -264,6 +277,14 @@ def _check(opts: TrainOptions) -> None:
         raise TrainError(f"--distill {opts.distill} must be between 0 and 1")
     if not opts.temperature > 0:
         raise TrainError(f"--temperature {opts.temperature} must be positive")
+    if not 0.0 <= opts.augment <= 1.0:
+        raise TrainError(f"--augment {opts.augment} must be between 0 and 1")
+    if opts.noise and opts.augment <= 0:
+        raise TrainError("--noise is mixed in by the waveform augmentation",
+                         "give --augment P too, e.g. --augment 0.5")
+    for path in opts.noise:
+        if not Path(path).is_file():
+            raise TrainError(f"noise file {path} does not exist")
     if opts.init is not None and opts.resume:
         raise TrainError("--init and --resume do not go together",
                          "--resume continues OUT; --init starts a new run from other weights")
@@ -393,7 +414,9 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
     dev_utts = (load_split(opts.data, "dev", cfg.vocab)[:opts.dev_limit]
                 if has_split(opts.data, "dev") else [])
     hours = sum(u.duration or 0.0 for u in train_utts) / 3600
-    train_ds = SpeechDataset(train_utts, cfg, cache=hours <= CACHE_HOURS)
+    train_ds = SpeechDataset(train_utts, cfg, cache=hours <= CACHE_HOURS,
+                             augment=_wave_augment(opts, cfg.sample_rate),
+                             augment_prob=opts.augment)
     dev_ds = SpeechDataset(dev_utts, cfg, cache=True)
 
     model.train()
@@ -405,8 +428,9 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
     plan = BatchPlan(train_ds.durations(), opts.batch, world.size, opts.seed)
-    loader = DataLoader(train_ds, batch_sampler=_StepBatches(plan, start, opts.steps,
-                                                             world.rank),
+    loader = DataLoader(train_ds, batch_sampler=_StepBatches(
+                            plan, start, opts.steps, world.rank,
+                            seed=opts.seed if opts.augment > 0 else None),
                         collate_fn=collate, num_workers=opts.workers)
     save_every = opts.save_every or opts.eval_every
     window_max = window_frames(cfg, opts.window_ms)
@@ -473,6 +497,24 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
     if skips.count:
         report.line(skips.summary())
     return report.meta(cfg.name, opts.steps, loss_avg, skips.count)
+
+
+def _wave_augment(opts: TrainOptions, sample_rate: int
+                  ) -> Callable[[np.ndarray, np.random.Generator], np.ndarray] | None:
+    """The waveform augmentation of ``--augment`` (speed, VTLP, reverb, telephone band,
+    background noise; :func:`tinygen.speech.data.augment.random_augment`), or None."""
+    if opts.augment <= 0:
+        return None
+    from tinygen.speech.data.augment import load_noise, random_augment
+
+    noises = []
+    for path in opts.noise:
+        try:
+            noises.append(load_noise(path, sample_rate))
+        except (RuntimeError, OSError, ValueError) as err:
+            raise TrainError(f"cannot read noise file {path}: {str(err).splitlines()[0]}",
+                             "give a WAV or FLAC recording") from None
+    return lambda wave, rng: random_augment(wave, rng, sample_rate, noises)
 
 
 def dev_scores(model: Conformer, dev: SpeechDataset, batch: int = 32
@@ -610,7 +652,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         threads=args.threads, progress=not args.quiet,
                         window_prob=args.window_prob, window_ms=args.window_ms,
                         init=args.init, teacher=args.teacher, distill=args.distill,
-                        temperature=args.temperature)
+                        temperature=args.temperature, augment=args.augment,
+                        noise=tuple(args.noise))
     cfg = load_preset(args.preset) if args.preset else None
     if args.chunk_frames is not None or args.left_chunks is not None:
         cfg = streaming_variant(cfg, opts, args.chunk_frames, args.left_chunks)
@@ -683,5 +726,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--temperature", type=float, default=d.temperature, metavar="T",
                    help=f"softmax temperature of the distillation term (default "
                         f"{d.temperature:g})")
+    p.add_argument("--augment", type=float_arg(0.0, 1.0), default=d.augment, metavar="P",
+                   help="share of training items given waveform augmentation: speed, VTLP, "
+                        "reverb, telephone band, --noise (default 0; docs/training.md)")
+    p.add_argument("--noise", type=Path, nargs="+", default=[], metavar="WAV",
+                   help="background-noise recordings that --augment mixes in at 5-25 dB SNR")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=cmd_train)

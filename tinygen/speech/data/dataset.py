@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from tinygen.speech.config import ConformerConfig
 from tinygen.speech.data import DataError, Utterance, normalize_text
 from tinygen.speech.data.librispeech import is_librispeech, read_librispeech, soundfile, split_dirs
-from tinygen.speech.features import LogMel
+from tinygen.speech.features import frontend_logmel
 
 
 class DataWarning(UserWarning):
@@ -138,19 +138,29 @@ class Skipped:
     reason: str
 
 
-class SpeechDataset(Dataset):  # type: ignore[type-arg]
-    """Item i: the log-mel and label ids of utterance i, or Skipped.
+WaveAugment = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
-    ``cache`` keeps features in memory after the first read (for corpora that fit).
+
+class SpeechDataset(Dataset):  # type: ignore[type-arg]
+    """Item i: the front-end features and label ids of utterance i, or Skipped.
+
+    Features come from the one integer front end (:func:`frontend_logmel`), so a model
+    trains on the values the device computes. ``cache`` keeps them in memory after the
+    first read (for corpora that fit). With ``augment`` (a waveform augmentation, see
+    :mod:`tinygen.speech.data.augment`) an item may also be asked for as ``(draw, i)``:
+    utterance i augmented with the generator seeded by ``draw``, then run through the
+    front end (not cached); ``augment_prob`` of the draws augment, the rest are clean.
     """
 
     def __init__(self, utterances: Sequence[Utterance], cfg: ConformerConfig,
-                 cache: bool = False) -> None:
+                 cache: bool = False, augment: WaveAugment | None = None,
+                 augment_prob: float = 0.0) -> None:
         self.utterances = list(utterances)
         self.cfg = cfg
-        self.logmel = LogMel(cfg)
         self.ids = {ch: i for i, ch in enumerate(cfg.vocab)}
         self.cache: dict[int, Example | Skipped] | None = {} if cache else None
+        self.augment = augment
+        self.augment_prob = augment_prob
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -159,7 +169,12 @@ class SpeechDataset(Dataset):  # type: ignore[type-arg]
         """Seconds per item, 0 where unknown (for length bucketing)."""
         return [u.duration or 0.0 for u in self.utterances]
 
-    def __getitem__(self, i: int) -> Example | Skipped:
+    def __getitem__(self, key: int | tuple[int, int]) -> Example | Skipped:
+        draw, i = key if isinstance(key, tuple) else (None, key)
+        if draw is not None and self.augment is not None:
+            rng = np.random.default_rng(draw)
+            if rng.random() < self.augment_prob:
+                return self._load(self.utterances[i], lambda w: self.augment(w, rng))
         if self.cache is not None and i in self.cache:
             return self.cache[i]
         item = self._load(self.utterances[i])
@@ -167,15 +182,17 @@ class SpeechDataset(Dataset):  # type: ignore[type-arg]
             self.cache[i] = item
         return item
 
-    def _load(self, utt: Utterance) -> Example | Skipped:
+    def _load(self, utt: Utterance,
+              augment: Callable[[np.ndarray], np.ndarray] | None = None) -> Example | Skipped:
         try:
             wave = read_audio(utt.path, self.cfg.sample_rate)
-            if len(wave) <= self.cfg.n_fft // 2:
+            if len(wave) < self.cfg.win_length:
                 raise UnusableAudio(f"too short ({len(wave)} samples)")
         except UnusableAudio as err:
             return Skipped(utt.path, str(err))
-        with torch.no_grad():
-            feats = self.logmel(torch.from_numpy(wave)[None])[0]  # (T, n_mels)
+        if augment is not None:
+            wave = augment(wave)
+        feats = torch.from_numpy(frontend_logmel(wave, self.cfg))  # (T, n_mels)
         if self.cfg.subsampled_frames(feats.shape[0]) < 1:
             return Skipped(utt.path, f"too short ({len(wave)} samples)")
         labels = torch.tensor([self.ids[c] for c in utt.text if c in self.ids and
