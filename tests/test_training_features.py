@@ -115,3 +115,32 @@ def test_train_refuses_bad_noise_options(tmp_path: Path) -> None:
     assert_one_line_error(run_main(*base, "--augment", "0.5", "--noise", noise), "does not exist")
     assert_one_line_error(run_main(*base, "--augment", "1.5"), "--augment")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_augmented_run_saves_a_loadable_checkpoint_and_resumes(
+        utterances: list[tuple[Utterance, np.ndarray]], tmp_path: Path) -> None:
+    """--augment/--noise end to end: the options land in the checkpoint's meta as plain
+    values (weights_only loading refuses a Path), and --resume continues the run."""
+    import json
+    from dataclasses import replace
+
+    from tinygen.speech.checkpoint import read_checkpoint
+    from tinygen.speech.config import ConformerConfig
+    from tinygen.speech.train import TrainOptions, fit
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    lines = [json.dumps({"path": str(u.path), "text": "yes"}) for u, _ in utterances[2:]]
+    (corpus / "train.jsonl").write_text("\n".join(lines) + "\n")
+    noise = tmp_path / "noise.wav"
+    write_wav(noise, np.random.default_rng(5).integers(-3000, 3000, 8000).astype(np.int16))
+    tiny = ConformerConfig(name="test-tiny", d_model=16, n_heads=2, ff_dim=32, conv_kernel=3,
+                           subsample_channels=4, block_order=(0,)).validate()
+    opts = TrainOptions(data=corpus, out=tmp_path / "m.pt", steps=2, batch=2, lr=1e-3,
+                        warmup=1, eval_every=1, threads=1, progress=False, augment=1.0,
+                        noise=(noise,))
+    fit(tiny, opts)
+    meta = read_checkpoint(tmp_path / "m.pt")["meta"]
+    assert meta["step"] == 2 and meta["options"]["noise"] == [str(noise)]
+    fit(None, replace(opts, steps=3, resume=True))
+    assert read_checkpoint(tmp_path / "m.pt")["meta"]["step"] == 3

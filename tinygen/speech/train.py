@@ -92,7 +92,15 @@ class TrainOptions:
         return self.warmup if self.warmup is not None else min(500, self.steps // 10)
 
     def plain(self) -> dict[str, Any]:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        """The options as plain values (paths as strings), safe for weights_only loading."""
+        def one(v: Any) -> Any:
+            if isinstance(v, Path):
+                return str(v)
+            if isinstance(v, (tuple, list)):
+                return [one(x) for x in v]
+            return v
+
+        return {k: one(v) for k, v in asdict(self).items()}
 
 
 # -------------------------------------------------------------------- schedule
