@@ -391,3 +391,19 @@ def test_streaming_tflm_on_a_board_project_is_refused(step, tmp_path: Path) -> N
         build(model, out, cal, streams[:1], BuildOptions(target="cortex-m4", backend="tflm",
                                                          vectors=1), "s", compiled=compiled)
     assert not out.exists()
+
+
+def test_the_fit_check_counts_a_streaming_steps_state() -> None:
+    # The state buffer is RAM beside the arena, its silence copy flash beside the .tflite:
+    # flash 340,000 + 27,144 + 1 vector of 1,001 B + 163,840 = 531,985 > 524,288;
+    # RAM 150,000 + 27,144 + 16,384 of stack + 2 x 128 output bytes + 4,096 = 197,880.
+    ctx = TargetContext("qemu-m55", "tflm", "s", "0", {
+        "tflm": {"model_bytes": 340_000, "arena_bytes": 150_000, "state_bytes": 27_144},
+        "output": {"shape": [1, 4, 32]}}, [(b"\0" * 1000, b"")])
+    with pytest.raises(TargetError) as err:
+        tflm.check_fit(qemu.BOARDS["qemu-m55"], ctx, qemu.memory(qemu.BOARDS["qemu-m55"]))
+    assert str(err.value).startswith(
+        "model 's' with TFLM does not fit qemu-m55 (mps3-an547, Cortex-M55): flash needs "
+        "531,985 B of 524,288 B available (.tflite 340,000, silence state 27,144, 1 test "
+        "vectors 1,001, code estimate 163,840); RAM needs 197,880 B of 524,288 B available "
+        "(TFLM arena 150,000, state 27,144, stack 16,384, buffers 4,352)")
