@@ -216,21 +216,32 @@ def test_makefile_relinks_the_same_elf(builds, tflm_cache: Path) -> None:  # typ
     assert str(Path(TFLM).resolve()) not in makefile
 
 
-def test_too_big_for_the_board_with_tflm_is_refused_with_the_numbers() -> None:
+@pytest.mark.parametrize("info, shape, vectors, message", [
     # mcu-tiny's figures (410,832 B .tflite, 264,416 B arena): the M4's 4 MiB take it, the
     # M55's 512 KiB of ITCM do not (410,832 + 2 vectors of 4,001 B + 163,840 B of code;
     # RAM: 264,416 + 16 KiB of stack + 2 x 800 output bytes + 4 KiB).
+    ({"model_bytes": 410_832, "arena_bytes": 264_416}, [1, 25, 32], 2,
+     "flash needs 582,674 B of 524,288 B available (.tflite 410,832, 2 test vectors 8,002, "
+     "code estimate 163,840); RAM needs 286,496 B of 524,288 B available (TFLM arena "
+     "264,416, stack 16,384, buffers 5,696)"),
+    # A streaming step: its state buffer is RAM beside the arena, its silence copy flash
+    # beside the .tflite: flash 340,000 + 27,144 + 2 x 4,001 + 163,840 = 538,986; RAM
+    # 150,000 + 27,144 + 16,384 + 2 x 128 output bytes + 4,096 = 197,880.
+    ({"model_bytes": 340_000, "arena_bytes": 150_000, "state_bytes": 27_144}, [1, 4, 32], 2,
+     "flash needs 538,986 B of 524,288 B available (.tflite 340,000, silence state 27,144, "
+     "2 test vectors 8,002, code estimate 163,840); RAM needs 197,880 B of 524,288 B "
+     "available (TFLM arena 150,000, state 27,144, stack 16,384, buffers 4,352)"),
+])
+def test_too_big_for_the_board_with_tflm_is_refused_with_the_numbers(
+        info: dict[str, int], shape: list[int], vectors: int, message: str) -> None:
     ctx = TargetContext("qemu-m55", "tflm", "mcu-tiny", "0", {
-        "tflm": {"model_bytes": 410_832, "arena_bytes": 264_416},
-        "output": {"shape": [1, 25, 32]}}, [(b"\0" * 4000, b"")] * 2)
+        "tflm": info, "output": {"shape": shape}}, [(b"\0" * 4000, b"")] * vectors)
     tflm.check_fit(qemu.BOARDS["qemu-m4"], ctx, qemu.memory(qemu.BOARDS["qemu-m4"]))
     with pytest.raises(TargetError) as err:
         tflm.check_fit(qemu.BOARDS["qemu-m55"], ctx, qemu.memory(qemu.BOARDS["qemu-m55"]))
     assert str(err.value).startswith(
-        "model 'mcu-tiny' with TFLM does not fit qemu-m55 (mps3-an547, Cortex-M55): flash "
-        "needs 582,674 B of 524,288 B available (.tflite 410,832, 2 test vectors 8,002, "
-        "code estimate 163,840); RAM needs 286,496 B of 524,288 B available (TFLM arena 264,416, "
-        "stack 16,384, buffers 5,696)")
+        "model 'mcu-tiny' with TFLM does not fit qemu-m55 (mps3-an547, Cortex-M55): "
+        + message)
 
 
 # ---- streaming: the .tflite is the step, the state its extra inputs and outputs ----------
@@ -391,19 +402,3 @@ def test_streaming_tflm_on_a_board_project_is_refused(step, tmp_path: Path) -> N
         build(model, out, cal, streams[:1], BuildOptions(target="cortex-m4", backend="tflm",
                                                          vectors=1), "s", compiled=compiled)
     assert not out.exists()
-
-
-def test_the_fit_check_counts_a_streaming_steps_state() -> None:
-    # The state buffer is RAM beside the arena, its silence copy flash beside the .tflite:
-    # flash 340,000 + 27,144 + 1 vector of 1,001 B + 163,840 = 531,985 > 524,288;
-    # RAM 150,000 + 27,144 + 16,384 of stack + 2 x 128 output bytes + 4,096 = 197,880.
-    ctx = TargetContext("qemu-m55", "tflm", "s", "0", {
-        "tflm": {"model_bytes": 340_000, "arena_bytes": 150_000, "state_bytes": 27_144},
-        "output": {"shape": [1, 4, 32]}}, [(b"\0" * 1000, b"")])
-    with pytest.raises(TargetError) as err:
-        tflm.check_fit(qemu.BOARDS["qemu-m55"], ctx, qemu.memory(qemu.BOARDS["qemu-m55"]))
-    assert str(err.value).startswith(
-        "model 's' with TFLM does not fit qemu-m55 (mps3-an547, Cortex-M55): flash needs "
-        "531,985 B of 524,288 B available (.tflite 340,000, silence state 27,144, 1 test "
-        "vectors 1,001, code estimate 163,840); RAM needs 197,880 B of 524,288 B available "
-        "(TFLM arena 150,000, state 27,144, stack 16,384, buffers 4,352)")
