@@ -402,3 +402,37 @@ def test_streaming_tflm_on_a_board_project_is_refused(step, tmp_path: Path) -> N
         build(model, out, cal, streams[:1], BuildOptions(target="cortex-m4", backend="tflm",
                                                          vectors=1), "s", compiled=compiled)
     assert not out.exists()
+
+
+def test_export_tflite_of_a_streaming_model_is_the_step_with_its_start_state(  # type: ignore[no-untyped-def]
+        step, tmp_path: Path) -> None:
+    # What `tinygen export-tflite` writes for a streaming model: the step, and in its
+    # metadata the state a stream starts from, so the file alone is enough to stream.
+    from tinygen.speech.streaming import chunks_of
+    from tinygen.tflite.export import STATE_INIT_METADATA, export_step_file
+    from tinygen.tflite.runner import stream_tflm
+    from tinygen.tflite.writer import load_schema
+
+    model, _, streams, compiled, blob = step
+    held = [chunks_of(x, model.cfg) for x in streams[:4]]  # 1, 1, 2 and 5 chunks
+    summary = export_step_file(compiled, tmp_path / "s.tflite", held, verify=4)
+    assert summary["tflm_bit_exact"] and summary["streaming"]["steps_checked"] == 9
+    assert summary["snr_db"] > 20
+    data = (tmp_path / "s.tflite").read_bytes()
+    m = load_schema().Model.GetRootAs(data, 0)
+    entries = {m.Metadata(i).Name().decode(): m.Metadata(i).Buffer()
+               for i in range(m.MetadataLength())}
+    init = m.Buffers(entries[STATE_INIT_METADATA]).DataAsNumpy().view(np.int8)
+    start, k = [], 0  # the state tensors, cut from the metadata by the inputs' shapes
+    g = m.Subgraphs(0)
+    for i in range(1, g.InputsLength()):
+        shape = tuple(g.Tensors(g.Inputs(i)).ShapeAsNumpy())
+        n = int(np.prod(shape))
+        start.append(init[k:k + n].reshape(shape))
+        k += n
+    assert k == len(init) == summary["streaming"]["state_bytes"]
+    chunks, golden = _golden_streams(model, compiled, streams[:4])
+    got = stream_tflm(data, chunks, start)
+    assert all(np.array_equal(a, b) for gs, ws in zip(got, golden, strict=True)
+               for a, b in zip(gs, ws, strict=True))
+    assert len(blob) + len(init) <= len(data)  # the same step, plus the metadata

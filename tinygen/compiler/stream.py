@@ -163,14 +163,14 @@ class CompiledStep:
         return outs
 
     def snr_db(self, streams: list[list[np.ndarray]], start_float: list[np.ndarray],
-               start_q: list[np.ndarray]) -> float:
+               start_q: list[np.ndarray], tflite_flavour: bool = False) -> float:
         """Float step vs golden int8 step (dequantized) over whole streams, pooled."""
         signal = noise = 0.0
         for chunks in streams:
             fs, qs = list(start_float), list(start_q)
             for x in chunks:
                 ref, fs = self.run_float(x, fs)
-                got_q, qs = self.run_int8(self.quantize_input(x), qs)
+                got_q, qs = self.run_int8(self.quantize_input(x), qs, tflite_flavour)
                 got = dequantize_array(got_q, self.output_quant)
                 signal += float((ref.astype(np.float64) ** 2).sum())
                 noise += float(((ref - got) ** 2).sum())
