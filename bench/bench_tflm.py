@@ -21,13 +21,20 @@ firmwares must print the golden outputs of their flavour; then it prints
 Goals for mcu-tiny on qemu-m4: instructions <= 0.5x TFLM's, RAM <= 0.3x, flash of the
 whole ELF <= 0.8x.
 
+With ``--chunk C --left L`` the preset streams (its weights, chunked attention): both
+firmwares step whole streams of ``--seconds`` of features from a reset, the figures are
+per step, and RAM counts the state (tinygen's state region; TFLM's state buffer beside
+its arena).
+
 Usage: TINYGEN_TFLM=... python bench/bench_tflm.py [--preset mcu-tiny]
                                                    [--targets qemu-m4 qemu-m55] [--json]
+                                                   [--chunk 4 --left 4 [--seconds 1]]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import subprocess
@@ -42,6 +49,8 @@ from tinygen.build import BuildOptions, build
 from tinygen.compiler.pipeline import compile_model
 from tinygen.speech.calib import inputs, window_frames
 from tinygen.speech.checkpoint import load_model
+from tinygen.speech.model import build_model
+from tinygen.speech.streaming import compile_streaming
 from tinygen.targets import TargetError, qemu
 
 CALIB = 4
@@ -109,7 +118,9 @@ def one(preset: str, target: str, backend: str, tmp: Path, model: Any, cal: list
         if m is None:
             raise SystemExit("bench_tflm: the TFLM firmware did not print its memory")
         arena, objects = int(m.group(1)), int(m.group(2))
-        ram = {"arena": arena, "objects": objects, "total": arena + objects,
+        state = int(report["tflm"].get("state_bytes", 0))  # a streaming step's buffer
+        ram = {"arena": arena, "objects": objects, "state": state,
+               "total": arena + objects + state,
                "reserved_arena": int(report["tflm"]["arena_bytes"])}
         model_data = int(report["tflm"]["model_bytes"])
     else:
@@ -122,12 +133,24 @@ def one(preset: str, target: str, backend: str, tmp: Path, model: Any, cal: list
             "ram": ram, **elf_figures(out / qemu.ELF, model_data)}
 
 
-def bench(preset: str, targets: list[str], vectors: int) -> list[dict[str, Any]]:
+def bench(preset: str, targets: list[str], vectors: int, chunk: int = 0, left: int = 0,
+          seconds: float = 1.0) -> list[dict[str, Any]]:
     model = load_model(f"preset:{preset}")
     frames = window_frames(model.cfg, 1000)
-    cal = inputs(model.cfg, frames, CALIB, seed=0)
-    vecs = inputs(model.cfg, frames, vectors, seed=1)
-    compiled = compile_model(model, frames, cal)
+    compiled: Any
+    if chunk:  # the same weights, streaming: vectors are streams of `seconds` of audio
+        cfg = dataclasses.replace(model.cfg, chunk_frames=chunk, left_chunks=left).validate()
+        weights = model.state_dict()
+        model = build_model(cfg)
+        model.load_state_dict(weights)
+        cal = inputs(model.cfg, frames, CALIB, seed=0)
+        vecs = inputs(model.cfg, round(seconds * model.cfg.frames_per_second), vectors,
+                      seed=1)
+        compiled = compile_streaming(model, cal)
+    else:
+        cal = inputs(model.cfg, frames, CALIB, seed=0)
+        vecs = inputs(model.cfg, frames, vectors, seed=1)
+        compiled = compile_model(model, frames, cal)
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-tflm-") as tmp:
         for target in targets:
@@ -152,8 +175,9 @@ def bench(preset: str, targets: list[str], vectors: int) -> list[dict[str, Any]]
 
 def print_table(r: dict[str, Any]) -> None:
     t, f = r["tinygen"], r["tflm"]
+    per = "steps" if t["ram"].get("state") else "inferences"
     print(f"{r['preset']} on {r['target']} ({r['machine']}): tinygen portable vs TFLM "
-          f"reference kernels, mean of {r['vectors']} inferences")
+          f"reference kernels, mean of the {r['vectors']} vectors' {per}")
     if f is None:
         print(f"  tinygen: {t['instructions_per_inference']:,.0f} instructions per inference, "
               f"flash {t['flash']:,} B (code {t['code']:,}), arena {t['ram']['total']:,} B")
@@ -172,8 +196,9 @@ def print_table(r: dict[str, Any]) -> None:
     print(f"  {'':<30}{'tinygen':>14}{'TFLM':>14}{'ratio':>8}")
     for name, a, b in rows:
         print(f"  {name:<30}{a:>14,.0f}{b:>14,.0f}{a / b if b else 0:>8.2f}")
+    state = f" + state {f['ram']['state']:,}" if f["ram"]["state"] else ""
     print(f"  TFLM RAM = arena_used_bytes() {f['ram']['arena']:,} + resolver and interpreter "
-          f"{f['ram']['objects']:,} (arena reserved: {f['ram']['reserved_arena']:,})")
+          f"{f['ram']['objects']:,}{state} (arena reserved: {f['ram']['reserved_arena']:,})")
     verdicts = ", ".join(f"{k} {q[k]:.2f}x ({'meets' if q[k] <= g else 'misses'} <= {g}x)"
                          for k, g in GOALS.items())
     print(f"  goals: {verdicts}")
@@ -185,9 +210,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--targets", "--target", nargs="+", default=["qemu-m4", "qemu-m55"],
                     choices=["qemu-m4", "qemu-m7", "qemu-m55"])
     ap.add_argument("--vectors", type=int, default=2)
+    ap.add_argument("--chunk", type=int, default=0,
+                    help="stream with chunks of C encoder frames (40 ms each); 0: a window")
+    ap.add_argument("--left", type=int, default=4, help="chunks of left context")
+    ap.add_argument("--seconds", type=float, default=1.0, help="length of each stream")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    results = bench(args.preset, args.targets, args.vectors)
+    results = bench(args.preset, args.targets, args.vectors, args.chunk, args.left,
+                    args.seconds)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

@@ -140,9 +140,11 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
     check_out(out, opts.force, opts.inputs)
     model_name = c_text(model_name)  # a file name such as q"uote.pt reaches C as q_uote
     frames = calib[0].shape[1]
-    if _streams(model) and opts.backend == "tflm":
-        raise BuildError("--backend tflm cannot run a streaming model yet",
-                         "build it with --backend portable, cmsis-nn or esp-nn")
+    if _streams(model) and opts.backend == "tflm" and not _steps_on_tflm(opts.target):
+        raise BuildError(f"--backend tflm runs a streaming model on host and qemu-* targets "
+                         f"only, not on '{opts.target}'",
+                         "build it for --target host or qemu-m4/m7/m55, or with --backend "
+                         "portable")
     if compiled is not None:
         pass
     elif _streams(model):
@@ -225,19 +227,30 @@ def _streams(model: torch.nn.Module) -> bool:
     return bool(getattr(getattr(model, "cfg", None), "streaming", False))
 
 
+def _steps_on_tflm(target: str) -> bool:
+    """Whether ``target``'s tflm firmware steps a stream (host and QEMU Arm boards; the
+    board projects' TFLM mains run one window)."""
+    from tinygen.targets import qemu
+
+    return target == "host" or target in qemu.BOARDS
+
+
 def _write_stream_vectors(folder: Path, model: torch.nn.Module, compiled: CompiledStep,
-                          vectors: list[np.ndarray]) -> list[tuple[bytes, bytes]]:
+                          vectors: list[np.ndarray], tflite_flavour: bool = False
+                          ) -> list[tuple[bytes, bytes]]:
     """A streaming model's test vector is a whole stream: ``input_K.bin`` its chunks one
-    after another, ``expected_K.bin`` the golden step's outputs from the silence state,
+    after another, ``expected_K.bin`` the golden step's outputs from the silence state (of
+    the .tflite flavour's step and its own silence state for a tflm build),
     ``float_K.bin`` the float step's."""
     from tinygen.speech.streaming import chunks_of
 
-    start_q = compiled.int8.meta["state_init"]
+    start_q = compiled.start_state(tflite_flavour)
     written = []
     for k, x in enumerate(vectors):
         chunks = chunks_of(x, model.cfg)  # type: ignore[union-attr]
         xq = [compiled.quantize_input(c) for c in chunks]
-        expected = b"".join(y.tobytes() for y in compiled.stream_int8(xq, start_q))
+        expected = b"".join(y.tobytes()
+                            for y in compiled.stream_int8(xq, start_q, tflite_flavour))
         state, floats = list(compiled.float_start), []
         for c in chunks:
             y, state = compiled.run_float(c, state)
@@ -258,7 +271,7 @@ def _write_vectors(root: Path, model: torch.nn.Module, compiled: Compiled | Comp
     folder = root / "test_vectors"
     folder.mkdir()
     if isinstance(compiled, CompiledStep):
-        return _write_stream_vectors(folder, model, compiled, vectors)
+        return _write_stream_vectors(folder, model, compiled, vectors, tflite_flavour)
     written = []
     for k, x in enumerate(vectors):
         xq = compiled.quantize_input(x).tobytes()

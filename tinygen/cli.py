@@ -143,9 +143,19 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
     frames = src.frames(args.window_ms)
     calib = src.inputs(frames, args.calib, 0, args.data, "train")
     held_out = src.inputs(frames, args.eval, 1, args.data, "dev" if args.data else "train")
+    cfg = getattr(src.model, "cfg", None)
     with _progress("calibrating", len(calib), args.json) as tick:
-        summary = export_file(src.model, args.output, calib, held_out, verify=args.verify,
-                              progress=tick, input_range=audio_input_range(src.model))
+        if cfg is not None and cfg.streaming:  # the .tflite is the step, state in and out
+            from tinygen.speech.streaming import chunks_of, compile_streaming
+            from tinygen.tflite.export import export_step_file
+
+            step = compile_streaming(src.model, calib, tick)
+            summary = export_step_file(step, args.output,
+                                       [chunks_of(x, cfg) for x in held_out], args.verify)
+        else:
+            summary = export_file(src.model, args.output, calib, held_out,
+                                  verify=args.verify, progress=tick,
+                                  input_range=audio_input_range(src.model))
     summary["calibration_source"] = str(args.data) if args.data else "synthetic speech-like"
     uniq, virt = summary["unique_params"], summary["virtual_params"]
     summary.update(unique_over_virtual=round(uniq / max(1, virt), 4))
@@ -166,6 +176,13 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
         f"reference: {'yes' if summary['tflm_bit_exact'] else 'NO'}; the native graph "
         f"differs by at most {summary['native_vs_tflm_max_diff']} int8 steps (its "
         "LayerNorm is tinygen's integer scheme)")
+    st = summary.get("streaming")
+    if st is not None:
+        _console().print(
+            f"streaming step: the chunk and {len(st['state'])} int8 state tensors in, the "
+            f"logits and the new state out; a stream starts from the {st['state_bytes']:,}-"
+            f"byte state in metadata '{st['state_init_metadata']}'; "
+            f"{st['steps_checked']} steps checked on TFLite Micro")
     return 0
 
 

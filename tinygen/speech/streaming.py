@@ -240,8 +240,9 @@ def compile_streaming(model: Conformer, windows: list[np.ndarray],
     ``windows`` ((1, T, F) float features, each one stream) from the silence state.
 
     ``int8.meta["state_init"]`` holds the int8 silence state (the golden step iterated on
-    quantized silence to its fixed point), which a reset restores; ``float_start`` the
-    float one."""
+    quantized silence, ``int8.meta["rest_input"]``, to its fixed point), which a reset
+    restores; ``float_start`` the float one. ``compiled.start_state(tflite_flavour=True)``
+    is the .tflite flavour's."""
     from tinygen.compiler.stream import compile_step
 
     cfg = model.cfg
@@ -250,8 +251,10 @@ def compile_streaming(model: Conformer, windows: list[np.ndarray],
     example = tuple(torch.from_numpy(a) for a in steps[0])
     compiled = compile_step(StreamStep(model), example, steps, progress,
                             input_range=FEATURE_RANGE)  # the audio front end's output
-    fixed, _ = compiled.fixed_state(compiled.quantize_input(silence_chunk(cfg).numpy()))
+    rest = compiled.quantize_input(silence_chunk(cfg).numpy())
+    fixed, _ = compiled.fixed_state(rest)
     compiled.int8.meta["state_init"] = fixed
+    compiled.int8.meta["rest_input"] = rest  # start_state(): any flavour
     compiled.int8.meta["chunk_ms"] = cfg.chunk_ms
     compiled.float_start = [s.numpy() for s in silence_state(model)]
     return compiled

@@ -15,6 +15,13 @@ implements ``tinygen_model.h``'s API (init, input, invoke, output) with a
 MicroInterpreter whose op resolver and arena size come from the model. The targets' own
 mains (host/main.c, qemu/main.c) then run it unchanged: the same stdin/stdout and
 ``tg_out K <hex>`` protocol, so ``tinygen verify`` works as for tinygen's own kernels.
+
+A streaming model's .tflite is its step (``CompiledStep.tflite_int8``): the new chunk and
+the state in, the logits and the new state out, the state as plain int8 inputs and outputs
+with one quantization per pair. ``tg_tflm_model.cc`` then implements tg_model_reset() and
+tg_model_step(): it keeps the state in a static buffer beside TFLM's arena, copies it into
+the state inputs before each Invoke and the state outputs back after it; a reset copies
+the .tflite step's own silence state (its fixed point on silence) from flash.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygen.compiler.stream import CompiledStep
 from tinygen.targets import TargetContext, TargetError
 
 ENV = "TINYGEN_TFLM"
@@ -174,33 +182,62 @@ def library(cxx: str, ar: str, core_flags: tuple[str, ...], tree: Path | None = 
     return lib
 
 
-def export(ctx: TargetContext) -> tuple[bytes, dict[str, Any]]:
-    """The .tflite export and TFLM's facts for it: its bytes, the arena TFLM uses on the
-    host, the arena to reserve and the ops."""
-    from tinygen.tflite.export import to_tflite
-    from tinygen.tflite.runner import tflm_arena_bytes
-
+def _compiled(ctx: TargetContext) -> Any:
     compiled = ctx.options.get("compiled")
     if compiled is None:
         raise TargetError("the tflm backend needs the compiled model",
                           "build through tinygen.build.build")
+    return compiled
+
+
+def state_sizes(ctx: TargetContext) -> list[int]:
+    """Bytes of each state tensor of a streaming step, in input order ([] for a window)."""
+    compiled = _compiled(ctx)
+    if not isinstance(compiled, CompiledStep):
+        return []
+    return [int(np.prod(s, dtype=np.int64)) for s in compiled.state_shapes()]
+
+
+def export(ctx: TargetContext) -> tuple[bytes, dict[str, Any]]:
+    """The .tflite export and TFLM's facts for it: its bytes, the arena TFLM uses on the
+    host, the arena to reserve and the ops; for a streaming step also the state a runner
+    keeps beside the arena (``state_bytes``, by tensor in ``state_tensor_bytes``)."""
+    from tinygen.tflite.export import to_tflite
+    from tinygen.tflite.runner import tflm_arena_bytes, tflm_min_arena_bytes
+
+    compiled = _compiled(ctx)
     graph = compiled.tflite_int8
     blob, _ = to_tflite(graph)
     measured = tflm_arena_bytes(blob)
-    # host (64-bit) count + 10 % + 8 KiB: target structs are smaller, kernel scratch larger
-    arena = (measured * 11 // 10 + 8 * 1024 + 15) // 16 * 16
+    # host (64-bit) count + 10 % + 8 KiB: target structs are smaller, kernel scratch
+    # larger; and at least what TFLM's memory planner needs on the host + 8 KiB (it needs
+    # more than the tensors for a streaming step's many small ones)
+    need = tflm_min_arena_bytes(blob, measured * 11 // 10)
+    arena = need + 8 * 1024
     ops = graph.op_counts()
     pads = sum(1 for n in graph.nodes if n.attrs.get("padding") == "EXPLICIT")
     if pads:  # the export puts a PAD op in front of each (TFLite has SAME/VALID only)
         ops["pad"] = pads
-    return blob, {"model_bytes": len(blob), "measured_arena_bytes": measured,
-                  "arena_bytes": arena, "ops": dict(sorted(ops.items()))}
+    info = {"model_bytes": len(blob), "measured_arena_bytes": measured,
+            "arena_bytes": arena, "ops": dict(sorted(ops.items()))}
+    sizes = state_sizes(ctx)
+    if sizes:
+        info.update(state_bytes=sum(sizes), state_tensor_bytes=sizes)
+    return blob, info
 
 
 def expected(ctx: TargetContext, inputs: list[bytes]) -> list[bytes]:
     """The golden outputs of the .tflite flavour (TFLM decomposes LayerNorm into
-    builtins, so its outputs are those, not the fused graph's)."""
-    compiled = ctx.options["compiled"]
+    builtins, so its outputs are those, not the fused graph's). For a streaming step each
+    input is a whole stream, stepped from the flavour's own silence state."""
+    compiled = _compiled(ctx)
+    if isinstance(compiled, CompiledStep):
+        shape = compiled.int8.values[compiled.int8.inputs[0]].shape
+        size = int(np.prod(shape))
+        start = compiled.start_state(tflite_flavour=True)
+        return [b"".join(y.tobytes() for y in compiled.stream_int8(
+            [np.frombuffer(x[k:k + size], np.int8).reshape(shape)
+             for k in range(0, len(x), size)], start, tflite_flavour=True)) for x in inputs]
     return [compiled.run_int8(np.frombuffer(x, np.int8), tflite_flavour=True).tobytes()
             for x in inputs]
 
@@ -216,20 +253,28 @@ def resolver(ops: dict[str, int] | list[str]) -> list[str]:
 def write(out: Path, ctx: TargetContext) -> dict[str, Any]:
     """OUT/tflm/: the .tflite as a C array and the model API on a MicroInterpreter.
     Returns report.json's ``tflm`` entry."""
+    from tinygen.cdecl import int_list
     from tinygen.compiler.codegen import int8_literal, render
 
     blob, info = export(ctx)
     folder = out / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     common = {"version": ctx.version, "model_name": ctx.model_name}
+    sizes = state_sizes(ctx)
+    state: dict[str, Any] = {"state": sizes}
+    if sizes:
+        init = _compiled(ctx).start_state(tflite_flavour=True)
+        state.update(state_sizes=int_list(np.array(sizes), per_line=8),
+                     state_init=int8_literal(np.concatenate([s.reshape(-1) for s in init])))
     (folder / "tinygen_tflite.h").write_text(render(
         "platformio/tinygen_tflite.h.j2", **common, model_bytes=len(blob),
-        measured=info["measured_arena_bytes"], arena_bytes=info["arena_bytes"]))
+        measured=info["measured_arena_bytes"], arena_bytes=info["arena_bytes"], **state))
     (folder / "tinygen_tflite.c").write_text(render(
         "platformio/tinygen_tflite.c.j2", **common, model_bytes=len(blob),
-        body=int8_literal(np.frombuffer(blob, np.int8))))
+        body=int8_literal(np.frombuffer(blob, np.int8)), **state))
     (folder / "tg_tflm_model.cc").write_text(render(
-        "tflm/tg_tflm_model.cc.j2", **common, resolver=resolver(info["ops"])))
+        "tflm/tg_tflm_model.cc.j2", **common, resolver=resolver(info["ops"]),
+        streaming=bool(sizes)))
     return {**info, "resolver": resolver(info["ops"]), "sources": len(sources())}
 
 
@@ -331,18 +376,21 @@ def check_fit(board: Any, ctx: TargetContext, mem: dict[str, int]) -> None:
     (a qemu Board; ``mem``: its FLASH, RAM and STACK bytes)."""
     info = ctx.report["tflm"]
     vectors = sum(len(inp) + 1 for inp, _ in ctx.vectors)
-    flash_need = info["model_bytes"] + vectors + CODE_ESTIMATE
+    state = info.get("state_bytes", 0)  # a streaming step's: its silence state in flash
+    flash_need = info["model_bytes"] + state + vectors + CODE_ESTIMATE
     out_bytes = int(np.prod(ctx.report["output"]["shape"]))
-    ram_need = info["arena_bytes"] + mem["STACK"] + 2 * out_bytes + RAM_EXTRA
+    ram_need = info["arena_bytes"] + state + mem["STACK"] + 2 * out_bytes + RAM_EXTRA
     if flash_need > mem["FLASH"] or ram_need > mem["RAM"]:
         raise TargetError(
             f"model '{ctx.model_name}' with TFLM does not fit {board.target} "
             f"({board.machine}, {board.cpu}): flash needs {flash_need:,} B of "
             f"{mem['FLASH']:,} B available (.tflite {info['model_bytes']:,}, "
-            f"{len(ctx.vectors)} test vectors {vectors:,}, code estimate {CODE_ESTIMATE:,}); "
-            f"RAM needs {ram_need:,} B of {mem['RAM']:,} B available (TFLM arena "
-            f"{info['arena_bytes']:,}, stack {mem['STACK']:,}, buffers "
-            f"{2 * out_bytes + RAM_EXTRA:,})",
+            + (f"silence state {state:,}, " if state else "")
+            + f"{len(ctx.vectors)} test vectors {vectors:,}, code estimate "
+            f"{CODE_ESTIMATE:,}); RAM needs {ram_need:,} B of {mem['RAM']:,} B available "
+            f"(TFLM arena {info['arena_bytes']:,}, "
+            + (f"state {state:,}, " if state else "")
+            + f"stack {mem['STACK']:,}, buffers {2 * out_bytes + RAM_EXTRA:,})",
             "choose a smaller model or fewer --vectors, or build with --backend portable")
 
 

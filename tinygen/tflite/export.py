@@ -7,7 +7,7 @@ eight virtual layers use is one tensor, one buffer, referenced by eight operator
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from tinygen.compiler.ir import Graph, Node, Value
+from tinygen.compiler.stream import CompiledStep
 from tinygen.errors import TinygenError
 from tinygen.tflite.writer import TFLiteBuilder
 
@@ -103,12 +104,12 @@ class _Exporter:
         self.b.add_op("PAD", [self.tensor(x.name), self.small[key]], [out])
         return out
 
-    def run(self) -> bytes:
+    def run(self, metadata: Sequence[tuple[str, bytes]] = ()) -> bytes:
         for n in self.g.nodes:
             self.op(n)
         ins = [self.tensor(i) for i in self.g.inputs]
         outs = [self.tensor(o) for o in self.g.outputs]
-        return self.b.finish(ins, outs, description="tinygen int8 export")
+        return self.b.finish(ins, outs, description="tinygen int8 export", metadata=metadata)
 
     def op(self, n: Node) -> None:
         t = self.tensor
@@ -171,10 +172,12 @@ class _Exporter:
                               "export the decompose_layer_norm flavour of the graph")
 
 
-def to_tflite(graph: Graph) -> tuple[bytes, BufferBytes]:
-    """Serialise an int8 graph; returns the file bytes and its constant bytes by kind."""
+def to_tflite(graph: Graph, metadata: Sequence[tuple[str, bytes]] = ()
+              ) -> tuple[bytes, BufferBytes]:
+    """Serialise an int8 graph; returns the file bytes and its constant bytes by kind.
+    ``metadata``: (name, bytes) entries for the model's metadata table."""
     exp = _Exporter(graph)
-    return exp.run(), exp.bytes
+    return exp.run(metadata), exp.bytes
 
 
 def unshare(graph: Graph) -> Graph:
@@ -212,7 +215,6 @@ def export_file(model: torch.nn.Module | torch.export.ExportedProgram, output: s
     """Compile ``model``, write its .tflite to ``output`` (atomically, last) and return
     the summary: buffer bytes with and without sharing, SNR, and the TFLM check.
     ``input_range``: the input's fixed quantization range (compile_model)."""
-    from tinygen.compiler.capture import parameter_counts
     from tinygen.compiler.pipeline import compile_model
     from tinygen.fsutil import atomic_write_bytes
     from tinygen.tflite.runner import run_tflm
@@ -221,7 +223,6 @@ def export_file(model: torch.nn.Module | torch.export.ExportedProgram, output: s
     compiled = compile_model(model, frames, calib, progress, input_range=input_range)
     qg = compiled.tflite_int8
     blob, shared = to_tflite(qg)
-    _, unshared = to_tflite(unshare(qg))
     checked = held_out[:verify]
     exact, worst = True, 0
     for x in checked:
@@ -230,6 +231,26 @@ def export_file(model: torch.nn.Module | torch.export.ExportedProgram, output: s
         exact &= bool(np.array_equal(compiled.run_int8(xq, tflite_flavour=True), tflm))
         worst = max(worst, int(np.abs(compiled.run_int8(xq).astype(np.int32) - tflm).max()))
     summary: dict[str, Any] = {
+        **_file_summary(qg, output, blob, shared),
+        "calibration_inputs": len(calib),
+        "eval_inputs": len(held_out),
+        "snr_db": _round(compiled.snr_db(held_out, tflite_flavour=True)),
+        "snr_db_native": _round(compiled.snr_db(held_out)),
+        "tflm_vectors": len(checked),
+        "tflm_bit_exact": exact,
+        "native_vs_tflm_max_diff": worst,
+    }
+    atomic_write_bytes(output, blob)
+    return summary
+
+
+def _file_summary(qg: Graph, output: str | Path, blob: bytes, shared: BufferBytes
+                  ) -> dict[str, Any]:
+    """What every export summary says of the file: bytes, I/O, sharing, ops, params."""
+    from tinygen.compiler.capture import parameter_counts
+
+    _, unshared = to_tflite(unshare(qg))
+    return {
         "output": str(output),
         "file_bytes": len(blob),
         "input": _io_json(qg, qg.inputs[0]),
@@ -239,13 +260,55 @@ def export_file(model: torch.nn.Module | torch.export.ExportedProgram, output: s
         "weight_bytes_ratio": round(shared.weights / max(1, unshared.weights), 4),
         "ops": qg.op_counts(),
         **{k: v for k, v in parameter_counts(qg).items() if k.endswith("params")},
-        "calibration_inputs": len(calib),
+    }
+
+
+# The metadata entry of a streaming step's .tflite that holds the state a stream starts
+# from: the state tensors' int8 bytes one after another, in input order.
+STATE_INIT_METADATA = "tinygen_state_init"
+
+
+def export_step_file(compiled: CompiledStep, output: str | Path,
+                     held_out: list[list[np.ndarray]], verify: int = 4) -> dict[str, Any]:
+    """Write the .tflite of a compiled streaming step to ``output`` (atomically, last) and
+    return the summary. Inputs: the chunk, then the state; outputs: the chunk's output,
+    then the new state (each state pair one int8 quantization). The state a stream starts
+    from (the .tflite flavour's silence state) is the metadata entry
+    :data:`STATE_INIT_METADATA`. The TFLM check steps ``verify`` of the ``held_out``
+    streams (float chunks) on one interpreter, each from that state, against the golden
+    step of the .tflite flavour."""
+    from tinygen.fsutil import atomic_write_bytes
+    from tinygen.tflite.runner import stream_tflm
+
+    qg = compiled.tflite_int8
+    start = compiled.start_state(tflite_flavour=True)
+    init = b"".join(np.ascontiguousarray(s, np.int8).tobytes() for s in start)
+    blob, shared = to_tflite(qg, metadata=[(STATE_INIT_METADATA, init)])
+    streams = [[compiled.quantize_input(x) for x in chunks] for chunks in held_out]
+    checked = streams[:verify]
+    exact, worst = True, 0
+    native = compiled.start_state()
+    for chunks, got in zip(checked, stream_tflm(blob, checked, start), strict=True):
+        want = compiled.stream_int8(chunks, start, tflite_flavour=True)
+        exact &= all(np.array_equal(a, b) for a, b in zip(want, got, strict=True))
+        for a, b in zip(compiled.stream_int8(chunks, native), got, strict=True):
+            worst = max(worst, int(np.abs(a.astype(np.int32) - b.astype(np.int32)).max()))
+    summary: dict[str, Any] = {
+        **_file_summary(qg, output, blob, shared),
+        "calibration_inputs": compiled.ranges.samples,
         "eval_inputs": len(held_out),
-        "snr_db": _round(compiled.snr_db(held_out, tflite_flavour=True)),
-        "snr_db_native": _round(compiled.snr_db(held_out)),
+        "snr_db": _round(compiled.snr_db(held_out, compiled.float_start, start,
+                                         tflite_flavour=True)),
+        "snr_db_native": _round(compiled.snr_db(held_out, compiled.float_start, native)),
         "tflm_vectors": len(checked),
         "tflm_bit_exact": exact,
         "native_vs_tflm_max_diff": worst,
+        "streaming": {
+            "steps_checked": sum(len(c) for c in checked),
+            "state": [_io_json(qg, name) for name in qg.inputs[1:]],
+            "state_bytes": len(init),
+            "state_init_metadata": STATE_INIT_METADATA,
+        },
     }
     atomic_write_bytes(output, blob)
     return summary

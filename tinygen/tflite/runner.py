@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
@@ -73,13 +74,48 @@ def run_tflm(model: bytes, inputs: Sequence[np.ndarray],
              arena_size: int | None = None) -> list[np.ndarray]:
     """Invoke ``model`` once on ``inputs`` (one array per model input, in order) and
     return its outputs (copies), in order."""
-    runtime = _runtime()
     n_in, n_out, _ = _io_counts_and_activation_bytes(model)
     if len(inputs) != n_in:
         raise TFLMRunError(f"model has {n_in} inputs, got {len(inputs)} arrays")
+    interp = _open(model, arena_size)
+    return _invoke(interp, inputs, n_out)
+
+
+def stream_tflm(model: bytes, streams: Sequence[Sequence[np.ndarray]],
+                start: Sequence[np.ndarray], arena_size: int | None = None
+                ) -> list[list[np.ndarray]]:
+    """Step a streaming step's ``model`` (inputs ``[x, s_0 .. s_N-1]``, outputs
+    ``[y, s'_0 .. s'_N-1]``) through each of ``streams`` (its chunks ``x``), each stream
+    from the state ``start``, on ONE interpreter: as a device does, with a reset between
+    streams. Between steps the new state goes back in as the next step's state, which is
+    all a runner keeps. Returns each stream's outputs ``y``, one per chunk."""
+    n_in, n_out, _ = _io_counts_and_activation_bytes(model)
+    if n_in != len(start) + 1 or n_out != n_in:
+        raise TFLMRunError(f"model has {n_in} inputs and {n_out} outputs, a step with "
+                           f"{len(start)} state tensors needs {len(start) + 1} of each")
+    interp = _open(model, arena_size)
+    outs: list[list[np.ndarray]] = []
+    for chunks in streams:
+        state, ys = list(start), []  # reset
+        for x in chunks:
+            y, *state = _invoke(interp, [x, *state], n_out)
+            ys.append(y)
+        outs.append(ys)
+    return outs
+
+
+def _open(model: bytes, arena_size: int | None) -> Any:
+    runtime = _runtime()
     arena = default_arena_bytes(model) if arena_size is None else int(arena_size)
     try:
-        interp = runtime.Interpreter.from_bytes(bytes(model), arena_size=arena)
+        return runtime.Interpreter.from_bytes(bytes(model), arena_size=arena)
+    except RuntimeError as err:
+        raise TFLMRunError(f"TFLM failed: {err}",
+                           "its reason is printed on stderr by the interpreter") from None
+
+
+def _invoke(interp: Any, inputs: Sequence[np.ndarray], n_out: int) -> list[np.ndarray]:
+    try:
         for i, x in enumerate(inputs):
             want = interp.get_input_details(i)
             arr = np.array(x, dtype=want["dtype"], order="C")  # keeps 0-d arrays 0-d
@@ -128,3 +164,62 @@ def tflm_arena_bytes(model: bytes, arena_size: int | None = None) -> int:
         tail = err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"
         raise TFLMRunError(f"TFLM could not allocate the model: {tail}")
     return int(found.group(1))
+
+
+_SEARCH = r"""
+import sys
+import numpy as np
+from tflite_micro import runtime
+model = sys.stdin.buffer.read()
+lo, hi, n_inputs = (int(v) for v in sys.argv[1:4])
+
+
+def fits(arena):
+    try:
+        interp = runtime.Interpreter.from_bytes(model, arena_size=arena)
+        for i in range(n_inputs):
+            d = interp.get_input_details(i)
+            interp.set_input(np.zeros([int(v) for v in d["shape"]], dtype=d["dtype"]), i)
+        interp.invoke()
+    except RuntimeError:
+        return False
+    return True
+
+
+if fits(lo):
+    print(lo)
+    sys.exit(0)
+a, b = lo // 16, -(-hi // 16)  # in units of 16 bytes: a does not fit, b must
+if not fits(16 * b):
+    sys.exit(3)
+while b - a > 1:
+    m = (a + b) // 2
+    if fits(16 * m):
+        b = m
+    else:
+        a = m
+print(16 * b)
+"""
+
+
+def tflm_min_arena_bytes(model: bytes, floor: int) -> int:
+    """The smallest arena of at least ``floor`` bytes (to 16 bytes) with which TFLM
+    allocates and invokes ``model``: ``floor`` itself when that fits.
+
+    The tensors' total (:func:`tflm_arena_bytes`) is not always enough: while planning,
+    TFLM's memory planner takes the rest of the arena as scratch, about 72 bytes per planned
+    buffer on a 64-bit host, so a model with many small tensors (a streaming step) needs
+    more for the plan than for its tensors. Bisection up to the default arena, in one child
+    process.
+    """
+    _runtime()
+    n_in, _, _ = _io_counts_and_activation_bytes(model)
+    floor = -(-int(floor) // 16) * 16
+    hi = max(default_arena_bytes(model), floor)
+    proc = subprocess.run([sys.executable, "-c", _SEARCH, str(floor), str(hi), str(n_in)],
+                          input=bytes(model), capture_output=True, timeout=600)
+    out = proc.stdout.decode(errors="replace").strip()
+    if proc.returncode != 0 or not out.isdigit():
+        raise TFLMRunError(f"TFLM could not allocate the model in {hi:,} bytes "
+                           f"(exit {proc.returncode})")
+    return int(out)

@@ -258,8 +258,11 @@ class TFLiteBuilder:
     # -- serialisation -------------------------------------------------------------------
 
     def finish(self, inputs: Sequence[int], outputs: Sequence[int],
-               description: str = "tinygen") -> bytes:
-        """Serialise to a ``.tflite`` flatbuffer (identifier TFL3); deterministic."""
+               description: str = "tinygen",
+               metadata: Sequence[tuple[str, bytes]] = ()) -> bytes:
+        """Serialise to a ``.tflite`` flatbuffer (identifier TFL3); deterministic.
+        ``metadata``: (name, bytes) entries of the model's metadata table, each in a buffer
+        of its own (TFLM skips names it does not know)."""
         import flatbuffers  # installed with tflite_micro
 
         s = self._schema
@@ -313,7 +316,15 @@ class TFLiteBuilder:
         model.description = description
         model.operatorCodes = codes
         model.subgraphs = [graph]
-        model.buffers = [_AlignedBuffer(s, data) for data in self._buffers]
+        buffers = list(self._buffers)
+        if metadata:  # none: no table at all, so files without metadata keep their bytes
+            model.metadata = []
+            for name, data in metadata:
+                entry = s.MetadataT()
+                entry.name, entry.buffer = name, len(buffers)
+                buffers.append(bytes(data))
+                model.metadata.append(entry)
+        model.buffers = [_AlignedBuffer(s, data) for data in buffers]
 
         builder = flatbuffers.Builder(1024)
         builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
