@@ -222,3 +222,26 @@ def test_listen_report_counts_by_hand(windowed, streaming) -> None:  # type: ign
                     "state_bytes": sizes["tg_listen_loop"],
                     "config_bytes": sizes["tg_listen_config"]}
         assert measured == {k: want[k] for k in measured}
+
+
+@pytest.mark.skipif(not (shutil.which("arm-none-eabi-gcc") and
+                         shutil.which("qemu-system-arm")),
+                    reason="arm-none-eabi-gcc and qemu-system-arm run the qemu-m4 build")
+def test_qemu_m4_equals_golden(windowed, audio, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same loop on the emulated Cortex-M4, PCM from the host over semihosting."""
+    from tinygen.targets import qemu
+
+    built = _built(windowed["model"], windowed["compiled"], windowed["cal"],
+                   tmp_path / "m4", "mcu-tiny", target="qemu-m4")
+    assert built["report"]["listen"] == windowed["report"]["listen"]
+    want = golden(windowed, audio)
+    elf = (built["out"] / qemu.LISTEN_ELF).resolve()
+    for block in (256, 1001):
+        run = tmp_path / f"run{block}"
+        run.mkdir()
+        (run / "tg_listen.pcm").write_bytes(struct.pack("<i", block) +
+                                            np.asarray(audio, "<i2").tobytes())
+        console, code, _, _ = qemu.run_elf(built["out"], elf, qemu.BOARDS["qemu-m4"],
+                                           count=False, cwd=run)
+        assert code == 0, console[-2000:]
+        assert parse(console) == want, block
