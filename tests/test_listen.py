@@ -245,3 +245,83 @@ def test_qemu_m4_equals_golden(windowed, audio, tmp_path: Path) -> None:  # type
                                            count=False, cwd=run)
         assert code == 0, console[-2000:]
         assert parse(console) == want, block
+
+
+def _loop_ram(report: dict[str, Any]) -> int:
+    """The loop's RAM parts of tests' hand count (as in test_listen_report_counts_by_hand)."""
+    r = report["listen"]["ram"]
+    return sum(r[k] for k in ("ring_bytes", "block_bytes", "frames_bytes", "tokens_bytes",
+                              "state_bytes", "config_bytes", "model_ram_bytes"))
+
+
+def test_esp32s3_listen_project(windowed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from platformio.project.config import ProjectConfig
+
+    built = _built(windowed["model"], windowed["compiled"], windowed["cal"],
+                   tmp_path / "esp", "mcu-tiny", target="esp32s3")
+    out, report = built["out"], built["report"]
+    src = out / "src"
+    assert (src / "listen_espidf.c").is_file() and not (src / "main.c").exists()
+    assert not (src / "tinygen_vectors.c").exists()  # listen embeds no test vectors
+    for name in ("tg_listen_app.c", "tg_listen_app.h", "tg_audio_tables.c"):
+        assert (src / name).is_file()
+    config = ProjectConfig(str(out / "platformio.ini"), parse_extra=False)
+    config.validate(envs=["esp32-s3-devkitc-1"])
+    flags = config.get("env:esp32-s3-devkitc-1", "build_flags")
+    assert flags == ["-DTG_MIC_BCLK=4", "-DTG_MIC_WS=5", "-DTG_MIC_DIN=6",
+                     "-DTG_MIC_SHIFT=14"]
+    glue = (src / "listen_espidf.c").read_text()
+    for pin, value in (("BCLK", 4), ("WS", 5), ("DIN", 6), ("SHIFT", 14)):
+        assert f"#ifndef TG_MIC_{pin}\n#define TG_MIC_{pin} {value}\n" in glue
+    # the ESP-IDF 5 standard-mode API (driver/i2s_std.h), left slot of 32-bit frames
+    for call in ("i2s_new_channel(", "i2s_channel_init_std_mode(", "i2s_channel_enable(",
+                 "i2s_channel_read(", "I2S_DATA_BIT_WIDTH_32BIT", "I2S_STD_SLOT_LEFT",
+                 "I2S_STD_CLK_DEFAULT_CONFIG(TG_LISTEN_SAMPLE_RATE)"):
+        assert call in glue, call
+    assert glue.count("\n") < 150  # thin: the loop is lib/tinygen/audio/tg_listen.c
+    ram = report["listen"]["ram"]
+    # 6 DMA descriptors x 256 frames x 4-byte slots; the 256-frame int32 + int16 buffers;
+    # the 8192 B listen task and 3072 B mic task stacks
+    assert (ram["dma_bytes"], ram["mic_buffer_bytes"], ram["stack_bytes"]) == \
+        (6 * 256 * 4, 256 * 4 + 256 * 2, 8192 + 3072)
+    assert ram["total_bytes"] == _loop_ram(report) + 6 * 256 * 4 + 256 * 6 + 8192 + 3072
+    assert _loop_ram(report) - ram["model_ram_bytes"] == \
+        _loop_ram(windowed["report"]) - windowed["report"]["listen"]["ram"]["model_ram_bytes"]
+    flash = report["listen"]["flash"]
+    assert flash["model_bytes"] == report["flash"]["total_bytes"] > \
+        report["flash"]["audio_tables_bytes"] > 0
+    assert flash["total_bytes"] == flash["model_bytes"] + flash["code_estimate_bytes"]
+
+
+def test_nrf52840_listen_project(windowed, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "nrf"
+    report = build(windowed["model"], out, windowed["cal"], windowed["cal"][:1],
+                   BuildOptions(target="cortex-m4", board="nrf52840_dk", vectors=1,
+                                app="listen"), "mcu-tiny", compiled=windowed["compiled"])
+    glue = (out / "src" / "listen_zephyr.c").read_text()
+    for call in ("dmic_configure(", "dmic_trigger(mic_dev, DMIC_TRIGGER_START)",
+                 "dmic_read(", "k_mem_slab_free(", "DT_NODELABEL(dmic_dev)"):
+        assert call in glue, call
+    assert glue.count("\n") < 150
+    overlay = (out / "zephyr" / "app.overlay").read_text()
+    assert "dmic_dev: &pdm0 {" in overlay and "clk-pin = <30>;" in overlay
+    conf = (out / "zephyr" / "prj.conf").read_text()
+    assert "CONFIG_AUDIO=y" in conf and "CONFIG_AUDIO_DMIC=y" in conf
+    ram = report["listen"]["ram"]
+    # 4 slab blocks of 20 ms of int16 at 16 kHz; main stack 4096 + mic thread 1024
+    assert (ram["dma_bytes"], ram["stack_bytes"]) == (4 * 320 * 2, 4096 + 1024)
+    assert ram["total_bytes"] == _loop_ram(report) + 4 * 640 + 5120
+    if shutil.which("arm-none-eabi-gcc"):  # the audio C is measured like the runtime
+        assert 0 < report["listen"]["audio_code_bytes"] < 16384
+
+
+def test_listen_refusals_are_one_line(tmp_path: Path) -> None:
+    from tests.conftest import assert_one_line_error, run_tinygen
+
+    for args, needle in ((("--target", "cortex-m4"), "no microphone driver"),
+                         (("--target", "host", "--backend", "tflm"), "--backend tflm"),
+                         (("--target", "qemu-xtensa"), "qemu-xtensa")):
+        result = run_tinygen("build", "preset:mcu-tiny", *args, "--app", "listen", "-o",
+                             str(tmp_path / "out"))
+        assert_one_line_error(result, needle)
+        assert not (tmp_path / "out").exists()

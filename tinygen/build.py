@@ -213,6 +213,10 @@ def check_app(opts: BuildOptions) -> None:
     if opts.target == "qemu-xtensa":
         raise BuildError("--app listen on qemu-xtensa: its semihosting cannot read the "
                          "audio file", "use qemu-m4, qemu-m7 or qemu-m55")
+    from tinygen.targets import TARGETS, boards, listen
+
+    if TARGETS[opts.target].module == "platformio":
+        listen.check_board(boards.resolve(opts.target, opts.board))
 
 
 def _place(tmp: Path, out: Path, opts: BuildOptions) -> None:

@@ -162,6 +162,19 @@ def ram_flash(report: dict[str, Any], p: ListenPlan, framework: str = "",
     return out
 
 
+def check_board(board: Any) -> None:
+    """Refuse a board (a tinygen.targets.boards.Board) with no microphone driver."""
+    from tinygen.targets import boards
+
+    if board.framework == "zephyr" and not board.dmic_node:
+        able = sorted(b.name for b in boards.BOARDS.values()
+                      if b.dmic_node or b.framework == "espidf")
+        raise ListenError(
+            f"--app listen on {board.name}: tinygen knows no microphone driver in its "
+            f"Zephyr {board.zephyr_version} (the DMIC API has drivers for nRF PDM, not "
+            "for this board's SoC)", f"use --board {' | '.join(able)}")
+
+
 def app_option(ctx_options: dict[str, Any]) -> str:
     app = ctx_options.get("app") or "selftest"
     if app not in APPS:
