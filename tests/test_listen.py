@@ -325,3 +325,11 @@ def test_listen_refusals_are_one_line(tmp_path: Path) -> None:
                              str(tmp_path / "out"))
         assert_one_line_error(result, needle)
         assert not (tmp_path / "out").exists()
+
+
+def test_report_md_lists_the_listen_ram(windowed) -> None:  # type: ignore[no-untyped-def]
+    text = (windowed["out"] / "report.md").read_text()
+    ram = windowed["report"]["listen"]["ram"]
+    assert "## Listen app" in text
+    assert f"| audio ring buffer (int16 samples) | {2 * 8192:,} |" in text
+    assert f"| **total** | **{ram['total_bytes']:,}** |" in text
