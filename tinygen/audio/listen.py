@@ -85,7 +85,7 @@ class _Words:
 
     def add(self, tokens: list[ctc.Token], seg_frame: int) -> None:
         for t in tokens:
-            piece = self.vocab[t.id].encode("utf-8")
+            piece = self.vocab[t.id].encode("utf-8")[:MAX_WORD]
             if piece == b" ":
                 self.emit()
                 continue

@@ -44,6 +44,9 @@ static void add_tokens(tg_listen_t *l, int32_t n)
         const char *piece = tg_ctc_piece(l->cfg->vocab, tok->id, &len);
         const uint32_t first = l->seg_frame + (uint32_t)(l->cfg->subsample * tok->start);
         const uint32_t after = l->seg_frame + (uint32_t)(l->cfg->subsample * (tok->end + 1));
+        if (len > TG_LISTEN_MAX_WORD) { /* a symbol longer than a word piece: cut */
+            len = TG_LISTEN_MAX_WORD;
+        }
         if (len == 1 && piece[0] == ' ') {
             emit_word(l);
             continue;
