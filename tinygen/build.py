@@ -41,6 +41,7 @@ class BuildOptions:
     vectors: int = 16  # test vectors written to OUT/test_vectors
     compiler: str | None = None
     board: str | None = None  # PlatformIO board for cortex-m / esp32 targets
+    app: str = "selftest"  # selftest (run the test vectors) | listen (microphone -> text)
     inputs: tuple[Path, ...] = field(default_factory=tuple)  # files OUT must not hold
     # how to compile the model again (MODEL, --window-ms, --calib, --data), kept in
     # report.json so that `tinygen verify OUT --audio` can rebuild the golden reference
@@ -140,6 +141,7 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
     check_out(out, opts.force, opts.inputs)
     model_name = c_text(model_name)  # a file name such as q"uote.pt reaches C as q_uote
     frames = calib[0].shape[1]
+    check_app(opts)
     if _streams(model) and opts.backend == "tflm" and not _steps_on_tflm(opts.target):
         raise BuildError(f"--backend tflm runs a streaming model on host and qemu-* targets "
                          f"only, not on '{opts.target}'",
@@ -178,7 +180,8 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
         audio.count(report)
         ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
                             {"compiler": opts.compiler, "board": opts.board,
-                             "plan": planned, "compiled": compiled})  # (backend files, tflm)
+                             "plan": planned, "compiled": compiled,  # (backend files, tflm)
+                             "app": opts.app})
         module = target_module(opts.target)
         module.write(tmp, ctx)
         module.build(tmp, ctx)
@@ -196,6 +199,26 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
                 folder.rmdir()
         raise
     return report
+
+
+def check_app(opts: BuildOptions) -> None:
+    """Refuse an --app the target or backend cannot give, before anything is computed."""
+    from tinygen.targets.listen import APPS
+
+    if opts.app not in APPS:
+        raise BuildError(f"unknown --app '{opts.app}'", f"choose one of: {', '.join(APPS)}")
+    if opts.app != "listen":
+        return
+    if opts.backend == "tflm":
+        raise BuildError("--app listen runs tinygen's own kernels, not --backend tflm",
+                         "build it with --backend portable, cmsis-nn or esp-nn")
+    if opts.target == "qemu-xtensa":
+        raise BuildError("--app listen on qemu-xtensa: its semihosting cannot read the "
+                         "audio file", "use qemu-m4, qemu-m7 or qemu-m55")
+    from tinygen.targets import TARGETS, boards, listen
+
+    if TARGETS[opts.target].module == "platformio":
+        listen.check_board(boards.resolve(opts.target, opts.board))
 
 
 def _place(tmp: Path, out: Path, opts: BuildOptions) -> None:

@@ -188,7 +188,7 @@ def cmd_export_tflite(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from tinygen import importer
-    from tinygen.build import BuildOptions, build, check_out
+    from tinygen.build import BuildOptions, build, check_app, check_out
     from tinygen.targets import boards, check_target
 
     # cheap checks first: nothing is computed for a bad call
@@ -198,6 +198,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         boards.resolve(target, args.board)
     backend = args.backend or boards.default_backend(target, args.board)
     boards.check_backend(target, backend, args.board)
+    check_app(BuildOptions(target=target, backend=backend, app=args.app))
     given = [Path(p) for p in (args.model, args.data, getattr(args, "weights", None))
              if p is not None and not str(p).startswith("preset:")]
     check_out(args.output, args.force, given)
@@ -214,7 +215,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                   "data": str(args.data.resolve()) if args.data else None}
     opts = BuildOptions(target=target, backend=backend, force=args.force,
                         vectors=args.vectors, board=args.board, inputs=tuple(given),
-                        source=source)
+                        source=source, app=args.app)
     with _progress("calibrating", len(calib), args.json) as tick:
         report = build(src.model, args.output, calib, vecs, opts, src.name, progress=tick)
     if args.json:
@@ -362,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "holding the input, ., .., ~ or /)")
     p.add_argument("--vectors", type=int_arg(1, MAX_INPUTS), default=16, metavar="K",
                    help="test vectors written to OUT/test_vectors (default 16)")
+    p.add_argument("--app", default="selftest", choices=("selftest", "listen"),
+                   help="firmware: selftest runs the test vectors (default); listen hears "
+                        "a microphone and prints `tg_text <start_ms> <end_ms> <word>` "
+                        "lines (speech models; docs/listen.md)")
     _add_calibration_args(p, held_out=False)
     p.add_argument("--json", action="store_true", help="print report.json")
     p.set_defaults(func=cmd_build)

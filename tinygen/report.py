@@ -58,7 +58,54 @@ def write_markdown(path: Path, r: dict[str, Any]) -> None:
     ]
     if "streaming" in r:
         lines += _stream_section(r["streaming"])
+    if "listen" in r:
+        lines += _listen_section(r["listen"])
     path.write_text("\n".join(lines))
+
+
+LISTEN_PARTS = {  # report.json listen.ram key -> what it is
+    "ring_bytes": "audio ring buffer (int16 samples)",
+    "block_bytes": "block buffer (the first block's samples)",
+    "frames_bytes": "one block of feature frames",
+    "tokens_bytes": "CTC tokens of one model run",
+    "state_bytes": "the loop: front-end state, gate, decoder, word",
+    "config_bytes": "the loop's configuration",
+    "model_ram_bytes": "model arena (and streaming state)",
+    "dma_bytes": "microphone DMA / driver blocks",
+    "mic_buffer_bytes": "microphone read buffers",
+    "stack_bytes": "task stacks the glue configures",
+}
+
+
+def _listen_section(s: dict[str, Any]) -> list[str]:
+    """--app listen: the blocks, and RAM and flash of the listening app by part."""
+    ram, flash = s["ram"], s["flash"]
+    lines = [
+        "## Listen app",
+        "",
+        f"Blocks of {s['block_frames']} feature frames ({s['block_ms']:g} ms; the first "
+        f"{s['first_block_samples']} samples); "
+        f"{'one model step per block' if s['streaming'] else 'one window run per segment'}"
+        f"; ring {s['ring_samples']:,} samples ({s['ring_ms']:g} ms).",
+        "",
+        "| RAM | bytes |",
+        "|---|---:|",
+        *[f"| {what} | {ram[k]:,} |" for k, what in LISTEN_PARTS.items() if k in ram],
+        f"| **total** | **{ram['total_bytes']:,}** |",
+        "",
+    ]
+    if not s["stacks_known"]:
+        lines += ["Stacks and microphone buffers are the board's (a host or QEMU build "
+                  "has none).", ""]
+    lines += [
+        "| flash | bytes |",
+        "|---|---:|",
+        f"| model data with the front end's tables and the vocabulary | "
+        f"{flash['model_bytes']:,} |",
+    ]
+    if "code_estimate_bytes" in flash:
+        lines.append(f"| code (estimate) | {flash['code_estimate_bytes']:,} |")
+    return [*lines, f"| **total** | **{flash['total_bytes']:,}** |", ""]
 
 
 def _stream_section(s: dict[str, Any]) -> list[str]:

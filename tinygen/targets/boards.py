@@ -64,6 +64,9 @@ class Board:
     # FPU flags the framework passes with the generated configuration (Zephyr: prj.conf
     # CONFIG_FPU=y and CONFIG_FP_HARDABI=y give -mfpu=<GCC_M_FPU> -mfloat-abi=hard).
     fpu_flags: tuple[str, ...] = ()
+    # --app listen on Zephyr: the devicetree node of a microphone its Zephyr has a DMIC
+    # driver for (the overlay labels it dmic_dev); "" where none (ESP32-S3: I2S, always)
+    dmic_node: str = ""
 
     @property
     def framework_cflags(self) -> tuple[str, ...]:
@@ -141,6 +144,7 @@ BOARDS: dict[str, Board] = {b.name: b for b in (
           "nrf52840", "cortex-m4", 1 * MiB, 256 * KiB, 64, "portable",
           flash_reserved=64 * KiB, ram_reserved=16 * KiB, zephyr_version="2.7",
           gcc=(8, 2, 1), toolchain=_NRF_GCC, fpu_flags=(*_HARD_FP, "-mfpu=fpv4-sp-d16"),
+          dmic_node="pdm0",
           source="platformio/platform-nordicnrf52 10.11.0 boards/nrf52840_dk.json "
                  "(1 MB flash, 256 KB RAM)",
           note="platform-nordicnrf52 10.11.0 ships Zephyr 2.7 and GCC 8.2.1, whose "

@@ -4,7 +4,11 @@ the raw int8 output on stdout. ``OUT/host/Makefile`` rebuilds it by hand.
 A speech model's build (one with ``OUT/model/tg_audio_tables.h``) also gets
 ``OUT/host/tinygen_transcribe``: int16 PCM on stdin -> audio front end -> model -> CTC
 -> text (templates/host/transcribe.c.j2 states its contract); ``tinygen transcribe``
-runs it."""
+runs it.
+
+With ``--app listen`` a speech model's build also gets ``OUT/host/tinygen_listen``: the
+boards' listen loop (tinygen.targets.listen) fed from stdin in mic-sized blocks
+(templates/listen/driver.c.j2 states its protocol)."""
 
 from __future__ import annotations
 
@@ -18,11 +22,13 @@ from tinygen.targets import (
     TargetError,
     compile_c,
     find_compiler,
+    listen,
     runtime_sources,
 )
 
 EXE = "host/tinygen_model"
 TRANSCRIBE_EXE = "host/tinygen_transcribe"
+LISTEN_EXE = "host/tinygen_listen"
 
 MAKEFILE = """\
 # Rebuild the host runner: make -C host   (CC and CFLAGS may be overridden)
@@ -38,6 +44,11 @@ tinygen_model: $(SRC)
 MAKEFILE_TRANSCRIBE = """
 tinygen_transcribe: transcribe.c $(filter-out main.c, $(SRC))
 \t$(CC) $(CFLAGS) -I../model -I../lib/tinygen -I../lib/tinygen/audio $^ -o $@
+"""
+
+MAKEFILE_LISTEN = """
+tinygen_listen: listen.c tg_listen_app.c $(filter-out main.c, $(SRC))
+\t$(CC) $(CFLAGS) -I. -I../model -I../lib/tinygen -I../lib/tinygen/audio $^ -o $@
 """
 
 
@@ -65,11 +76,19 @@ def write(out: Path, ctx: TargetContext) -> None:
         (host / "transcribe.c").write_text(render("host/transcribe.c.j2", version=ctx.version,
                                                   model_name=ctx.model_name))
         makefile += MAKEFILE_TRANSCRIBE
+    if listen.app_option(ctx.options) == "listen":
+        p = listen.plan(ctx.report)
+        listen.render_app(host, p, ctx.version, ctx.model_name)
+        (host / "listen.c").write_text(render("listen/driver.c.j2", version=ctx.version,
+                                              model_name=ctx.model_name, semihost=False))
+        ctx.report["listen"] = listen.ram_flash(ctx.report, p)
+        makefile += MAKEFILE_LISTEN
     (host / "Makefile").write_text(makefile)
 
 
 def sources(out: Path, main: str = "main.c") -> list[Path]:
-    return [out / "host" / main, *sorted((out / "model").glob("*.c")),
+    extra = [out / "host" / "tg_listen_app.c"] if main == "listen.c" else []
+    return [out / "host" / main, *extra, *sorted((out / "model").glob("*.c")),
             *runtime_sources(out / "lib" / "tinygen")]
 
 
@@ -84,7 +103,8 @@ def compile_exe(out: Path, compiler: str | None = None, extra: tuple[str, ...] =
                               list(CFLAGS), (), [], str(target.resolve()), extra)
         return target
     lib = out / "lib" / "tinygen"
-    compile_c(cc, sources(out, main), [out / "model", lib, lib / "audio"], target, extra)
+    compile_c(cc, sources(out, main), [out / "host", out / "model", lib, lib / "audio"],
+              target, extra)
     return target
 
 
@@ -93,6 +113,8 @@ def build(out: Path, ctx: TargetContext) -> None:
     if has_audio(out) and ctx.backend != "tflm":  # transcribe runs tinygen's own kernels
         compile_exe(out, ctx.options.get("compiler"), exe=out / TRANSCRIBE_EXE,
                     main="transcribe.c")
+    if (out / "host" / "listen.c").is_file():
+        compile_exe(out, ctx.options.get("compiler"), exe=out / LISTEN_EXE, main="listen.c")
 
 
 def run(exe: Path, inputs: list[bytes]) -> list[bytes]:

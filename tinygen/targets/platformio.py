@@ -44,9 +44,17 @@ import numpy as np
 
 from tinygen.compiler.codegen import c_ident, int8_literal, render
 from tinygen.resources import firmware_dir
-from tinygen.targets import TargetContext, TargetError, boards, tflm
+from tinygen.targets import TargetContext, TargetError, boards, listen, tflm
 
 EMBEDDED_VECTORS = 4  # test vectors compiled into the firmware (flash is precious)
+# --app listen: the microphone's default pins on the ESP32-S3-DevKitC-1 (free GPIOs, no
+# strapping pin) and the 32-bit slot -> int16 shift; build_flags -DTG_MIC_* change them
+ESP_MIC = {"bclk": 4, "ws": 5, "din": 6, "shift": 14}
+# ... and the nRF52840-DK's PDM pins (P0.30 / P0.31, free on the DK's Arduino header A4/A5:
+# Zephyr's own DMIC sample uses them)
+NRF_PDM = {"clk_pin": 30, "din_pin": 31}
+AUDIO_CODE_ESTIMATE = 8 * 1024  # the audio C (front end, CTC, gate, ring, listen loop)
+GLUE_CODE_ESTIMATE = 2 * 1024  # the listen glue: I2S/DMIC setup, two tasks, printf
 
 CMSIS_NN_URL, CMSIS_NN_TAG = "https://github.com/ARM-software/CMSIS-NN.git", "v7.0.0"
 ESP_NN = ("espressif/esp-nn", "~1.1.2")  # esp_nn_fully_connected_per_ch_s8 is from 1.1.2
@@ -232,8 +240,10 @@ def write(out: Path, ctx: TargetContext) -> None:
     steps = list(plan.steps) if plan is not None else []
     files, dropped = adapters(backend, steps)
     scratch = scratch_bytes(backend, board, steps, files)
-    vectors = ctx.vectors[:EMBEDDED_VECTORS]
-    if not vectors:
+    listening = listen.app_option(ctx.options) == "listen"
+    lplan = _check_listen(board, report) if listening else None
+    vectors = [] if listening else ctx.vectors[:EMBEDDED_VECTORS]
+    if not vectors and not listening:
         raise TargetError("a PlatformIO project needs at least one test vector",
                           "build with --vectors 1 or more")
     expected = [e for _, e in vectors]
@@ -249,6 +259,8 @@ def write(out: Path, ctx: TargetContext) -> None:
     figures = boards.fit(report, board, estimate)  # raises before anything is written
     report.update(board=board.name, arena_placement=figures["arena_placement"],
                   fit=figures, platformio=_summary(board, backend, files, dropped))
+    if lplan is not None:
+        report["listen"] = _listen_fit(out, board, report, lplan, figures)
 
     env = board.name
     src = out / "src"
@@ -275,13 +287,16 @@ def write(out: Path, ctx: TargetContext) -> None:
     (src / "tinygen_board.h").write_text(render(
         "platformio/tinygen_board.h.j2", **common, flash=report["flash"],
         scratch_bytes=scratch, placement=figures["arena_placement"]))
-    _write_vectors(src, common, vectors, expected, len(ctx.vectors), backend)
     main_ctx = {**common, "nn": nn,
                 "resolver": tflm.resolver(tflm_info["ops"]) if tflm_info is not None else []}
     fw = "espidf" if board.framework == "espidf" else "zephyr"
-    if tflm_info is None:
+    if lplan is not None:  # the listen glue and loop instead of main and the vectors
+        _write_listen(out, common, lplan, fw)
+    elif tflm_info is None:
+        _write_vectors(src, common, vectors, expected, len(ctx.vectors), backend)
         (src / "main.c").write_text(render(f"platformio/{fw}/main.c.j2", **main_ctx))
     else:
+        _write_vectors(src, common, vectors, expected, len(ctx.vectors), backend)
         (src / "main.cc").write_text(render(f"platformio/{fw}/main_tflm.cc.j2", **main_ctx))
 
     _write_library(out, common, backend, files, scratch)
@@ -293,7 +308,7 @@ def write(out: Path, ctx: TargetContext) -> None:
     if board.framework == "espidf":
         _write_espidf(out, common, backend, figures["arena_placement"] == "PSRAM")
     else:
-        _write_zephyr(out, common, backend == "tflm", board.fpu_flags)
+        _write_zephyr(out, common, backend == "tflm", board.fpu_flags, lplan is not None)
         if backend == "cmsis-nn":
             wrappers, lib_ignore = ["cmsis-nn"], ["cmsis-nn-src"]
             lib_deps += [*wrappers, f"cmsis-nn-src={CMSIS_NN_URL}#{CMSIS_NN_TAG}"]
@@ -314,14 +329,79 @@ def write(out: Path, ctx: TargetContext) -> None:
         (out / "boards").mkdir(exist_ok=True)
         (out / "boards" / f"{board.pio_board}.json").write_text(
             render("platformio/board.json.j2", **common))
+    if lplan is not None and board.framework == "espidf":
+        build_flags += [f"-DTG_MIC_{k.upper()}={v}" for k, v in ESP_MIC.items()]
     (out / "platformio.ini").write_text(render(
         "platformio/platformio.ini.j2", **common, lib_deps=lib_deps, lib_ignore=lib_ignore,
-        wrappers=wrappers, build_flags=build_flags))
+        wrappers=wrappers, build_flags=build_flags, listening=lplan is not None))
     kernels = ", ".join(f[3:-5] for f in files) or "no kernel"
     (out / "README.md").write_text(render(
         "platformio/README.md.j2", **common, fit=figures, vectors=len(vectors),
         checked=bool(board.cpu and shutil.which("arm-none-eabi-gcc")),
+        listen=report.get("listen"), mic=ESP_MIC, pdm=NRF_PDM,
         backend_doc=BACKEND_DOC[backend].format(kernels=kernels)))
+
+
+def _check_listen(board: boards.Board, report: dict[str, Any]) -> listen.ListenPlan:
+    """The listen loop's sizes, or a refusal (no front end, no microphone driver)."""
+    listen.check_board(board)
+    return listen.plan(report)  # refuses a model without the audio front end
+
+
+def _listen_fit(out: Path, board: boards.Board, report: dict[str, Any],
+                p: listen.ListenPlan, figures: dict[str, Any]) -> dict[str, Any]:
+    """report.json's ``listen`` for a board: RAM with the glue's buffers and stacks, flash
+    with the code estimate (the audio C measured like the runtime where a compiler for the
+    CPU is here); refuse a loop that does not fit the RAM left beside the framework."""
+    estimate = figures["code_estimate"]
+    audio = AUDIO_CODE_ESTIMATE
+    if estimate["runtime_measured_with"].startswith("arm-none-eabi-gcc"):
+        measured = boards._measure(board.cpu, sorted((out / "lib" / "tinygen" / "audio")
+                                                     .glob("*.c")))
+        audio = measured if measured >= 0 else audio
+    elif "esp32" in estimate["runtime_measured_with"]:
+        audio = 0  # xtensa.runtime_bytes compiled lib/tinygen/audio with the runtime
+    code = estimate["total_bytes"] - estimate["main_bytes"] + GLUE_CODE_ESTIMATE + audio
+    info = listen.ram_flash(report, p, board.framework, code)
+    ram = info["ram"]
+    # what the framework reserve holds already: Zephyr's main stack (the loop runs in main)
+    held = listen.ZEPHYR_MAIN_STACK if board.framework == "zephyr" else 0
+    psram = figures["arena_placement"] == "PSRAM"
+    need = ram["total_bytes"] - held - (ram["model_ram_bytes"] if psram else 0) + \
+        figures["scratch_bytes"]
+    available = board.ram_bytes - board.ram_reserved
+    info.update(audio_code_bytes=audio, ram_needed_internal_bytes=need,
+                ram_available_bytes=available)
+    if need > available:
+        raise boards.FitError(
+            f"the listen app does not fit {board.name}: RAM needs {need:,} B (ring "
+            f"{ram['ring_bytes']:,} + loop {ram['state_bytes']:,} + model "
+            f"{0 if psram else ram['model_ram_bytes']:,} + stacks {ram['stack_bytes']:,} + "
+            f"microphone buffers {ram['dma_bytes'] + ram['mic_buffer_bytes']:,} + other) "
+            f"of {available:,} B", "use a smaller model or window, or a bigger board")
+    return info
+
+
+def _write_listen(out: Path, common: dict[str, Any], p: listen.ListenPlan, fw: str) -> None:
+    """src/: the loop's app, the audio tables and the framework's glue file."""
+    src = out / "src"
+    for name in ("tg_audio_tables.h", "tg_audio_tables.c"):
+        shutil.copyfile(out / "model" / name, src / name)
+    listen.render_app(src, p, common["version"], common["model_name"])
+    if fw == "espidf":
+        (src / "listen_espidf.c").write_text(render(
+            "platformio/espidf/listen_espidf.c.j2", **common, pins=ESP_MIC,
+            listen_stack=listen.ESPIDF["listen_stack"], mic_stack=listen.ESPIDF["mic_stack"],
+            dma_desc_num=listen.ESPIDF["dma_desc_num"],
+            dma_frame_num=listen.ESPIDF["dma_frame_num"]))
+    else:
+        (src / "listen_zephyr.c").write_text(render(
+            "platformio/zephyr/listen_zephyr.c.j2", **common,
+            block_ms=listen.ZEPHYR["block_ms"], block_count=listen.ZEPHYR["block_count"],
+            mic_stack=listen.ZEPHYR["mic_stack"]))
+        (out / "zephyr").mkdir(exist_ok=True)
+        (out / "zephyr" / "app.overlay").write_text(render(
+            "platformio/zephyr/app.overlay.j2", **common, **NRF_PDM))
 
 
 def _summary(board: boards.Board, backend: str, files: list[str],
@@ -408,12 +488,13 @@ def _write_espidf(out: Path, common: dict[str, Any], backend: str, psram: bool) 
 
 
 def _write_zephyr(out: Path, common: dict[str, Any], tflm: bool,
-                  fpu: tuple[str, ...]) -> None:
+                  fpu: tuple[str, ...], listening: bool = False) -> None:
     (out / "zephyr").mkdir(exist_ok=True)
     (out / "zephyr" / "CMakeLists.txt").write_text(
         render("platformio/zephyr/CMakeLists.txt.j2", **common))
     (out / "zephyr" / "prj.conf").write_text(
-        render("platformio/zephyr/prj.conf.j2", **common, tflm=tflm, fpu=fpu))
+        render("platformio/zephyr/prj.conf.j2", **common, tflm=tflm, fpu=fpu,
+               listening=listening))
 
 
 # ----------------------------------------------------------------------------- build
@@ -423,7 +504,8 @@ def check_sources(out: Path) -> list[Path]:
     lib = out / "lib" / "tinygen"
     srcs = (sorted(lib.glob("*.c")) + sorted((lib / "portable").glob("*.c"))
             + sorted((lib / "audio").glob("*.c")))
-    return srcs + sorted(p for p in (out / "src").glob("tinygen_*.c"))
+    return srcs + sorted(p for p in (out / "src").glob("t*_*.c")
+                         if p.name.startswith(("tinygen_", "tg_")))
 
 
 def compile_check(out: Path, cpu: str, gcc: str = "arm-none-eabi-gcc",

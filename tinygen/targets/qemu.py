@@ -26,7 +26,9 @@ build writes anything, with the bytes needed and available.
 A speech model's build on an Arm board (one with ``OUT/model/tg_audio_tables.h``) also
 gets ``OUT/qemu/transcribe.elf`` (templates/qemu/transcribe.c.j2): it reads int16 PCM
 from the host file ``tg_audio.pcm`` through semihosting and prints the features, logits
-and transcript; ``tinygen verify OUT --audio FILE`` runs it (:func:`run_elf`).
+and transcript; ``tinygen verify OUT --audio FILE`` runs it (:func:`run_elf`). With
+``--app listen`` it also gets ``OUT/qemu/listen.elf``: the boards' listen loop fed from
+the host file ``tg_listen.pcm`` in mic-sized blocks (templates/listen/driver.c.j2).
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ from typing import Any
 import numpy as np
 
 from tinygen.resources import firmware_dir
-from tinygen.targets import CFLAGS, TargetContext, TargetError, find_compiler
+from tinygen.targets import CFLAGS, TargetContext, TargetError, find_compiler, listen
 
 ELF = "qemu/firmware.elf"
 TRANSCRIBE_ELF = "qemu/transcribe.elf"
+LISTEN_ELF = "qemu/listen.elf"
 PLUGIN = "qemu_icount_plugin.so"
 PLUGIN_SOURCE = "qemu_icount_plugin.c"
 MARKERS = {"start": "tg_mark_start", "step": "tg_mark_step", "stop": "tg_mark_stop"}
@@ -402,6 +405,17 @@ def write(out: Path, ctx: TargetContext) -> None:
             machine=board.machine, cpu=board.cpu))
         makefile += MAKEFILE_TRANSCRIBE.format(library_dep=library_dep,
                                                library_objects=library_objects)
+        if listen.app_option(ctx.options) == "listen":
+            p = listen.plan(ctx.report)
+            listen.render_app(qemu, p, ctx.version, ctx.model_name)
+            (qemu / "listen.c").write_text(render(
+                "listen/driver.c.j2", version=ctx.version, model_name=ctx.model_name,
+                semihost=True, machine=board.machine))
+            ctx.report["listen"] = listen.ram_flash(ctx.report, p)
+            makefile += MAKEFILE_LISTEN.format(library_dep=library_dep,
+                                               library_objects=library_objects)
+    if listen.app_option(ctx.options) == "listen" and not (qemu / "listen.c").is_file():
+        listen.plan(ctx.report)  # refuses a model without the audio front end
     makefile += MAKEFILE_RUN.format(nm=board.arch.nm, qemu=board.arch.qemu,
                                     qemu_args=" ".join(board.qemu_args()), plugin=PLUGIN,
                                     plugin_source=PLUGIN_SOURCE)
@@ -412,6 +426,14 @@ MAKEFILE_TRANSCRIBE = """
 # The transcriber (tinygen verify OUT --audio FILE): PCM from tg_audio.pcm, text out.
 transcribe.elf: transcribe.c $(filter-out main.c, $(SRC)){library_dep}
 \t$(CC) $(CFLAGS) transcribe.c $(filter-out main.c, $(SRC)){library_objects} $(LDFLAGS) -o $@
+"""
+
+
+MAKEFILE_LISTEN = """
+# The listen loop (--app listen): PCM from tg_listen.pcm in mic-sized blocks, words out.
+LISTEN_SRC = listen.c tg_listen_app.c $(filter-out main.c, $(SRC))
+listen.elf: $(LISTEN_SRC){library_dep}
+\t$(CC) $(CFLAGS) $(LISTEN_SRC){library_objects} $(LDFLAGS) -o $@
 """
 
 
@@ -511,6 +533,10 @@ def build(out: Path, ctx: TargetContext) -> None:
             _check([cc, *cflags, "transcribe.c", *srcs[1:], *objects, *_ldflags(board),
                     "-o", "transcribe.elf"], out / "qemu",
                    f"{board.arch.cc} for the {board.target} transcriber")
+        if (out / "qemu" / "listen.c").is_file():
+            _check([cc, *cflags, "listen.c", "tg_listen_app.c", *srcs[1:], *objects,
+                    *_ldflags(board), "-o", "listen.elf"], out / "qemu",
+                   f"{board.arch.cc} for the {board.target} listen loop")
     compile_plugin(out / "qemu" / PLUGIN_SOURCE, out / "qemu" / PLUGIN,
                    ctx.options.get("compiler"))
 
