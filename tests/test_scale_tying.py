@@ -70,18 +70,22 @@ def test_one_set_of_multipliers_per_shared_weight(compiled, preset: str) -> None
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_tied_ranges_are_the_union(compiled, preset: str) -> None:  # type: ignore[no-untyped-def]
-    """Every member of a tied group has the quantization TFLite's rule gives the union of
-    the group's calibrated ranges; the uses of each shared weight then have equal
-    multipliers, shifts and input/output scales."""
+    """The members of a tied group share one quantization, and it covers each member's
+    calibrated range (a group that shares a member with another, or with a concat, gets
+    the union of both: it may be wider than its own); the uses of each shared weight
+    then have equal multipliers and shifts."""
     c = compiled[(preset, True)]
     groups = shared_scale_groups(c.float_graph)
     assert groups
     for group in groups:
-        want = activation_quant(min(c.ranges.lo[x] for x in group),
-                                max(c.ranges.hi[x] for x in group))
-        for x in group:
-            q = c.int8.values[x].quant
-            assert q is not None and (q.s, q.zp) == (want.s, want.zp), x
+        quants = {(c.int8.values[x].quant.s, c.int8.values[x].quant.zp) for x in group}
+        assert len(quants) == 1, group
+        (s, zp), = quants
+        for x in group:  # TFLite's rule: [min(lo, 0), max(hi, 0)] within half a step
+            assert s * (-128 - zp) <= min(c.ranges.lo[x], 0.0) + 0.501 * s, x
+            assert s * (127 - zp) >= max(c.ranges.hi[x], 0.0) - 0.501 * s, x
+        untied = activation_quant(c.ranges.lo[group[0]], c.ranges.hi[group[0]])
+        assert s >= untied.s * (1 - 1e-6)  # never finer than the member's own
     by_weight: dict[str, list] = {}  # type: ignore[type-arg]
     for n in c.int8.nodes:
         if n.op in WEIGHTED:
@@ -102,7 +106,7 @@ def test_shifts_are_int8_and_packed(compiled) -> None:  # type: ignore[no-untype
     assert len(packed) == 1 and packed[0].ctype == "int8_t"
     int32_shifts = [a for a in gen.pool.arrays if a.symbol.startswith("tg_q_shift")]
     norms = {n.attrs["gamma"] for n in c.int8.nodes if n.op == "layer_norm"}
-    assert len(int32_shifts) == len(norms)
+    assert 0 < len(int32_shifts) <= len(norms)  # (equal contents: once)
     model_c = gen.files["model/tinygen_model.c"]
     refs = re.findall(r"\.shift = (\w+)(?: \+ (\d+))?", model_c)
     assert refs and all(sym == codegen.PACKED_SYMBOL or sym.startswith("tg_q_shift")
