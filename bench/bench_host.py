@@ -39,6 +39,21 @@ from tinygen.tflite.runner import default_arena_bytes, tflm_arena_bytes
 BENCH_MAIN = Path(__file__).with_name("host_bench.c")
 
 
+def tflm_best_ns(blob: bytes, xq: bytes, shape: list[int], runs: int) -> float:
+    """The best of ``runs`` Interpreter.invoke() times of the tflite_micro wheel (ns)."""
+    from tflite_micro import runtime
+
+    interp = runtime.Interpreter.from_bytes(blob, arena_size=default_arena_bytes(blob))
+    interp.set_input(np.frombuffer(xq, np.int8).reshape(shape), 0)
+    interp.invoke()
+    best = 1e30
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        interp.invoke()
+        best = min(best, time.perf_counter_ns() - t0)
+    return best
+
+
 def bench_preset(name: str, runs: int, tmp: Path) -> dict[str, object]:
     model = load_model(f"preset:{name}") if ":" not in name and not name.endswith(".pt") \
         else load_model(name)
@@ -57,16 +72,7 @@ def bench_preset(name: str, runs: int, tmp: Path) -> dict[str, object]:
                                 check=True).stdout.split()[1])
 
     blob, _ = to_tflite(compile_model(model, frames, cal).tflite_int8)
-    from tflite_micro import runtime
-
-    interp = runtime.Interpreter.from_bytes(blob, arena_size=default_arena_bytes(blob))
-    interp.set_input(np.frombuffer(xq, np.int8).reshape(report["input"]["shape"]), 0)
-    interp.invoke()
-    best = 1e30
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        interp.invoke()
-        best = min(best, time.perf_counter_ns() - t0)
+    best = tflm_best_ns(blob, xq, report["input"]["shape"], runs)
     tflm_arena = tflm_arena_bytes(blob)
     flash = report["flash"]
     from tinygen.compiler.plan import make_plan

@@ -2,7 +2,8 @@
 
 Builds a preset (default preset:mcu-tiny) for one or more QEMU targets (default qemu-m4,
 the mps2-an386 Cortex-M4; qemu-xtensa is the sim machine's lx106) with the portable
-kernels (or --backend esp-nn on qemu-xtensa: ESP-NN's ANSI C from $TINYGEN_ESP_NN), runs
+kernels (or --backend esp-nn on qemu-xtensa: ESP-NN's ANSI C from $TINYGEN_ESP_NN;
+--backend cmsis-nn on qemu-m4|m7|m55: CMSIS-NN from $TINYGEN_CMSIS_NN), runs
 the firmware under QEMU with tinygen's instruction-count plugin, and attributes the
 instructions of each schedule step to its op kind. MACs per step come from the plan (the
 same calibration gives the same plan): fully connected rows * in * out, conv2d
@@ -142,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="mcu-tiny")
     ap.add_argument("--targets", "--target", nargs="+", default=["qemu-m4"],
                     choices=sorted(qemu.BOARDS))
-    ap.add_argument("--backend", default="portable", choices=("portable", "esp-nn"),
+    ap.add_argument("--backend", default="portable", choices=("portable", "esp-nn",
+                                                              "cmsis-nn"),
                     help="esp-nn: qemu-xtensa only (ESP-NN's ANSI C from $TINYGEN_ESP_NN); "
+                         "cmsis-nn: qemu-m4|m7|m55 (CMSIS-NN from $TINYGEN_CMSIS_NN); "
                          "other targets keep the portable kernels")
     ap.add_argument("--vectors", type=int, default=2)
     ap.add_argument("--json", action="store_true")

@@ -183,6 +183,13 @@ def i32(values: Sequence[int] | np.ndarray) -> np.ndarray:
     return np.asarray(values, dtype=np.int64).astype(np.int32)
 
 
+def shifts8(values: Sequence[int] | np.ndarray) -> np.ndarray:
+    """Per-channel shifts as the generated C stores them: int8 (TFLM's lie in [-31, 31])."""
+    arr = np.asarray(values, dtype=np.int64)
+    assert arr.min() >= -31 and arr.max() <= 31
+    return arr.astype(np.int8)
+
+
 def no_blob() -> np.ndarray:
     return np.zeros(0, dtype=np.int32)
 
@@ -217,7 +224,7 @@ def fully_connected_cases() -> list[Case]:
         cases.append(Case(
             "fully_connected", f"fc#{case} ({rows},{d_in})x({d_out},{d_in}) {act}",
             [rows, d_in, d_out, zp_in, zp_out, p.act_min, p.act_max],
-            [x, w, no_blob() if bias is None else bias, i32(mult), i32(shift)], [want]))
+            [x, w, no_blob() if bias is None else bias, i32(mult), shifts8(shift)], [want]))
     return cases
 
 
@@ -268,7 +275,7 @@ def _conv_case(rng: np.random.Generator, case: int, depthwise: bool) -> Case:
              f"pad {p.pad_h},{p.pad_w} out {p.output_shape} {act}")
     return Case(op, label, scalars,
                 [x, wt, no_blob() if bias is None else bias, i32(p.output_multiplier),
-                 i32(p.output_shift)], [want])
+                 shifts8(p.output_shift)], [want])
 
 
 def conv2d_cases() -> list[Case]:

@@ -353,9 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=None,
                    choices=("portable", "cmsis-nn", "esp-nn", "tflm"),
                    help="kernels: portable C, CMSIS-NN, ESP-NN or TFLite Micro (default: "
-                        "the board's; portable for host and qemu; esp-nn on qemu-xtensa "
-                        "needs $TINYGEN_ESP_NN, tflm on host and qemu-m4|m7|m55 "
-                        "$TINYGEN_TFLM)")
+                        "the board's; portable for host and qemu; esp-nn on host and "
+                        "qemu-xtensa needs $TINYGEN_ESP_NN, cmsis-nn on qemu-m4|m7|m55 "
+                        "$TINYGEN_CMSIS_NN, tflm on host and qemu-m4|m7|m55 $TINYGEN_TFLM)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="output folder (written completely or not at all)")
     p.add_argument("--force", action="store_true",

@@ -30,7 +30,7 @@ typedef struct {
     const int8_t *weights;      /* (out_features, in_features) */
     const int32_t *bias;        /* (out_features) or NULL */
     const int32_t *multiplier;  /* (out_features): per-channel requantization */
-    const int32_t *shift;       /* (out_features) */
+    const int8_t *shift;        /* (out_features), in [-31, 31] */
     int32_t rows;               /* product of the leading dims of the input */
     int32_t in_features;
     int32_t out_features;
@@ -49,7 +49,7 @@ typedef struct {
     const int8_t *weights;      /* conv: (out_c, kh, kw, in_c); depthwise: (1, kh, kw, c) */
     const int32_t *bias;        /* (out_c) or NULL */
     const int32_t *multiplier;  /* (out_c) */
-    const int32_t *shift;       /* (out_c) */
+    const int8_t *shift;        /* (out_c), in [-31, 31] */
     int32_t batches;
     int32_t in_h, in_w, in_c;
     int32_t out_h, out_w, out_c; /* depthwise: out_c == in_c (depth multiplier 1) */

@@ -27,6 +27,31 @@ int8_t *tg_nn_scratch(int32_t bytes)
     return (int8_t *)tg_nn_storage;
 }
 
+int32_t *tg_nn_shifts(const int8_t *shift, int32_t n, int32_t bytes, int8_t **scratch)
+{
+    int8_t *base;
+    int32_t *wide;
+    int32_t i;
+
+    *scratch = NULL;
+    if (n < 0 || bytes < 0) {
+        ++tg_nn_error_count;
+        return NULL;
+    }
+    base = tg_nn_scratch(TG_NN_SHIFT_BYTES(n) + bytes);
+    if (base == NULL) {
+        return NULL;
+    }
+    wide = (int32_t *)(void *)base;
+    for (i = 0; i < n; ++i) {
+        wide[i] = shift[i];
+    }
+    if (bytes > 0) {
+        *scratch = base + TG_NN_SHIFT_BYTES(n);
+    }
+    return wide;
+}
+
 void tg_nn_fail(void)
 {
     ++tg_nn_error_count;

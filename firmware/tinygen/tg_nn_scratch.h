@@ -29,6 +29,18 @@ extern "C" {
  * an error, when bytes > TG_NN_SCRATCH_BYTES. Valid until the next call. */
 int8_t *tg_nn_scratch(int32_t bytes);
 
+/* Bytes the widened shifts of n channels take at the start of the scratch buffer: a
+ * multiple of 16, so that the library's scratch after them stays 16-byte aligned. */
+#define TG_NN_SHIFT_BYTES(n) ((((int32_t)(n) * 4 + 15) / 16) * 16)
+
+/* tinygen stores per-channel shifts as int8 (TFLM's shifts lie in [-31, 31]); CMSIS-NN
+ * and ESP-NN take int32 arrays. This widens the n shifts ``shift`` into the first
+ * TG_NN_SHIFT_BYTES(n) bytes of the scratch buffer and returns them; ``bytes`` more
+ * bytes of scratch follow for the library's own use, at *scratch (NULL when bytes is 0).
+ * Returns NULL (and *scratch = NULL), counted as an error, when the buffer is smaller
+ * than TG_NN_SHIFT_BYTES(n) + bytes. Valid until the next tg_nn_* call. */
+int32_t *tg_nn_shifts(const int8_t *shift, int32_t n, int32_t bytes, int8_t **scratch);
+
 /* Count one failed library call (a status other than success). */
 void tg_nn_fail(void);
 

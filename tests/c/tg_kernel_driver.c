@@ -104,7 +104,7 @@ static void run_conv(const case_t *c, int depthwise)
     p.weights = I8(c, 1);
     p.bias = I32_OR_NULL(c, 2);
     p.multiplier = I32(c, 3);
-    p.shift = I32(c, 4);
+    p.shift = I8(c, 4);
     p.batches = s32(c, 0);
     p.in_h = s32(c, 1);
     p.in_w = s32(c, 2);
@@ -163,7 +163,7 @@ static void run_case(case_t *c, int32_t op)
         p.weights = I8(c, 1);
         p.bias = I32_OR_NULL(c, 2);
         p.multiplier = I32(c, 3);
-        p.shift = I32(c, 4);
+        p.shift = I8(c, 4);
         p.rows = s32(c, 0);
         p.in_features = s32(c, 1);
         p.out_features = s32(c, 2);

@@ -55,13 +55,37 @@ class PoolArray:
     digest: str
 
 
+PACKED_SYMBOL = "tg_q_int8"  # the int8 quantization arrays, one after another
+
+
 @dataclass
 class Pool:
-    """Const arrays keyed by identity (weights) or by content (per-use data)."""
+    """Const arrays keyed by identity (weights) or by content (per-use data). The small
+    int8 quantization arrays (per-channel shifts, layer-norm signs) are packed into one
+    array, PACKED_SYMBOL, and referenced as PACKED_SYMBOL + offset: no alignment padding
+    and no terminating NUL per array."""
 
     arrays: list[PoolArray] = field(default_factory=list)
     by_key: dict[Any, str] = field(default_factory=dict)
     used_symbols: set[str] = field(default_factory=set)
+    packed: bytearray = field(default_factory=bytearray)
+
+    def add_packed(self, key: Any, data: np.ndarray) -> str:
+        """``data`` (int8) in the packed array, once per content: a C expression."""
+        if key not in self.by_key:
+            self.by_key[key] = f"{PACKED_SYMBOL} + {len(self.packed)}"
+            self.packed += np.ascontiguousarray(data, np.int8).tobytes()
+        return self.by_key[key]
+
+    def close_packed(self) -> None:
+        """Emit the packed array (after the last add_packed)."""
+        if self.packed:
+            arr = np.frombuffer(bytes(self.packed), np.int8)
+            self.used_symbols.add(PACKED_SYMBOL)
+            self.arrays.append(PoolArray(
+                PACKED_SYMBOL, "int8_t", int(arr.size), int8_literal(arr), "quant",
+                "int8 per-channel shifts and signs, packed", int(arr.nbytes),
+                hashlib.sha256(arr.tobytes()).hexdigest()))
 
     def add(self, key: Any, base: str, data: np.ndarray, kind: str, comment: str = "") -> str:
         if key in self.by_key:
@@ -138,7 +162,12 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
         return pool.add(key, name, v.data, kind, f"{v.origin} {list(v.shape)}")
 
     def quant_array(tag: str, ctype: str, values: tuple[int, ...]) -> str:
-        arr = np.array(values, dtype=np.int32 if ctype == "i32" else np.int8)
+        if ctype == "i8":
+            arr = np.array(values, dtype=np.int64)
+            if arr.min() < -128 or arr.max() > 127:
+                raise ValueError(f"{tag} does not fit int8: {arr.min()}..{arr.max()}")
+            return pool.add_packed(("quant", ctype, arr.tobytes()), arr.astype(np.int8))
+        arr = np.array(values, dtype=np.int32)
         return pool.add(("quant", ctype, arr.tobytes()), f"{tag}_{len(pool.arrays)}", arr,
                         "quant")
 
@@ -212,6 +241,7 @@ def generate(graph: Graph, plan: Plan, model_name: str, meta: dict[str, Any]) ->
             blob[off:off + data.size] = data
         initial_state = pool.add(("state_init",), "initial_state", blob, "const",
                                  f"the silence state, {plan.state_bytes} B")
+    pool.close_packed()
     sizes = pool.bytes_by_kind()
     schedule_bytes = (sum(8 * len(p["steps"]) + 8 for p in programs)
                       + sum(4 * n for _, _, n in offset_arrays)

@@ -39,6 +39,7 @@ class Compiled:
     int8: Graph  # native flavour
     frames: int
     calib_inputs: list[np.ndarray] = field(default_factory=list, repr=False)
+    tie_scales: bool = True  # quantize(tie_scales=): the shared weights' ranges tied
     _tflite_int8: Graph | None = field(default=None, repr=False)
 
     @property
@@ -50,7 +51,7 @@ class Compiled:
                 floatref.run(decomposed, [x], observe=extra.observe)
             merged = Ranges({**extra.lo, **self.ranges.lo}, {**extra.hi, **self.ranges.hi},
                             self.ranges.samples)
-            self._tflite_int8 = quantize(decomposed, merged)
+            self._tflite_int8 = quantize(decomposed, merged, self.tie_scales)
         return self._tflite_int8
 
     @property
@@ -107,10 +108,12 @@ def fix_input_range(graph: Graph, ranges: Ranges,
 def compile_model(model: torch.nn.Module | torch.export.ExportedProgram, frames: int,
                   calib_inputs: list[np.ndarray],
                   progress: Callable[[int], None] | None = None,
-                  input_range: tuple[float, float] | None = None) -> Compiled:
+                  input_range: tuple[float, float] | None = None,
+                  tie_scales: bool = True) -> Compiled:
     """Capture ``model`` (a module, or a program already exported for a (1, frames,
     n_mels) input) on a (1, frames, n_mels) window and quantize it; ``input_range`` fixes
-    the input's quantization range (see :func:`fix_input_range`)."""
+    the input's quantization range (see :func:`fix_input_range`); ``tie_scales``: see
+    :func:`tinygen.compiler.quantize.quantize`."""
     if not calib_inputs:
         raise QuantizationError("the calibration set is empty",
                                 "give at least one calibration input (--calib N, N >= 1)")
@@ -121,5 +124,5 @@ def compile_model(model: torch.nn.Module | torch.export.ExportedProgram, frames:
         graph = passes.optimize(capture(model, example))
     check_constants(graph)
     ranges = fix_input_range(graph, calibrate(graph, calib_inputs, progress), input_range)
-    return Compiled(graph, ranges, quantize(graph, ranges), frames,
-                    calib_inputs=list(calib_inputs))
+    return Compiled(graph, ranges, quantize(graph, ranges, tie_scales), frames,
+                    calib_inputs=list(calib_inputs), tie_scales=tie_scales)

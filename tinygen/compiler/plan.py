@@ -113,21 +113,21 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
             w = graph.values[n.inputs[1]]
             prm = {"weights": n.inputs[1], "bias": n.inputs[2] or None,
                    "multiplier": ("i32", p.output_multiplier),
-                   "shift": ("i32", p.output_shift), "rows": rows,
+                   "shift": ("i8", p.output_shift), "rows": rows,
                    "in_features": w.shape[1], "out_features": w.shape[0],
                    "input_zero_point": p.input_zero_point,
                    "output_zero_point": p.output_zero_point,
                    "act_min": p.act_min, "act_max": p.act_max}
             if not p.per_channel:  # one multiplier: repeat it per channel
                 prm["multiplier"] = ("i32", p.output_multiplier * w.shape[0])
-                prm["shift"] = ("i32", p.output_shift * w.shape[0])
+                prm["shift"] = ("i8", p.output_shift * w.shape[0])
             kind = "fully_connected"
         elif n.op in ("conv2d", "depthwise_conv2d"):
             w = graph.values[n.inputs[1]]
             out = graph.values[n.outputs[0]].shape
             prm = {"weights": n.inputs[1], "bias": n.inputs[2] or None,
                    "multiplier": ("i32", p.output_multiplier),
-                   "shift": ("i32", p.output_shift), "batches": shape[0],
+                   "shift": ("i8", p.output_shift), "batches": shape[0],
                    "in_h": shape[1], "in_w": shape[2], "in_c": shape[3],
                    "out_h": out[1], "out_w": out[2], "out_c": out[3],
                    "kernel_h": w.shape[1], "kernel_w": w.shape[2],

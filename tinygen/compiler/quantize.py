@@ -7,6 +7,11 @@ Contract (docs/quantization.md):
 - activations: asymmetric int8 with a range per *use*, from calibration;
 - bias: int32 in accumulator units (input scale x weight scale), so per use when the
   input scales of the uses differ (identical arrays are stored once);
+- scale tying (default): the uses of a shared weight (fully connected, conv, depthwise)
+  get one input range and one output range, the union of their calibrated ranges, and
+  the uses of a shared layer norm one output range; so their multipliers, shifts, biases,
+  layer-norm data and the logistic tables behind them are equal and stored once. The
+  cost is a coarser step where the uses' ranges differ (docs/quantization.md);
 - requantization: TFLite Micro's integer multipliers and shifts, computed by
   ``tinygen.reference.kernels.prepare_*`` exactly as TFLM's Prepare does.
 
@@ -139,6 +144,82 @@ def _unify_concat_ranges(graph: Graph, ranges: Ranges) -> Ranges:
             a, b = min(lo[i] for i in names), max(hi[i] for i in names)
             for i in names:
                 lo[i], hi[i] = a, b
+    return Ranges(lo, hi, ranges.samples)
+
+
+# Ops whose constant data depends on their activations' ranges, the input that names the
+# shared constant, and whether the input's range matters (a layer norm's multipliers and
+# biases depend on its output range only).
+TIED_OPS = {"linear": (1, True), "conv2d": (1, True), "depthwise_conv2d": (1, True),
+            "layer_norm": (1, False)}
+# Ops whose output takes its input's quantization (the range of the output is unused).
+PASS_THROUGH = ("relu", "transpose", "reshape", "split", "slice")
+# Ops whose output has a fixed quantization (PROB, LOG_PROB).
+FIXED_OUTPUT = ("softmax", "logistic", "log_softmax")
+
+
+def _quant_source(graph: Graph, producers: dict[str, Node], name: str) -> str | None:
+    """The activation whose calibrated range sets ``name``'s quantization (through
+    data-movement ops and ReLU), or None when it is fixed (a model input, a softmax or
+    logistic output)."""
+    seen = set()
+    while name in producers and producers[name].op in PASS_THROUGH and name not in seen:
+        seen.add(name)
+        name = producers[name].inputs[0]
+    if name in graph.inputs or (name in producers and producers[name].op in FIXED_OUTPUT):
+        return None
+    return name
+
+
+def shared_scale_groups(graph: Graph) -> list[list[str]]:
+    """Activations that scale tying gives one range: for every constant that two or more
+    TIED_OPS nodes use, their inputs' quantization sources (when the op's data depends on
+    it) and their outputs' (a source that is fixed is left out)."""
+    producers = {o: n for n in graph.nodes for o in n.outputs}
+    uses: dict[str, list[Node]] = {}
+    for n in graph.nodes:
+        if n.op in TIED_OPS and len(n.inputs) > TIED_OPS[n.op][0] and n.inputs[TIED_OPS[n.op][0]]:
+            uses.setdefault(n.inputs[TIED_OPS[n.op][0]], []).append(n)
+    groups = []
+    for nodes in uses.values():
+        if len(nodes) < 2:
+            continue
+        sides = [[n.outputs[0] for n in nodes]]
+        if TIED_OPS[nodes[0].op][1]:
+            sides.append([n.inputs[0] for n in nodes])
+        for side in sides:
+            group = sorted({src for x in side
+                            if (src := _quant_source(graph, producers, x)) is not None})
+            if len(group) > 1:
+                groups.append(group)
+    return groups
+
+
+def _union_ranges(ranges: Ranges, groups: list[list[str]]) -> Ranges:
+    """Every activation of a group (and of groups that share a member, transitively) gets
+    the union of their ranges."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for group in groups:
+        names = [x for x in group if x in ranges.lo]
+        for x in names[1:]:
+            a, b = find(names[0]), find(x)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    lo, hi = dict(ranges.lo), dict(ranges.hi)
+    classes: dict[str, list[str]] = {}
+    for x in parent:
+        classes.setdefault(find(x), []).append(x)
+    for root, members in classes.items():
+        names = [root, *members]
+        a, b = min(lo[x] for x in names), max(hi[x] for x in names)
+        for x in names:
+            lo[x], hi[x] = a, b
     return Ranges(lo, hi, ranges.samples)
 
 
@@ -433,9 +514,16 @@ def check_constants(graph: Graph) -> None:
                                     "retrain or repair the checkpoint; int8 cannot hold them")
 
 
-def quantize(graph: Graph, ranges: Ranges) -> Graph:
-    """The int8 graph of an optimized float graph, given calibration ranges."""
+def quantize(graph: Graph, ranges: Ranges, tie_scales: bool = True) -> Graph:
+    """The int8 graph of an optimized float graph, given calibration ranges; with
+    ``tie_scales``, the uses of a shared weight or layer norm share their ranges
+    (:func:`shared_scale_groups`)."""
     check_constants(graph)
+    if tie_scales:  # with the concats' groups: one union over both kinds of link
+        concats = [[i for i in n.inputs if not graph.values[i].is_const] + n.outputs
+                   for n in graph.nodes if n.op == "concat"]
+        ranges = _union_ranges(ranges, shared_scale_groups(graph) + concats)
     qg = _Quantizer(graph, _unify_concat_ranges(graph, ranges)).run()
+    qg.meta["scale_tying"] = tie_scales
     qg.meta["calibration_samples"] = ranges.samples
     return qg

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tinygen.errors import TinygenError
+from tinygen.targets import nnlib
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -177,12 +178,14 @@ TARGET_BACKENDS: dict[str, tuple[str, ...]] = {
     "cortex-m4": ("cmsis-nn", "portable", "tflm"),
     "cortex-m7": ("cmsis-nn", "portable", "tflm"),
     "cortex-m55": ("cmsis-nn", "portable", "tflm"),
-    "qemu-xtensa": ("portable", "esp-nn"),  # esp-nn: its ANSI C kernels (targets/qemu.py)
-    # tflm: TFLM's reference kernels from $TINYGEN_TFLM (targets/tflm.py)
-    "host": ("portable", "tflm"),
-    "qemu-m4": ("portable", "tflm"),
-    "qemu-m7": ("portable", "tflm"),
-    "qemu-m55": ("portable", "tflm"),
+    # esp-nn: its ANSI C kernels, cmsis-nn: CMSIS-NN for the core, from the checkouts
+    # $TINYGEN_ESP_NN and $TINYGEN_CMSIS_NN name (targets/nnlib.py); tflm: TFLM's
+    # reference kernels from $TINYGEN_TFLM (targets/tflm.py)
+    "qemu-xtensa": ("portable", "esp-nn"),
+    "host": ("portable", "esp-nn", "tflm"),
+    "qemu-m4": ("portable", "cmsis-nn", "tflm"),
+    "qemu-m7": ("portable", "cmsis-nn", "tflm"),
+    "qemu-m55": ("portable", "cmsis-nn", "tflm"),
 }
 
 # Library code the generated project links besides tinygen's runtime (estimates: the
@@ -287,6 +290,8 @@ def check_backend(target: str, backend: str, board: str | None = None) -> None:
     if backend not in allowed:
         raise BoardError(f"backend '{backend}' is not available for target '{target}'",
                          f"choose one of: {', '.join(allowed)}")
+    if target not in TARGET_BOARDS and nnlib.of(backend) is not None:
+        nnlib.root(backend, target)  # host and qemu-* compile the library from it
     if target in TARGET_BOARDS:
         b = resolve(target, board)
         problem = backend_problem(b, backend)

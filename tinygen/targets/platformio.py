@@ -223,11 +223,21 @@ def scratch_bytes(backend: str, board: boards.Board, steps: list[Any],
     for st in steps:
         if f"tg_{st.kind}_s8.c" not in files:
             continue
+        lib = 0
         if backend == "cmsis-nn":
-            need = max(need, _cmsis_scratch(st.kind, st.params, board.cpu_family))
+            lib = _cmsis_scratch(st.kind, st.params, board.cpu_family)
         elif backend == "esp-nn":
-            need = max(need, _esp_scratch(st.kind, st.params))
+            lib = _esp_scratch(st.kind, st.params)
+        need = max(need, shift_bytes(st.kind, st.params) + lib)
     return need
+
+
+def shift_bytes(kind: str, p: dict[str, Any]) -> int:
+    """TG_NN_SHIFT_BYTES (tg_nn_scratch.h): the int32 shifts an adapter widens tinygen's
+    int8 shifts to, at the start of the scratch, rounded up to 16 bytes."""
+    channels = {"fully_connected": "out_features", "conv2d": "out_c",
+                "depthwise_conv2d": "out_c"}.get(kind)
+    return 0 if channels is None else (4 * p[channels] + 15) // 16 * 16
 
 
 # ----------------------------------------------------------------------------- write

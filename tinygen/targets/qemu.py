@@ -15,10 +15,14 @@ qemu-system-xtensa with a small TCG plugin (firmware/tools/qemu_icount_plugin.c,
 by the host C compiler) that counts the instructions of each inference and of each
 schedule step, exactly and repeatably.
 
-Backends: portable everywhere; on qemu-xtensa also ``esp-nn``, ESP-NN's ANSI C kernels
-compiled from the checkout $TINYGEN_ESP_NN points at (its ESP32-S3 assembly needs the
-S3 core, which no Debian toolchain describes), with the adapters of
-firmware/tinygen/esp_nn/ in place of the portable kernels of the same name.
+Backends: portable everywhere; ``tflm`` on the Arm boards (tinygen.targets.tflm);
+``cmsis-nn`` on the Arm boards, CMSIS-NN compiled from the checkout $TINYGEN_CMSIS_NN
+points at with the board's -mcpu (DSP path on the M4 and M7, Helium on the M55); on
+qemu-xtensa ``esp-nn``, ESP-NN's ANSI C kernels from $TINYGEN_ESP_NN (its ESP32-S3
+assembly needs the S3 core, which no Debian toolchain describes). Either library is
+compiled once per core into a cache (tinygen.targets.nnlib) and linked after the adapters
+of firmware/tinygen/cmsis_nn/ or esp_nn/, which replace the portable kernels of the same
+name.
 
 A model that does not fit the board's memory is refused by :func:`write`, before the
 build writes anything, with the bytes needed and available.
@@ -33,7 +37,6 @@ the host file ``tg_listen.pcm`` in mic-sized blocks (templates/listen/driver.c.j
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -45,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from tinygen.resources import firmware_dir
-from tinygen.targets import CFLAGS, TargetContext, TargetError, find_compiler, listen
+from tinygen.targets import CFLAGS, TargetContext, TargetError, find_compiler, listen, nnlib
 
 ELF = "qemu/firmware.elf"
 TRANSCRIBE_ELF = "qemu/transcribe.elf"
@@ -59,10 +62,8 @@ SHARED_FILES = ("qemu/tg_qemu_markers.c", "qemu/tg_qemu_markers.h", "qemu/tg_sem
                 "qemu/tg_qemu_sections.ld")
 # newlib's system calls for TFLM's C++ (DebugLog, abort); only a tflm build links it.
 TFLM_SYSCALLS = "qemu/tg_qemu_syscalls.c"
-ESP_NN_ENV = "TINYGEN_ESP_NN"
-# ESP-NN's own build options (its CMakeLists.txt): third-party code, not held to -Werror.
-ESP_NN_CFLAGS = ("-std=c99", "-O2", "-Wno-unused-function")
-ESP_NN_OBJECTS = "esp-nn"  # OUT/qemu/esp-nn/*.o when the Makefile builds it
+ESP_NN_ENV = nnlib.LIBRARIES["esp-nn"].env
+CMSIS_NN_ENV = nnlib.LIBRARIES["cmsis-nn"].env
 # Flash the runtime, kernels, main, startup and the libc/libgcc pieces take at -O2
 # (about 9 KiB measured on each board), with a wide margin; RAM beyond the arena and the
 # stack: the output line buffer (two bytes per output byte) plus this.
@@ -88,6 +89,10 @@ class Arch:
     @property
     def sources(self) -> tuple[str, ...]:
         return tuple(Path(f).name for f in (*self.files, *SHARED_FILES) if f.endswith(".c"))
+
+    @property
+    def ar(self) -> str:
+        return self.nm.replace("-nm", "-ar")
 
 
 ARM = Arch("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm",
@@ -117,6 +122,9 @@ class Board:
     arch: Arch = ARM
     qemu_cpu: str = ""  # qemu-system-* -cpu, when the machine takes several cores
     backends: tuple[str, ...] = ("portable",)
+    # The PlatformIO target of the same core: its CPU family (dsp, mve) sets the ISA
+    # check and the library scratch of a cmsis-nn build; esp32s3's, an esp-nn build's.
+    project_target: str = "esp32s3"
 
     @property
     def linker_script(self) -> str:
@@ -132,17 +140,17 @@ class Board:
         return ["-M", self.machine, *cpu, "-nographic", *self.arch.qemu_options]
 
 
-ARM_BACKENDS = ("portable", "tflm")  # tflm: tinygen.targets.tflm
+ARM_BACKENDS = ("portable", "cmsis-nn", "tflm")  # tflm: tinygen.targets.tflm
 BOARDS: dict[str, Board] = {
     "qemu-m4": Board("qemu-m4", "mps2-an386", "Cortex-M4",
                      ("-mcpu=cortex-m4", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"),
-                     backends=ARM_BACKENDS),
+                     backends=ARM_BACKENDS, project_target="cortex-m4"),
     "qemu-m7": Board("qemu-m7", "mps2-an500", "Cortex-M7",
                      ("-mcpu=cortex-m7", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
-                     backends=ARM_BACKENDS),
+                     backends=ARM_BACKENDS, project_target="cortex-m7"),
     "qemu-m55": Board("qemu-m55", "mps3-an547", "Cortex-M55",
                       ("-mcpu=cortex-m55", "-mfpu=auto", "-mfloat-abi=hard"),
-                      backends=ARM_BACKENDS),
+                      backends=ARM_BACKENDS, project_target="cortex-m55"),
     "qemu-xtensa": Board("qemu-xtensa", "sim", "Xtensa lx106", (), XTENSA, "lx106",
                          ("portable", "esp-nn")),
 }
@@ -267,53 +275,27 @@ count: firmware.elf {plugin}
 .PHONY: run count
 """
 
-# The esp-nn backend's part of the Makefile: ESP-NN's ANSI C sources from $(ESP_NN).
-MAKEFILE_ESP_NN = """\
-ESP_NN ?= $({env})
-override ESP_NN := $(abspath $(ESP_NN))
-ESP_NN_SRC = $(sort $(wildcard $(ESP_NN)/src/*/*_ansi.c))
-ESP_NN_OBJ = $(addprefix {objects}/,$(sort $(notdir $(ESP_NN_SRC:.c=.o))))
-ESP_NN_CFLAGS = {esp_nn_cflags}
-"""
-MAKEFILE_ESP_NN_RULE = """
-{objects}/.built: $(ESP_NN_SRC)
-\t@test -n "$(ESP_NN_SRC)" || {{ echo "set ESP_NN or {env} to an esp-nn checkout"; exit 1; }}
-\trm -rf {objects} && mkdir {objects}
-\tcd {objects} && $(CC) $(ESP_NN_CFLAGS) -c $(ESP_NN_SRC) && touch .built
-"""
-
-
-def _cflags(board: Board, backend: str, scratch: int = 0) -> list[str]:
+def _cflags(board: Board, backend: str, kernels: dict[str, Any] | None = None,
+            tree: str = "") -> list[str]:
+    """The firmware's C flags; with a library backend's ``kernels`` (see :func:`_backend`)
+    also its scratch size, ISA check and headers (under ``tree``: the checkout, or the
+    Makefile's variable)."""
     flags = [*CFLAGS, *board.arch.cflags, *board.cflags, "-ffunction-sections",
              "-fdata-sections", "-include", "tg_qemu_markers.h", "-I.", "-I../model",
              "-I../lib/tinygen", "-I../lib/tinygen/audio"]
-    if backend == "esp-nn":
-        flags += [f"-DTG_NN_SCRATCH_BYTES={scratch}", "-I$(ESP_NN)/include"]
+    lib = nnlib.of(backend)
+    if lib is not None and kernels is not None:
+        flags += [*kernels["defines"], *lib.adapter_flags(tree or f"$({lib.make_var})")]
     return flags
 
 
-def _esp_nn_cflags(board: Board) -> list[str]:
-    return [*ESP_NN_CFLAGS, *board.arch.cflags, "-ffunction-sections", "-fdata-sections",
-            "-I$(ESP_NN)/include", "-I$(ESP_NN)/src/common"]
+def _core(board: Board) -> tuple[str, ...]:
+    """The core flags a library (TFLM, CMSIS-NN, ESP-NN) shares with the board's C build."""
+    return (*board.arch.cflags, *board.cflags, "-ffunction-sections", "-fdata-sections")
 
 
 def _ldflags(board: Board) -> list[str]:
     return [*board.arch.ldflags, "-L.", "-T", board.linker_script]
-
-
-def esp_nn_root() -> Path:
-    """The ESP-NN checkout $TINYGEN_ESP_NN points at (its include/ and src/)."""
-    value = os.environ.get(ESP_NN_ENV, "")
-    if not value:
-        raise TargetError(f"--backend esp-nn on qemu-xtensa compiles ESP-NN's ANSI C "
-                          f"kernels, and ${ESP_NN_ENV} is not set",
-                          f"set {ESP_NN_ENV} to an esp-nn v1.1.2 checkout, or build "
-                          "with --backend portable")
-    root = Path(value)
-    if not (root / "include" / "esp_nn.h").is_file():
-        raise TargetError(f"${ESP_NN_ENV}={value} is not an esp-nn checkout (no "
-                          "include/esp_nn.h)", "point it at an esp-nn v1.1.2 checkout")
-    return root
 
 
 def _backend(board: Board, ctx: TargetContext) -> dict[str, Any]:
@@ -330,17 +312,28 @@ def _backend(board: Board, ctx: TargetContext) -> dict[str, Any]:
         tflm.root()
         return {"adapters": [], "portable_kept": {}, "scratch_bytes": 0,
                 "library": "TFLM reference kernels"}
+    return library_backend(ctx, board.target, board.project_target)
+
+
+def library_backend(ctx: TargetContext, target: str, project_target: str) -> dict[str, Any]:
+    """A cmsis-nn or esp-nn build's kernels (its library's checkout checked first): the
+    adapters, the portable kernels kept (with why), the scratch the adapters share and
+    the defines the adapters are compiled with. The scratch and the ISA check are those
+    of ``project_target``'s PlatformIO project (the ESP32-S3's for esp-nn, whose ANSI
+    kernels ask for none of it)."""
     from tinygen.targets import boards, platformio
 
-    esp_nn_root()
+    lib = nnlib.LIBRARIES[ctx.backend]
+    nnlib.root(ctx.backend, target)
     plan = ctx.options.get("plan")
     steps = list(plan.steps) if plan is not None else []
     files, dropped = platformio.adapters(ctx.backend, steps)
-    # The ESP32-S3 project's scratch (the ANSI kernels ask for none): the same buffer.
-    scratch = platformio.scratch_bytes(ctx.backend, boards.resolve("esp32s3", None), steps,
-                                       files)
-    return {"adapters": files, "portable_kept": dropped, "scratch_bytes": scratch,
-            "library": "ESP-NN ANSI C"}
+    project = boards.resolve(project_target, None)
+    scratch = platformio.scratch_bytes(ctx.backend, project, steps, files)
+    name = f"{lib.name} {lib.version}" + (" ANSI C" if ctx.backend == "esp-nn" else "")
+    defines = platformio.library_flags(ctx.backend, project, scratch)
+    return {"backend": ctx.backend, "adapters": files, "portable_kept": dropped,
+            "scratch_bytes": scratch, "library": name, "defines": defines}
 
 
 def write(out: Path, ctx: TargetContext) -> None:
@@ -377,26 +370,23 @@ def write(out: Path, ctx: TargetContext) -> None:
     adapters = kernels["adapters"]
     portable = "$(sort $(wildcard ../lib/tinygen/portable/*.c))"
     library = library_dep = library_objects = ""
-    if ctx.backend == "esp-nn":
-        portable = (f"$(filter-out {' '.join(f'../lib/tinygen/portable/{f}' for f in adapters)}"
-                    f", {portable}) \\\n      "
-                    + " ".join(f"../lib/tinygen/esp_nn/{f}" for f in adapters))
-        library = MAKEFILE_ESP_NN.format(env=ESP_NN_ENV, objects=ESP_NN_OBJECTS,
-                                         esp_nn_cflags=" ".join(_esp_nn_cflags(board)))
-        library_dep = f" {ESP_NN_OBJECTS}/.built"
-        library_objects = " $(ESP_NN_OBJ)"
+    lib = nnlib.of(ctx.backend)
+    rule = ""
+    if lib is not None:
+        portable = nnlib.make_kernels(ctx.backend, adapters, portable)
+        variables, rule = nnlib.makefile(ctx.backend, _core(board))
+        library = f"AR = {board.arch.ar}\n{variables}"
+        library_dep = library_objects = f" $({lib.make_var}_LIB)"
     makefile = MAKEFILE.format(
-        cc=board.arch.cc, cflags=" ".join(_cflags(board, ctx.backend, kernels["scratch_bytes"])),
+        cc=board.arch.cc, cflags=" ".join(_cflags(board, ctx.backend, kernels)),
         ldflags=" ".join(_ldflags(board)), kernels=portable, library=library,
         library_dep=library_dep, library_objects=library_objects,
-        board_sources=" ".join(["main.c", *board.arch.sources]))
-    if ctx.backend == "esp-nn":
-        makefile += MAKEFILE_ESP_NN_RULE.format(objects=ESP_NN_OBJECTS, env=ESP_NN_ENV)
+        board_sources=" ".join(["main.c", *board.arch.sources])) + rule
     if ctx.backend == "tflm":
         from tinygen.targets import tflm
 
         makefile = tflm.makefile(board.arch.cc, board.arch.cc.replace("gcc", "g++"),
-                                 board.arch.nm.replace("-nm", "-ar"),
+                                 board.arch.ar,
                                  _cflags(board, "portable"), _core(board), _ldflags(board),
                                  _tflm_sources(board), "firmware.elf", cxx_extra=TFLM_CXX)
     elif hears(out, board):
@@ -479,15 +469,6 @@ def compile_plugin(source: Path, target: Path, compiler: str | None = None) -> P
     return target
 
 
-def _esp_nn_objects(board: Board, root: Path, folder: Path) -> list[str]:
-    """Compile ESP-NN's ANSI C sources into ``folder``; the objects, in a fixed order."""
-    srcs = sorted((root / "src").glob("*/*_ansi.c"))
-    flags = [f.replace("$(ESP_NN)", str(root)) for f in _esp_nn_cflags(board)]
-    _check([board.arch.cc, *flags, "-c", *[str(p) for p in srcs]], folder,
-           f"{board.arch.cc} for ESP-NN's ANSI C kernels")
-    return sorted(str(folder / f"{p.stem}.o") for p in srcs)  # the Makefile's order
-
-
 # The markers for OUT/tflm/tg_tflm_model.cc (a step per TFLM operator).
 TFLM_CXX = ("-include", "tg_qemu_markers.h", "-I.")
 
@@ -495,11 +476,6 @@ TFLM_CXX = ("-include", "tg_qemu_markers.h", "-I.")
 def _tflm_sources(board: Board) -> list[str]:
     """The C sources of a tflm firmware in OUT/qemu (OUT/tflm/'s are added to them)."""
     return ["main.c", *board.arch.sources, Path(TFLM_SYSCALLS).name]
-
-
-def _core(board: Board) -> tuple[str, ...]:
-    """The core flags TFLM's C++ shares with the board's C build."""
-    return (*board.arch.cflags, *board.cflags, "-ffunction-sections", "-fdata-sections")
 
 
 def build(out: Path, ctx: TargetContext) -> None:
@@ -510,33 +486,37 @@ def build(out: Path, ctx: TargetContext) -> None:
         from tinygen.targets import tflm
 
         tflm.compile_and_link(cc, _tool(cc.replace("gcc", "g++"), board.arch.apt_toolchain),
-                              _tool(board.arch.nm.replace("-nm", "-ar"),
-                                    board.arch.apt_toolchain),
+                              _tool(board.arch.ar, board.arch.apt_toolchain),
                               out / "qemu", _tflm_sources(board),
                               _cflags(board, "portable"), _core(board), _ldflags(board),
                               "firmware.elf", cxx_extra=TFLM_CXX)
         compile_plugin(out / "qemu" / PLUGIN_SOURCE, out / "qemu" / PLUGIN,
                        ctx.options.get("compiler"))
         return
-    cflags = _cflags(board, ctx.backend, info["scratch_bytes"])
-    with tempfile.TemporaryDirectory(prefix="tinygen-lib-") as tmp:
-        objects: list[str] = []
-        if ctx.backend == "esp-nn":
-            root = esp_nn_root()
-            cflags = [f.replace("$(ESP_NN)", str(root)) for f in cflags]
-            objects = _esp_nn_objects(board, root, Path(tmp))
-        # Relative paths from OUT/qemu: no temp-folder name ends up in the ELF.
-        srcs = sources(out, board, tuple(info["adapters"]))
-        _check([cc, *cflags, *srcs, *objects, *_ldflags(board), "-o", "firmware.elf"],
-               out / "qemu", f"{board.arch.cc} for {board.target}")
-        if hears(out, board):
-            _check([cc, *cflags, "transcribe.c", *srcs[1:], *objects, *_ldflags(board),
-                    "-o", "transcribe.elf"], out / "qemu",
-                   f"{board.arch.cc} for the {board.target} transcriber")
-        if (out / "qemu" / "listen.c").is_file():
-            _check([cc, *cflags, "listen.c", "tg_listen_app.c", *srcs[1:], *objects,
-                    *_ldflags(board), "-o", "listen.elf"], out / "qemu",
-                   f"{board.arch.cc} for the {board.target} listen loop")
+    objects: list[str] = []
+    tree = ""
+    folder = "esp_nn"
+    if nnlib.of(ctx.backend) is not None:
+        from tinygen.targets import platformio
+
+        tree = str(nnlib.root(ctx.backend, board.target))
+        folder = platformio.BACKEND_DIRS[ctx.backend]
+        objects = [str(nnlib.library(ctx.backend, board.target, cc,
+                                     _tool(board.arch.ar, board.arch.apt_toolchain),
+                                     _core(board)))]
+    cflags = _cflags(board, ctx.backend, info, tree)
+    # Relative paths from OUT/qemu: no temp-folder name ends up in the ELF.
+    srcs = sources(out, board, tuple(info["adapters"]), folder)
+    _check([cc, *cflags, *srcs, *objects, *_ldflags(board), "-o", "firmware.elf"],
+           out / "qemu", f"{board.arch.cc} for {board.target}")
+    if hears(out, board):
+        _check([cc, *cflags, "transcribe.c", *srcs[1:], *objects, *_ldflags(board),
+                "-o", "transcribe.elf"], out / "qemu",
+               f"{board.arch.cc} for the {board.target} transcriber")
+    if (out / "qemu" / "listen.c").is_file():
+        _check([cc, *cflags, "listen.c", "tg_listen_app.c", *srcs[1:], *objects,
+                *_ldflags(board), "-o", "listen.elf"], out / "qemu",
+               f"{board.arch.cc} for the {board.target} listen loop")
     compile_plugin(out / "qemu" / PLUGIN_SOURCE, out / "qemu" / PLUGIN,
                    ctx.options.get("compiler"))
 

@@ -26,11 +26,9 @@ the .tflite step's own silence state (its fixed point on silence) from flash.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -146,40 +144,11 @@ def _run(cmd: list[str], cwd: Path, what: str) -> None:
 def library(cxx: str, ar: str, core_flags: tuple[str, ...], tree: Path | None = None) -> Path:
     """The static library of :func:`sources` compiled by ``cxx`` with :data:`FLAGS` plus
     ``core_flags``: from the cache, or compiled now (in parallel) and cached."""
+    from tinygen.targets.nnlib import static_library
+
     tree = tree or root()
     flags = [*FLAGS, *core_flags, *[f"-I{tree / d}" for d in INCLUDES]]
-    commit = tree / "COMMIT"
-    compiler = os.path.realpath(shutil.which(cxx.split()[0]) or cxx)  # one key per compiler
-    key = hashlib.sha256("\n".join(
-        [str(tree), commit.read_text() if commit.is_file() else "", compiler, *cxx.split()[1:],
-         *flags,
-         *sources()]).encode()).hexdigest()[:16]
-    lib = cache_dir() / key / LIBRARY
-    if lib.is_file():
-        return lib
-    lib.parent.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=lib.parent.parent))
-    try:
-        objects = [f"{k:03d}.o" for k in range(len(sources()))]
-
-        def compile_one(item: tuple[str, str]) -> None:
-            src, obj = item
-            _run([cxx, *flags, "-c", str(tree / src), "-o", obj], work,
-                 f"{cxx} for TFLM's {src}")
-
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            list(pool.map(compile_one, zip(sources(), objects, strict=True)))
-        _run([ar, "rcs", LIBRARY, *objects], work, f"{ar} for {LIBRARY}")
-        for obj in objects:
-            (work / obj).unlink()
-        try:
-            work.rename(lib.parent)
-        except OSError:  # another process cached the same library meanwhile
-            if not lib.is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return lib
+    return static_library(cache_dir(), cxx, ar, flags, tree, sources(), LIBRARY, _run)
 
 
 def _compiled(ctx: TargetContext) -> Any:

@@ -12,7 +12,8 @@
  * bias_dims [1, 1, 1, C_OUT], output_dims [N, H, W, C_OUT]. conv_params:
  * input_offset = -zp_in, output_offset = +zp_out, stride/padding as {w, h} tiles
  * (padding is top/left; taps outside the input are skipped, as in TFLM), dilation {1, 1}.
- * Scratch: arm_convolve_wrapper_s8_get_buffer_size (the im2col buffer).
+ * Scratch: the shifts widened to int32 (tinygen stores them as int8; tg_nn_shifts), then
+ * arm_convolve_wrapper_s8_get_buffer_size (the im2col buffer).
  */
 #include <stddef.h>
 
@@ -34,20 +35,19 @@ void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p
                                               {p->pad_w, p->pad_h},
                                               {1, 1},
                                               {p->act_min, p->act_max}};
-    /* CMSIS-NN takes non-const pointers here but only reads them. */
-    const cmsis_nn_per_channel_quant_params quant_params = {(int32_t *)p->multiplier,
-                                                            (int32_t *)p->shift};
     const int32_t buf_size = arm_convolve_wrapper_s8_get_buffer_size(&conv_params, &input_dims,
                                                                      &filter_dims, &output_dims);
+    int8_t *buf = NULL;
+    int32_t *const shift = tg_nn_shifts(p->shift, p->out_c, buf_size, &buf);
+    /* CMSIS-NN takes non-const pointers here but only reads them. */
+    const cmsis_nn_per_channel_quant_params quant_params = {(int32_t *)p->multiplier, shift};
     cmsis_nn_context ctx = {NULL, 0};
 
-    if (buf_size > 0) {
-        ctx.buf = tg_nn_scratch(buf_size);
-        if (ctx.buf == NULL) {
-            return;
-        }
-        ctx.size = buf_size;
+    if (shift == NULL) {
+        return;
     }
+    ctx.buf = buf;
+    ctx.size = buf != NULL ? buf_size : 0;
     if (arm_convolve_wrapper_s8(&ctx, &conv_params, &quant_params, &input_dims, input,
                                 &filter_dims, p->weights, &bias_dims, p->bias, &output_dims,
                                 output) != ARM_CMSIS_NN_SUCCESS) {

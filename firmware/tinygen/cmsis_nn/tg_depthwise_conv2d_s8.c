@@ -13,7 +13,8 @@
  * are looped here), filter_dims [1, HK, WK, C_OUT], bias_dims [1, 1, 1, C_OUT],
  * output_dims [1, H, W, C_OUT]. dw_conv_params: input_offset = -zp_in,
  * output_offset = +zp_out, ch_mult = 1, stride/padding as {w, h} tiles, dilation {1, 1}.
- * Scratch: arm_depthwise_conv_wrapper_s8_get_buffer_size.
+ * Scratch: the shifts widened to int32 (tinygen stores them as int8; tg_nn_shifts), then
+ * arm_depthwise_conv_wrapper_s8_get_buffer_size.
  * Note (arm_nnfunctions.h): with MVE, arm_depthwise_conv_s8_opt may read up to 3 elements
  * past the end of the kernel, bias, multiplier and shift arrays when the channel count is
  * not a multiple of 4. Those are const arrays in flash; the reads are harmless there.
@@ -39,23 +40,22 @@ void tg_depthwise_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_p
                                                     {p->pad_w, p->pad_h},
                                                     {1, 1},
                                                     {p->act_min, p->act_max}};
-    /* CMSIS-NN takes non-const pointers here but only reads them. */
-    const cmsis_nn_per_channel_quant_params quant_params = {(int32_t *)p->multiplier,
-                                                            (int32_t *)p->shift};
     const int32_t buf_size = arm_depthwise_conv_wrapper_s8_get_buffer_size(
         &dw_conv_params, &input_dims, &filter_dims, &output_dims);
+    int8_t *buf = NULL;
+    int32_t *const shift = tg_nn_shifts(p->shift, p->out_c, buf_size, &buf);
+    /* CMSIS-NN takes non-const pointers here but only reads them. */
+    const cmsis_nn_per_channel_quant_params quant_params = {(int32_t *)p->multiplier, shift};
     const size_t in_batch = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
     const size_t out_batch = (size_t)p->out_h * (size_t)p->out_w * (size_t)p->out_c;
     cmsis_nn_context ctx = {NULL, 0};
     int32_t b;
 
-    if (buf_size > 0) {
-        ctx.buf = tg_nn_scratch(buf_size);
-        if (ctx.buf == NULL) {
-            return;
-        }
-        ctx.size = buf_size;
+    if (shift == NULL) {
+        return;
     }
+    ctx.buf = buf;
+    ctx.size = buf != NULL ? buf_size : 0;
     for (b = 0; b < p->batches; ++b) {
         if (arm_depthwise_conv_wrapper_s8(&ctx, &dw_conv_params, &quant_params, &input_dims,
                                           input + (size_t)b * in_batch, &filter_dims,

@@ -5,7 +5,8 @@
  *
  * input   [in]  int8 (rows, in_features), zero point p->input_zero_point.
  * output  [out] int8 (rows, out_features); must not overlap input.
- * p       [in]  tg_fc_params_t; weights (out_features, in_features) symmetric int8.
+ * p       [in]  tg_fc_params_t; weights (out_features, in_features) symmetric int8;
+ *               shifts int8, widened to CMSIS-NN's int32 in the scratch (tg_nn_shifts).
  *
  * CMSIS-NN layout: input_dims [N = rows, 1, 1, C = in_features]; filter_dims
  * [N = accumulation depth = in_features, 1, 1, C = out_features]; output_dims
@@ -36,17 +37,17 @@ void tg_fully_connected_s8(const int8_t *input, int8_t *output, const tg_fc_para
     const cmsis_nn_dims output_dims = {p->rows, 1, 1, p->out_features};
     const cmsis_nn_fc_params fc_params = {
         -p->input_zero_point, 0, p->output_zero_point, {p->act_min, p->act_max}};
-    /* CMSIS-NN takes non-const pointers here but only reads them. */
-    const cmsis_nn_per_channel_quant_params quant_params = {(int32_t *)p->multiplier,
-                                                            (int32_t *)p->shift};
     const int32_t buf_size = arm_fully_connected_s8_get_buffer_size(&filter_dims);
+    int8_t *buf = NULL;
+    int32_t *const shift = tg_nn_shifts(p->shift, p->out_features, buf_size, &buf);
+    /* CMSIS-NN takes non-const pointers here but only reads them. */
+    const cmsis_nn_per_channel_quant_params quant_params = {(int32_t *)p->multiplier, shift};
     cmsis_nn_context ctx = {NULL, 0};
 
-    if (buf_size > 0) {
-        int8_t *buf = tg_nn_scratch(buf_size);
-        if (buf == NULL) {
-            return;
-        }
+    if (shift == NULL) {
+        return;
+    }
+    if (buf != NULL) {
         if (arm_vector_sum_s8((int32_t *)(void *)buf, p->in_features, p->out_features,
                               p->weights, -p->input_zero_point, 0,
                               p->bias) != ARM_CMSIS_NN_SUCCESS) {

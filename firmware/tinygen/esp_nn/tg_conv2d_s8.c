@@ -11,7 +11,8 @@
  * in_offset = -zp_in, out_offset = +zp_out, stride/padding {width, height} (padding is
  * top/left), dilation {0, 0} as TFLM passes it, activation [act_min, act_max].
  * quant_data_t {shift, mult} per output channel.
- * Scratch: esp_nn_get_conv_scratch_size, handed over with esp_nn_set_conv_scratch_buf.
+ * Scratch: the shifts widened to int32 (tinygen stores them as int8; tg_nn_shifts), then
+ * esp_nn_get_conv_scratch_size, handed over with esp_nn_set_conv_scratch_buf.
  */
 #include <stddef.h>
 
@@ -33,16 +34,17 @@ void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p
                                        {p->pad_w, p->pad_h},
                                        {0, 0},
                                        {p->act_min, p->act_max}};
-    /* ESP-NN takes non-const pointers here but only reads them. */
-    const quant_data_t quant_data = {(int32_t *)p->shift, (int32_t *)p->multiplier};
     const int32_t scratch_size =
         esp_nn_get_conv_scratch_size(&input_dims, &filter_dims, &output_dims, &conv_params);
     const size_t in_batch = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
     const size_t out_batch = (size_t)p->out_h * (size_t)p->out_w * (size_t)p->out_c;
-    int8_t *scratch = tg_nn_scratch(scratch_size);
+    int8_t *scratch = NULL;
+    int32_t *const shift = tg_nn_shifts(p->shift, p->out_c, scratch_size, &scratch);
+    /* ESP-NN takes non-const pointers here but only reads them. */
+    const quant_data_t quant_data = {shift, (int32_t *)p->multiplier};
     int32_t b;
 
-    if (scratch == NULL) {
+    if (shift == NULL) {
         return;
     }
     esp_nn_set_conv_scratch_buf(scratch);

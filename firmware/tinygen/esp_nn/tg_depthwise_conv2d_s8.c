@@ -12,7 +12,8 @@
  * {out_w, out_h, c, 1}. dw_conv_params_t: in_offset = -zp_in, out_offset = +zp_out,
  * ch_mult = 1, stride/padding {width, height}, dilation {0, 0}, activation
  * [act_min, act_max]. quant_data_t {shift, mult} per channel.
- * Scratch: esp_nn_get_depthwise_conv_scratch_size, handed over with
+ * Scratch: the shifts widened to int32 (tinygen stores them as int8; tg_nn_shifts), then
+ * esp_nn_get_depthwise_conv_scratch_size, handed over with
  * esp_nn_set_depthwise_conv_scratch_buf.
  */
 #include <stddef.h>
@@ -36,16 +37,17 @@ void tg_depthwise_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_p
                                           {p->pad_w, p->pad_h},
                                           {0, 0},
                                           {p->act_min, p->act_max}};
-    /* ESP-NN takes non-const pointers here but only reads them. */
-    const quant_data_t quant_data = {(int32_t *)p->shift, (int32_t *)p->multiplier};
     const int32_t scratch_size = esp_nn_get_depthwise_conv_scratch_size(
         &input_dims, &filter_dims, &output_dims, &conv_params);
     const size_t in_batch = (size_t)p->in_h * (size_t)p->in_w * (size_t)p->in_c;
     const size_t out_batch = (size_t)p->out_h * (size_t)p->out_w * (size_t)p->out_c;
-    int8_t *scratch = tg_nn_scratch(scratch_size);
+    int8_t *scratch = NULL;
+    int32_t *const shift = tg_nn_shifts(p->shift, p->out_c, scratch_size, &scratch);
+    /* ESP-NN takes non-const pointers here but only reads them. */
+    const quant_data_t quant_data = {shift, (int32_t *)p->multiplier};
     int32_t b;
 
-    if (scratch == NULL) {
+    if (shift == NULL) {
         return;
     }
     esp_nn_set_depthwise_conv_scratch_buf(scratch);

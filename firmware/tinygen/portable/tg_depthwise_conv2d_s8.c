@@ -8,7 +8,7 @@
  * p       [in]  tg_conv_params_t:
  *   weights           int8 (1, kernel_h, kernel_w, in_c), zero point 0.
  *   bias              int32 (in_c), or NULL for none.
- *   multiplier, shift int32 (in_c): multiplier in [0, INT32_MAX], shift in [-31, 30].
+ *   multiplier int32, shift int8 (in_c): multiplier in [0, INT32_MAX], shift in [-31, 30].
  *   out_c == in_c (depth multiplier 1).
  *   batches >= 0; in_h, in_w, in_c, out_h, out_w, kernel_h, kernel_w >= 1.
  *   stride_h, stride_w >= 1; pad_h, pad_w >= 0 (top/left); taps outside the input are
@@ -30,7 +30,7 @@ void tg_depthwise_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_p
     const int8_t *const weights = p->weights;
     const int32_t *const bias = p->bias;
     const int32_t *const multiplier = p->multiplier;
-    const int32_t *const shift = p->shift;
+    const int8_t *const shift = p->shift;
     const int32_t in_h = p->in_h, in_w = p->in_w, channels = p->in_c;
     const int32_t out_h = p->out_h, out_w = p->out_w;
     const int32_t kernel_h = p->kernel_h, kernel_w = p->kernel_w;

@@ -8,7 +8,7 @@
  * p       [in]  tg_fc_params_t:
  *   weights           int8 (out_features, in_features), symmetric (zero point 0).
  *   bias              int32 (out_features), or NULL for none.
- *   multiplier, shift int32 (out_features): multiplier in [0, INT32_MAX], shift in
+ *   multiplier int32, shift int8 (out_features): multiplier in [0, INT32_MAX], shift in
  *                     [-31, 30]; real scale = multiplier * 2^(shift - 31).
  *   rows              >= 0; in_features, out_features >= 1.
  *   in_features       <= 65793, so that the int32 accumulator cannot overflow
@@ -30,7 +30,7 @@
 
 /* One output: requantize the exact accumulator sum_i (x_i - zp_in) * w_i. */
 static int8_t tg_fc_output(int32_t acc, const int32_t *bias, int32_t o,
-                           const int32_t *multiplier, const int32_t *shift,
+                           const int32_t *multiplier, const int8_t *shift,
                            int32_t output_zero_point, int32_t act_min, int32_t act_max)
 {
     if (bias != NULL) {
@@ -46,7 +46,7 @@ void tg_fully_connected_s8(const int8_t *input, int8_t *output, const tg_fc_para
     const int8_t *const weights = p->weights;
     const int32_t *const bias = p->bias;
     const int32_t *const multiplier = p->multiplier;
-    const int32_t *const shift = p->shift;
+    const int8_t *const shift = p->shift;
     const int32_t rows = p->rows;
     const int32_t in_features = p->in_features;
     const int32_t out_features = p->out_features;
