@@ -130,15 +130,30 @@ static inline int32_t tg_rounding_divide_by_pot(int32_t x, int32_t exponent)
  * (double-rounding) build: x * multiplier * 2^(shift - 31), i.e.
  * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x * 2^left, multiplier), right)
  * with left = max(shift, 0) (wrapping, as TFLM's int32 multiply does) and
- * right = max(-shift, 0). multiplier in [0, INT32_MAX], shift in [-31, 31]. */
+ * right = max(-shift, 0). multiplier in [0, INT32_MAX], shift in [-31, 31].
+ *
+ * Both roundings in one 64-bit sum. With a = x * 2^left, h = floor((a m + 2^30) / 2^31)
+ * (the high multiply; m >= 0 rules out its saturating case) and right = e >= 1,
+ * RoundingDivideByPOT(h, e) = floor((h + 2^(e-1) - [h < 0]) / 2^e), and since
+ * floor((floor(y) + c) / k) = floor((y + c) / k) for integers c, k,
+ *     result = floor((a m + 2^30 + 2^(30+e) - [h < 0] 2^31) / 2^(31+e)).
+ * [h < 0] may be replaced by [a < 0]: they differ only when a < 0 and h = 0, and then
+ * both give 0. The sum fits int64 and the result int32, so it is the high word of the
+ * sum shifted right arithmetically by e - 1. */
 static inline int32_t tg_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
                                                           int32_t shift)
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
-    /* multiplier >= 0, so the saturating case (both INT32_MIN) cannot occur */
-    return tg_rounding_divide_by_pot(
-        tg_rounding_doubling_high_mul(tg_shl_wrap_s32(x, left), multiplier), right);
+    const int32_t a = tg_shl_wrap_s32(x, left);
+    uint64_t sum;
+
+    if (right == 0) {
+        return tg_rounding_doubling_high_mul(a, multiplier);
+    }
+    sum = (uint64_t)((int64_t)a * (int64_t)multiplier) + ((uint64_t)1 << 30) +
+          ((uint64_t)1 << (30 + right)) - ((uint64_t)((uint32_t)a >> 31) << 31);
+    return tg_asr_s32(tg_s32_from_u32((uint32_t)(sum >> 32)), right - 1);
 }
 
 /* int32 accumulator -> int8: rescale, add the output zero point, clamp to

@@ -18,6 +18,8 @@
 
 #include <stdint.h>
 
+#include "../tg_math.h"
+
 /* acc[0] += a0.b0, acc[1] += a0.b1, acc[2] += a1.b0, acc[3] += a1.b1 over len >= 0. */
 static inline void tg_dot_2x2_s8(const int8_t *a0, const int8_t *a1, const int8_t *b0,
                                  const int8_t *b1, int32_t len, int32_t acc[4])
@@ -121,6 +123,81 @@ static inline int32_t tg_sum_s8(const int8_t *a, int32_t len)
         s += a[t];
     }
     return s;
+}
+
+/* ---- packed pairs: two MACs per 64-bit multiply-accumulate ---------------------------
+ *
+ * Two int8 vectors b0, b1 are packed once into int32 words b0[t] + b1[t] * 2^23 (at most
+ * 2^30 + 2^7 in magnitude). Then a[t] * packed[t], accumulated in int64 (one SMLAL on an
+ * Armv7-M), is A + B * 2^23 with A = sum a.b0 and B = sum a.b1. Over at most
+ * TG_DOT_PACK_CHUNK = 128 terms |A| <= 2^21 < 2^22, so A is the low 23 bits read as a signed
+ * number and B = (sum - A) / 2^23, both exact. With two rows sharing each packed word,
+ * the loop takes about 1.4 instructions per MAC on a Cortex-M4 at -O2 (two byte loads,
+ * one word load and two SMLALs per four MACs, unrolled by 8). */
+#define TG_DOT_PACK_CHUNK 128
+
+/* packed[t] = b0[t] + b1[t] * 2^23 for t in [0, len). */
+static inline void tg_pack_pair_s8(const int8_t *b0, const int8_t *b1, int32_t len,
+                                   int32_t *packed)
+{
+    int32_t t;
+
+    for (t = 0; t < len; ++t) {
+        packed[t] = (int32_t)b0[t] + (int32_t)b1[t] * ((int32_t)1 << 23);
+    }
+}
+
+/* Split one chunk's sum A + B * 2^23 (|A| < 2^22, |B| < 2^22) into acc[0] += A and
+ * acc[1] += B. The low 32 bits of the two's complement sum are enough for A; B is bits
+ * 23..54, read through unsigned shifts. */
+static inline void tg_unpack_pair(int64_t sum, int32_t acc[2])
+{
+    const uint64_t u = (uint64_t)sum;
+    const int32_t a = tg_s32_from_u32((((uint32_t)u & 0x7FFFFFu) ^ 0x400000u)) - 0x400000;
+
+    acc[0] += a;
+    acc[1] += tg_s32_from_u32((uint32_t)((u - (uint64_t)(int64_t)a) >> 23));
+}
+
+/* acc[0] += a0.b0, acc[1] += a0.b1, acc[2] += a1.b0, acc[3] += a1.b1 over len >= 0, with
+ * b0 and b1 given as packed by tg_pack_pair_s8. */
+static inline void tg_dot_2x2_packed_s8(const int8_t *a0, const int8_t *a1,
+                                        const int32_t *packed, int32_t len, int32_t acc[4])
+{
+    while (len > 0) {
+        const int32_t n = len < TG_DOT_PACK_CHUNK ? len : TG_DOT_PACK_CHUNK;
+        const int8_t *const end8 = a0 + (n & ~7);
+        const int8_t *const end = a0 + n;
+        int64_t s0 = 0, s1 = 0;
+
+#define TG_DOT_PACKED_STEP(t)                                                            \
+    do {                                                                                 \
+        const int32_t w = packed[t];                                                     \
+        s0 += (int64_t)a0[t] * w;                                                        \
+        s1 += (int64_t)a1[t] * w;                                                        \
+    } while (0)
+        while (a0 != end8) {
+            TG_DOT_PACKED_STEP(0);
+            TG_DOT_PACKED_STEP(1);
+            TG_DOT_PACKED_STEP(2);
+            TG_DOT_PACKED_STEP(3);
+            TG_DOT_PACKED_STEP(4);
+            TG_DOT_PACKED_STEP(5);
+            TG_DOT_PACKED_STEP(6);
+            TG_DOT_PACKED_STEP(7);
+            a0 += 8;
+            a1 += 8;
+            packed += 8;
+        }
+#undef TG_DOT_PACKED_STEP
+        while (a0 != end) {
+            s0 += (int64_t)*a0++ * *packed;
+            s1 += (int64_t)*a1++ * *packed++;
+        }
+        tg_unpack_pair(s0, acc);
+        tg_unpack_pair(s1, acc + 2);
+        len -= n;
+    }
 }
 
 #endif /* TG_DOT_H */
