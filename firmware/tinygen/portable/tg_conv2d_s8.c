@@ -86,10 +86,6 @@ void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p
     const int32_t row_len = kernel_w * in_c; /* one filter row: contiguous taps */
     const size_t in_row = (size_t)in_w * (size_t)in_c;
     const size_t pixel_step = (size_t)stride_w * (size_t)in_c;
-    /* output x range whose windows lie wholly inside the input along x */
-    const int32_t x_lo = (pad_w + stride_w - 1) / stride_w;
-    const int32_t x_hi = in_w - kernel_w + pad_w < 0 ? 0 :
-        tg_min_s32(out_w, (in_w - kernel_w + pad_w) / stride_w + 1);
     int32_t b, o, out_y, out_x;
 
     for (b = 0; b < p->batches; ++b) {
@@ -115,12 +111,17 @@ void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p
                                  (size_t)o;
                 for (out_x = 0; out_x < out_w; ++out_x, out_px += out_c) {
                     int32_t acc[4] = {0, 0, 0, 0};
-                    const int32_t pair = rows_inside && out_x >= x_lo && out_x + 1 < x_hi;
+                    /* windows wholly inside the input (no division: the lx106 has none) */
+                    const int32_t in_x0 = out_x * stride_w - pad_w;
+                    const int32_t inside =
+                        rows_inside && in_x0 >= 0 && in_x0 + kernel_w <= in_w;
+                    const int32_t pair = inside && out_x + 1 < out_w &&
+                                         in_x0 + stride_w + kernel_w <= in_w;
 
                     if (pair) { /* pixels out_x and out_x + 1, both inside */
                         const int8_t *a0 =
                             in_batch + (size_t)in_y0 * in_row +
-                            (size_t)(out_x * stride_w - pad_w) * (size_t)in_c;
+                            (size_t)in_x0 * (size_t)in_c;
                         const int8_t *f0 = w0, *f1 = w1;
                         int32_t ky;
                         for (ky = 0; ky < kernel_h; ++ky) {
@@ -133,10 +134,10 @@ void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p
                         acc[1] += off1;
                         acc[2] += off0;
                         acc[3] += off1;
-                    } else if (rows_inside && out_x >= x_lo && out_x < x_hi) {
+                    } else if (inside) {
                         const int8_t *a0 =
                             in_batch + (size_t)in_y0 * in_row +
-                            (size_t)(out_x * stride_w - pad_w) * (size_t)in_c;
+                            (size_t)in_x0 * (size_t)in_c;
                         int32_t ky;
                         for (ky = 0; ky < kernel_h; ++ky) {
                             tg_dot_1x2_s8(a0, w0 + ky * row_len, w1 + ky * row_len, row_len,

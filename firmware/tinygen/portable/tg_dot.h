@@ -136,6 +136,20 @@ static inline int32_t tg_sum_s8(const int8_t *a, int32_t len)
  * one word load and two SMLALs per four MACs, unrolled by 8). */
 #define TG_DOT_PACK_CHUNK 128
 
+/* TG_DOT_MUL64: 1 where a 32x32 -> 64-bit multiply-accumulate is one instruction (Armv7-M
+ * and later Thumb-2 cores: SMLAL; 64-bit hosts), so the packed loop pays; 0 elsewhere
+ * (Armv6-M, Xtensa lx106: a 64-bit product is a library call), where the callers keep the
+ * byte-pair loop. Both give the same results; a build may set it with -D. */
+#ifndef TG_DOT_MUL64
+#if (defined(__ARM_ARCH) && __ARM_ARCH >= 7 && defined(__ARM_ARCH_ISA_THUMB) &&          \
+     __ARM_ARCH_ISA_THUMB == 2) ||                                                       \
+    defined(__aarch64__) || defined(__x86_64__)
+#define TG_DOT_MUL64 1
+#else
+#define TG_DOT_MUL64 0
+#endif
+#endif
+
 /* packed[t] = b0[t] + b1[t] * 2^23 for t in [0, len). */
 static inline void tg_pack_pair_s8(const int8_t *b0, const int8_t *b1, int32_t len,
                                    int32_t *packed)

@@ -22,7 +22,8 @@
  * The loops take two rows by two output channels at a time (tg_dot.h), so every byte
  * loaded serves two MACs, and apply the input offset once per channel through the sum of
  * its weights. Rows of up to TG_FC_PACK_MAX features pack each channel pair into int32
- * words once (a 2 KiB buffer on the stack) and do two MACs per 64-bit multiply-accumulate:
+ * words once (a 2 KiB buffer on the stack) and, where a 64-bit multiply-accumulate is one
+ * instruction (TG_DOT_MUL64), do two MACs per 64-bit multiply-accumulate:
  * about 1.4 instructions per MAC in the inner loop on a Cortex-M4 at -O2, against 2.2 for
  * the byte-pair loop that longer rows take; plus about 25 per output for the
  * requantization (no intrinsics).
@@ -75,9 +76,10 @@ void tg_fully_connected_s8(const int8_t *input, int8_t *output, const tg_fc_para
     const int32_t act_max = p->act_max;
     const size_t in_stride = (size_t)in_features;
     const size_t out_stride = (size_t)out_features;
-    /* rows of up to TG_FC_PACK_MAX take the packed loop (a 2 KiB stack buffer), when
-     * there are at least two rows to share each packed channel pair */
-    const int32_t packed_ok = in_features <= TG_FC_PACK_MAX && rows >= 2;
+    /* rows of up to TG_FC_PACK_MAX take the packed loop (a 2 KiB stack buffer), on cores
+     * with a one-instruction 64-bit multiply-accumulate (tg_dot.h), when there are at
+     * least two rows to share each packed channel pair */
+    const int32_t packed_ok = TG_DOT_MUL64 && in_features <= TG_FC_PACK_MAX && rows >= 2;
     int32_t packed[TG_FC_PACK_MAX];
     int32_t o = 0;
     int32_t r;
