@@ -93,19 +93,27 @@ static inline int32_t tg_clz_u32(uint32_t x)
 
 /* ------------------------------------------------------ gemmlowp fixed point */
 
+/* round(a * b / 2^31), ties away from zero, for every (a, b) but (INT32_MIN, INT32_MIN).
+ * gemmlowp adds a nudge of 2^30 (a * b >= 0) or 1 - 2^30 (a * b < 0) and divides by 2^31
+ * truncating toward zero; for a negative product that truncation is a ceiling, and
+ * ceil((ab + 1 - 2^30) / 2^31) = floor((ab + 2^30) / 2^31), so both signs are
+ * floor((ab + 2^30) / 2^31): one 64-bit multiply-add and a shift. The quotient fits int32,
+ * so its low 32 bits are bits 31..62 of the (two's complement) sum, which a logical shift
+ * of the uint64 reads without a signed right shift. */
+static inline int32_t tg_rounding_doubling_high_mul(int32_t a, int32_t b)
+{
+    const uint64_t t = (uint64_t)((int64_t)a * (int64_t)b) + ((uint64_t)1 << 30);
+    return tg_s32_from_u32((uint32_t)(t >> 31));
+}
+
 /* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2^31), ties away from zero;
  * INT32_MIN * INT32_MIN, the one overflow, saturates to INT32_MAX (Arm VQRDMULH). */
 static inline int32_t tg_sat_rounding_doubling_high_mul(int32_t a, int32_t b)
 {
-    int64_t t;
     if (a == INT32_MIN && b == INT32_MIN) {
         return INT32_MAX;
     }
-    t = (int64_t)a * (int64_t)b;
-    /* |a * b| < 2^62 here, so adding the nudge and negating cannot overflow. */
-    t += t >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    /* C division truncates toward zero: shift the magnitude. */
-    return (int32_t)(t >= 0 ? (t >> 31) : -((-t) >> 31));
+    return tg_rounding_doubling_high_mul(a, b);
 }
 
 /* gemmlowp RoundingDivideByPOT: x / 2^exponent rounded to nearest, ties away from zero.
@@ -122,14 +130,30 @@ static inline int32_t tg_rounding_divide_by_pot(int32_t x, int32_t exponent)
  * (double-rounding) build: x * multiplier * 2^(shift - 31), i.e.
  * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x * 2^left, multiplier), right)
  * with left = max(shift, 0) (wrapping, as TFLM's int32 multiply does) and
- * right = max(-shift, 0). multiplier in [0, INT32_MAX], shift in [-31, 31]. */
+ * right = max(-shift, 0). multiplier in [0, INT32_MAX], shift in [-31, 31].
+ *
+ * Both roundings in one 64-bit sum. With a = x * 2^left, h = floor((a m + 2^30) / 2^31)
+ * (the high multiply; m >= 0 rules out its saturating case) and right = e >= 1,
+ * RoundingDivideByPOT(h, e) = floor((h + 2^(e-1) - [h < 0]) / 2^e), and since
+ * floor((floor(y) + c) / k) = floor((y + c) / k) for integers c, k,
+ *     result = floor((a m + 2^30 + 2^(30+e) - [h < 0] 2^31) / 2^(31+e)).
+ * [h < 0] may be replaced by [a < 0]: they differ only when a < 0 and h = 0, and then
+ * both give 0. The sum fits int64 and the result int32, so it is the high word of the
+ * sum shifted right arithmetically by e - 1. */
 static inline int32_t tg_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier,
                                                           int32_t shift)
 {
     const int32_t left = shift > 0 ? shift : 0;
     const int32_t right = shift > 0 ? 0 : -shift;
-    return tg_rounding_divide_by_pot(
-        tg_sat_rounding_doubling_high_mul(tg_shl_wrap_s32(x, left), multiplier), right);
+    const int32_t a = tg_shl_wrap_s32(x, left);
+    uint64_t sum;
+
+    if (right == 0) {
+        return tg_rounding_doubling_high_mul(a, multiplier);
+    }
+    sum = (uint64_t)((int64_t)a * (int64_t)multiplier) + ((uint64_t)1 << 30) +
+          ((uint64_t)1 << (30 + right)) - ((uint64_t)((uint32_t)a >> 31) << 31);
+    return tg_asr_s32(tg_s32_from_u32((uint32_t)(sum >> 32)), right - 1);
 }
 
 /* int32 accumulator -> int8: rescale, add the output zero point, clamp to

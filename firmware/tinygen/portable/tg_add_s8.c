@@ -18,12 +18,35 @@
  */
 #include "tg_elementwise.h"
 
+#define TG_ADD_TABLE_MIN 1024
+
 void tg_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
                const tg_add_params_t *p)
 {
+    /* a local copy: output stores cannot change it, so its fields stay in registers */
+    const tg_add_params_t q = *p;
     int32_t i;
 
-    for (i = 0; i < p->size; ++i) {
-        output[i] = tg_add_one_s8(input1[i], input2[i], p);
+    if (q.size >= TG_ADD_TABLE_MIN) {
+        const int32_t left_multiplier = (int32_t)1 << p->left_shift;
+        int32_t scaled1[256], scaled2[256]; /* [v + 128]: the rescale of the int8 value v */
+        for (i = 0; i < 256; ++i) {
+            scaled1[i] = tg_multiply_by_quantized_multiplier(
+                (i - 128 - p->input1_zero_point) * left_multiplier, p->input1_multiplier,
+                p->input1_shift);
+            scaled2[i] = tg_multiply_by_quantized_multiplier(
+                (i - 128 - p->input2_zero_point) * left_multiplier, p->input2_multiplier,
+                p->input2_shift);
+        }
+        for (i = 0; i < q.size; ++i) {
+            output[i] = tg_requantize_s8(
+                tg_add_wrap_s32(scaled1[input1[i] + 128], scaled2[input2[i] + 128]),
+                q.output_multiplier, q.output_shift, q.output_zero_point, q.act_min,
+                q.act_max);
+        }
+        return;
+    }
+    for (i = 0; i < q.size; ++i) {
+        output[i] = tg_add_one_s8(input1[i], input2[i], &q);
     }
 }

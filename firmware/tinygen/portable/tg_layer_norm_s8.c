@@ -20,6 +20,11 @@
  *   t_i = sign(c_i) * floor((|c_i| * 2^24 + floor(r / 2)) / r),
  *   out_i = clamp(MBQM(sign_i * t_i, M_i, sh_i) + bias_i, -128, 127).
  * |c_i| < 2^19 and |t_i| <= 2^24 fit int32; Q and |c_i| * 2^24 need 64 bits.
+ *
+ * Cost: one pass sums x and x^2 (Q = D^2 sum xi^2 - D S^2, the same integer as
+ * sum c_i^2); per row one square root and one 64-bit division for a reciprocal of r; per
+ * element one 32x32->64 multiply by that reciprocal and at most two correction steps
+ * give the exact quotient (no per-element division), then the requantization.
  */
 #include <stddef.h>
 
@@ -28,40 +33,72 @@
 
 #define TG_LAYER_NORM_FRAC_BITS 24
 
+/* floor(num / r) for 1 <= r < 2^31 and num < r * 2^25, given bits = the bit length L of r
+ * and inv = floor((2^(L+31) - 1) / r), which lies in [2^31 - 1, 2^32).
+ * With num = hi * 2^(L-1) + e (0 <= e < 2^(L-1) <= r) and inv = 2^(L+31)/r - delta
+ * (0 < delta <= 1), hi * inv / 2^32 = (num - e)/r - hi * delta / 2^32 falls short of num/r
+ * by less than 1 + 2^26/2^32, so the estimate is the quotient or one or two below it. */
+static inline uint32_t tg_layer_norm_div(uint64_t num, uint32_t r, int32_t bits, uint32_t inv)
+{
+    const uint32_t hi = (uint32_t)(num >> (bits - 1)); /* < 2^26 */
+    uint32_t q = (uint32_t)(((uint64_t)hi * inv) >> 32);
+    uint64_t rem = num - (uint64_t)q * r; /* < 3r */
+
+    while (rem >= r) {
+        rem -= r;
+        ++q;
+    }
+    return q;
+}
+
 void tg_layer_norm_s8(const int8_t *input, int8_t *output, const tg_layer_norm_params_t *p)
 {
     const int32_t depth = p->depth;
     const int32_t zero_point = p->input_zero_point;
+    const int32_t *const multiplier = p->multiplier;
+    const int32_t *const shift = p->shift;
+    const int32_t *const bias = p->bias;
+    const int8_t *const sign = p->sign;
     int32_t r, i;
 
     for (r = 0; r < p->rows; ++r) {
         const int8_t *in_row = input + (size_t)r * (size_t)depth;
         int8_t *out_row = output + (size_t)r * (size_t)depth;
-        int32_t sum = 0;
+        int32_t sum_x = 0, sum_xx = 0; /* |x| <= 128, D <= 1024: both fit */
+        int32_t sum, offset, bits;
+        int64_t sum_sq_xi;
         uint64_t sum_sq;
-        uint64_t root, half_root;
+        uint32_t root, half_root, inv;
 
         for (i = 0; i < depth; ++i) {
-            sum += (int32_t)in_row[i] - zero_point;
+            const int32_t x = in_row[i];
+            sum_x += x;
+            sum_xx += x * x;
         }
-        sum_sq = (uint64_t)p->eps_q;
-        for (i = 0; i < depth; ++i) {
-            const int32_t c = depth * ((int32_t)in_row[i] - zero_point) - sum;
-            sum_sq += (uint64_t)((int64_t)c * c);
-        }
-        root = tg_isqrt_u64(sum_sq); /* >= 1 since eps_q >= 1 */
+        /* S = sum xi; sum xi^2 = sum x^2 - 2 zp sum x + D zp^2 (< 2^26) */
+        sum = sum_x - depth * zero_point;
+        sum_sq_xi = (int64_t)sum_xx - 2 * (int64_t)zero_point * sum_x +
+                    (int64_t)depth * zero_point * zero_point;
+        /* sum_i (D xi - S)^2 = D^2 sum xi^2 - 2 D S sum xi + D S^2 = D^2 sum xi^2 - D S^2 */
+        sum_sq = (uint64_t)((int64_t)depth * depth * sum_sq_xi -
+                            (int64_t)depth * sum * sum) + (uint64_t)p->eps_q;
+        root = (uint32_t)tg_isqrt_u64(sum_sq); /* in [1, 2^31) since 1 <= eps_q < 2^62 */
         half_root = root >> 1;
+        bits = 32 - tg_clz_u32(root);
+        inv = (uint32_t)((((uint64_t)1 << (bits + 31)) - 1u) / root);
+        /* c_i = D * xi - S = D * x - (D * zp + S) */
+        offset = depth * zero_point + sum;
 
         for (i = 0; i < depth; ++i) {
-            const int32_t c = depth * ((int32_t)in_row[i] - zero_point) - sum;
-            const uint64_t magnitude = (uint64_t)(c < 0 ? -c : c);
+            const int32_t c = depth * (int32_t)in_row[i] - offset;
+            const uint32_t magnitude = (uint32_t)(c < 0 ? -c : c); /* <= root */
             /* |c| <= r, so the quotient is at most 2^24 */
-            const int32_t t_abs =
-                (int32_t)(((magnitude << TG_LAYER_NORM_FRAC_BITS) + half_root) / root);
-            const int32_t t = (c < 0) != (p->sign[i] < 0) ? -t_abs : t_abs;
+            const int32_t t_abs = (int32_t)tg_layer_norm_div(
+                ((uint64_t)magnitude << TG_LAYER_NORM_FRAC_BITS) + half_root, root, bits, inv);
+            const int32_t t = (c < 0) != (sign[i] < 0) ? -t_abs : t_abs;
             const int64_t y =
-                (int64_t)tg_multiply_by_quantized_multiplier(t, p->multiplier[i], p->shift[i]) +
-                p->bias[i];
+                (int64_t)tg_multiply_by_quantized_multiplier(t, multiplier[i], shift[i]) +
+                bias[i];
             out_row[i] = (int8_t)(y < INT8_MIN ? INT8_MIN : (y > INT8_MAX ? INT8_MAX : y));
         }
     }

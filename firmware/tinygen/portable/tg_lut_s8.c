@@ -15,10 +15,18 @@
 
 void tg_lut_s8(const int8_t *input, int8_t *output, const tg_lut_params_t *p)
 {
-    const int8_t *table = p->table;
-    int32_t i;
+    const int8_t *const table = p->table + 128; /* table[x] for x in [-128, 127] */
+    const int32_t size = p->size;
+    int32_t i = 0;
 
-    for (i = 0; i < p->size; ++i) {
-        output[i] = table[(int32_t)input[i] + 128];
+    for (; i + 4 <= size; i += 4) {
+        const int8_t x0 = input[i], x1 = input[i + 1], x2 = input[i + 2], x3 = input[i + 3];
+        output[i] = table[x0];
+        output[i + 1] = table[x1];
+        output[i + 2] = table[x2];
+        output[i + 3] = table[x3];
+    }
+    for (; i < size; ++i) {
+        output[i] = table[input[i]];
     }
 }

@@ -18,9 +18,11 @@
 void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
                const tg_mul_params_t *p)
 {
+    /* a local copy: output stores cannot change it, so its fields stay in registers */
+    const tg_mul_params_t q = *p;
     int32_t i;
 
-    for (i = 0; i < p->size; ++i) {
-        output[i] = tg_mul_one_s8(input1[i], input2[i], p);
+    for (i = 0; i < q.size; ++i) {
+        output[i] = tg_mul_one_s8(input1[i], input2[i], &q);
     }
 }

@@ -12,6 +12,11 @@
  *   input_multiplier  in [2^30, INT32_MAX]; input_left_shift in [0, 31]: the rescale of
  *                     beta * input_scale to Q5.26 (TFLM PreprocessSoftmaxScaling).
  *   diff_min          <= 0: differences below it give an output of -128.
+ *
+ * A difference to the row maximum is one of 256 values (0 down to -255), so the kernel
+ * first tabulates exp for the differences the input can hold (one pass for its minimum
+ * and maximum; a 1 KiB table on the stack), then each row costs a pass for its maximum,
+ * one for the sum and one for the outputs, with no exp per element.
  */
 #include <stddef.h>
 
@@ -34,7 +39,22 @@ static int32_t tg_softmax_exp(int32_t diff, const tg_softmax_params_t *p)
 void tg_softmax_s8(const int8_t *input, int8_t *output, const tg_softmax_params_t *p)
 {
     const int32_t depth = p->depth;
+    const int32_t diff_min = p->diff_min;
+    const size_t size = (size_t)p->rows * (size_t)depth;
+    int32_t exp_of[256]; /* exp_of[-diff] for diff in [lowest, 0] */
+    int32_t in_min = INT8_MAX, in_max = INT8_MIN, lowest;
     int32_t r, c;
+    size_t e;
+
+    for (e = 0; e < size; ++e) {
+        in_min = tg_min_s32(in_min, input[e]);
+        in_max = tg_max_s32(in_max, input[e]);
+    }
+    /* differences that occur and are not cut off: [max(in_min - in_max, diff_min), 0] */
+    lowest = tg_max_s32(in_min - in_max, diff_min);
+    for (c = 0; c >= lowest; --c) {
+        exp_of[-c] = tg_softmax_exp(c, p);
+    }
 
     for (r = 0; r < p->rows; ++r) {
         const int8_t *in_row = input + (size_t)r * (size_t)depth;
@@ -48,10 +68,10 @@ void tg_softmax_s8(const int8_t *input, int8_t *output, const tg_softmax_params_
         }
         for (c = 0; c < depth; ++c) {
             const int32_t diff = (int32_t)in_row[c] - max_in_row;
-            if (diff >= p->diff_min) {
+            if (diff >= diff_min) {
                 sum_of_exps = tg_add_wrap_s32(
-                    sum_of_exps, tg_rounding_divide_by_pot(tg_softmax_exp(diff, p),
-                                                           TG_SOFTMAX_ACCUM_INTEGER_BITS));
+                    sum_of_exps,
+                    tg_rounding_divide_by_pot(exp_of[-diff], TG_SOFTMAX_ACCUM_INTEGER_BITS));
             }
         }
         /* TFLM GetReciprocal: the row maximum contributes exp(0), so sum_of_exps >= 2^19
@@ -65,10 +85,9 @@ void tg_softmax_s8(const int8_t *input, int8_t *output, const tg_softmax_params_
         for (c = 0; c < depth; ++c) {
             const int32_t diff = (int32_t)in_row[c] - max_in_row;
             int32_t out = INT8_MIN;
-            if (diff >= p->diff_min) {
+            if (diff >= diff_min) {
                 const int32_t unsat = tg_rounding_divide_by_pot(
-                    tg_sat_rounding_doubling_high_mul(shifted_scale, tg_softmax_exp(diff, p)),
-                    exponent);
+                    tg_sat_rounding_doubling_high_mul(shifted_scale, exp_of[-diff]), exponent);
                 out = tg_clamp_s32(unsat + INT8_MIN, INT8_MIN, INT8_MAX);
             }
             out_row[c] = (int8_t)out;
