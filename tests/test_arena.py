@@ -103,7 +103,7 @@ def test_live_tensors_never_share_bytes(planned: tuple[str, Graph, Plan]) -> Non
         pair = life.in_place(i)
         ranges = [(plan.offset(t), plan.offset(t) + life.size[t], t) for t in life.live(i)]
         for k, (a0, a1, ta) in enumerate(ranges):
-            assert 0 <= a0 and a1 <= plan.arena_bytes, (i, ta)
+            assert a0 >= 0 and a1 <= plan.arena_bytes, (i, ta)
             for b0, b1, tb in ranges[k + 1:]:
                 if pair is not None and {ta, tb} == set(pair):
                     assert (a0, a1) == (b0, b1), (i, ta, tb)
