@@ -27,8 +27,10 @@ runs the .tflite export with TensorFlow Lite Micro instead of tinygen's runtime.
 
 ``write`` runs the fit check before it writes anything; ``build`` compiles every C file
 of the project that needs no framework header with arm-none-eabi-gcc for the board's CPU
-(-Wall -Wextra -Werror, -c) as a check; an esp32s3 project's go through clang-22 and
-llc-22 -mcpu=esp32 (targets/xtensa.py), whose sizes report.json keeps under "xtensa".
+(-Wall -Wextra -Werror, -c) as a check, the CMSIS-NN adapters too when $TINYGEN_CMSIS_NN
+has CMSIS-NN's headers; report.json's "platformio" lists the files compiled and names
+each one not compiled, with why. An esp32s3 project's go through clang-22 and llc-22
+-mcpu=esp32 (targets/xtensa.py), whose sizes report.json keeps under "xtensa".
 """
 
 from __future__ import annotations
