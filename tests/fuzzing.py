@@ -239,6 +239,8 @@ def check_run(run: Run, before: dict[str, str], after: dict[str, str], out: str 
         broken.append(f"{len(lines)} lines on stderr: {run.stderr[:300]!r}")
     if run.code != 0 and lines and not lines[0].startswith("tinygen: error: "):
         broken.append(f"stderr is not one error line: {lines[0][:200]!r}")
+    if lines and lines[0].startswith("tinygen: error: ") and run.code != 2:
+        broken.append(f"an error line with exit status {run.code}, not 2")
     # nothing outside OUT changes; OUT is complete (build) or untouched (failure)
     inside = None
     if out is not None:

@@ -133,6 +133,27 @@ def test_integer_layer_norm_tracks_float() -> None:
     assert np.abs(got - ref).max() <= s_y + 1e-9  # within one output step
 
 
+@pytest.mark.parametrize("eps", [1e-5, 1e-3])
+@pytest.mark.parametrize("depth", [64, 96, 144])
+def test_integer_layer_norm_eps_matches_pytorch(depth: int, eps: float) -> None:
+    """Rows whose variance is of the order of eps (and constant rows), where eps decides
+    the result: the integer LayerNorm against torch.nn.functional.layer_norm."""
+    rng = np.random.default_rng(depth + int(1e6 * eps))
+    s_x, zp_x, s_y, zp_y = (eps ** 0.5) / 2, 3, 0.03, 2
+    steps = rng.integers(-3, 4, (40, depth))  # variance ~ 1 to 4 input steps squared
+    steps[::8] = 0  # constant rows: the output is beta
+    steps[1::8] *= 20  # and some wide rows, where eps hardly matters
+    x = np.clip(steps + zp_x, -128, 127).astype(np.int8)
+    gamma, beta = rng.uniform(0.5, 1.5, depth), rng.uniform(-0.5, 0.5, depth)
+    p = prepare_layer_norm(s_x, zp_x, s_y, zp_y, gamma, beta, eps, depth)
+    got = (layer_norm_s8(x, p).astype(np.float64) - zp_y) * s_y
+    xf = torch.from_numpy((x.astype(np.float64) - zp_x) * np.float64(np.float32(s_x)))
+    ref = torch.nn.functional.layer_norm(xf, (depth,), torch.from_numpy(gamma),
+                                         torch.from_numpy(beta), eps).numpy()
+    ref = np.clip(ref, (-128 - zp_y) * s_y, (127 - zp_y) * s_y)
+    assert np.abs(got - ref).max() <= s_y + 1e-9  # within one output step
+
+
 # ------------------------------------------------------------------ bad inputs
 def test_unsupported_op_leaves_no_file(tmp_path: Path) -> None:
     model = nn.Sequential(nn.Linear(40, 8), nn.GELU())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -140,9 +141,11 @@ def test_portable_sources_compile(project, name: str) -> None:  # type: ignore[n
     warning-free with host gcc, and with arm-none-eabi-gcc -mcpu=<the board's CPU>."""
     out, report = project("mcu-tiny", name)
     board = boards.BOARDS[name]
-    names = {p.name for p in pio.check_sources(out)}
-    assert {"tg_executor.c", "tg_fully_connected_s8.c", "tinygen_model.c",
-            "tinygen_weights.c", "tinygen_vectors.c"} <= names
+    compiled, skipped = pio.check_sources(out)
+    names = {p.name for p in compiled}
+    assert {"tg_executor.c", "tinygen_model.c", "tinygen_weights.c",
+            "tinygen_vectors.c"} <= names
+    assert "tg_fully_connected_s8.c" in names | {Path(rel).name for rel in skipped}
     pio.compile_check(out, "", gcc="gcc", extra=("-pedantic",))
     if board.cpu:
         assert shutil.which("arm-none-eabi-gcc"), "apt-get install gcc-arm-none-eabi"
@@ -153,6 +156,52 @@ def test_portable_sources_compile(project, name: str) -> None:  # type: ignore[n
     else:  # the esp32 compile check (tests/test_xtensa.py)
         assert "-mcpu=esp32" in report["platformio"]["checked"]
         assert "-mcpu=esp32" in report["fit"]["code_estimate"]["runtime_measured_with"]
+
+
+def _pio_sources(out: Path) -> set[str]:
+    """What the project's build compiles, read independently: src/'s C and C++ files and
+    PlatformIO's own source matcher run on lib/tinygen with its library.json filter."""
+    lib = out / "lib" / "tinygen"
+    manifest = json.loads((lib / "library.json").read_text())
+    picked = match_src_files(str(lib), manifest["build"]["srcFilter"], ["c"])
+    return ({f"src/{p.name}" for p in (out / "src").iterdir() if p.suffix in (".c", ".cc")}
+            | {f"lib/tinygen/{Path(p)}" for p in picked})
+
+
+@pytest.mark.parametrize(("preset", "name", "backend"), [
+    ("mcu-tiny", "nucleo_f446re", "cmsis-nn"), ("mcu-tiny", "mps3_an547", "portable"),
+    ("share-lowrank", "nucleo_h743zi", "tflm")])
+def test_compile_check_accounts_for_every_source(project, preset: str, name: str,  # type: ignore[no-untyped-def]
+                                                 backend: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's "checked" names each source of the build as compiled or not (with
+    why); main.c needs Zephyr; the CMSIS-NN adapters compile, with -Werror for the board,
+    whenever CMSIS-NN's headers are at hand."""
+    assert shutil.which("arm-none-eabi-gcc"), "apt-get install gcc-arm-none-eabi"
+    out, report = project(preset, name, backend)
+    board = boards.BOARDS[name]
+    summary = report["platformio"]
+    compiled, skipped = set(summary["compiled"]), set(summary["not_compiled"])
+    assert compiled | skipped == _pio_sources(out) and not compiled & skipped
+    main = "src/main.cc" if backend == "tflm" else "src/main.c"
+    assert main in skipped and (backend == "tflm" or
+                                summary["not_compiled"][main] == "includes Zephyr headers")
+    assert summary["checked"].startswith(f"{len(compiled)} C files compiled with ")
+    for rel in skipped:
+        assert f"{rel} (" in summary["checked"]
+    adapters = {f for f in _pio_sources(out) if "/cmsis_nn/" in f}
+    assert bool(adapters) == (backend == "cmsis-nn")
+    cmsis = Path(os.environ.get(pio.CMSIS_NN_ENV) or
+                 Path(__file__).resolve().parents[2] / "shared" / "third_party" / "cmsis-nn")
+    monkeypatch.delenv(pio.CMSIS_NN_ENV, raising=False)
+    check = pio.compile_check(out, board.cpu, extra=board.framework_cflags)
+    assert set(check["compiled"]) == _pio_sources(out) - adapters - skipped
+    assert all("TINYGEN_CMSIS_NN" in check["not_compiled"][a] for a in adapters)
+    if adapters and (cmsis / "Include" / "arm_nnfunctions.h").is_file():
+        monkeypatch.setenv(pio.CMSIS_NN_ENV, str(cmsis))
+        check = pio.compile_check(out, board.cpu, extra=board.framework_cflags)
+        assert adapters <= set(check["compiled"])
+        assert set(check["not_compiled"]) == {main}
 
 
 def test_board_table() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import CliResult, assert_one_line_error
 from tinygen.build import BuildOptions, build
 from tinygen.speech.calib import inputs, window_frames
 from tinygen.speech.checkpoint import load_model
@@ -181,9 +182,7 @@ def test_missing_toolchain_is_one_line_and_leaves_no_out(tmp_path: Path) -> None
                            "--target", "qemu-m55", "--calib", "1", "--vectors", "1", "-o",
                            str(tmp_path / "o")], capture_output=True, text=True, env=env,
                           timeout=300)
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode != 0 and len(lines) == 1, proc.stderr
-    assert lines[0].startswith("tinygen: error: arm-none-eabi-gcc not found")
-    assert "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" in lines[0]
-    assert "Traceback" not in proc.stderr
+    assert_one_line_error(CliResult(proc.returncode, proc.stdout, proc.stderr),
+                          "tinygen: error: arm-none-eabi-gcc not found",
+                          "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi")
     assert not (tmp_path / "o").exists()

@@ -274,13 +274,37 @@ def test_eval_json_counts_a_corrupt_file(corpus: Path, tmp_path: Path) -> None:
     assert len(warnings) == 1 and first["path"].split("/")[-1] in warnings[0]
 
 
+def test_host_c_gives_the_golden_outputs_on_every_utterance(corpus: Path,
+                                                           tmp_path: Path) -> None:
+    """The eval's host-c backend (the C build run per utterance) against the int8 golden
+    reference: the same logits, byte for byte, hence the same transcript, on each of the
+    corpus's 20 utterances (not just the same error count)."""
+    from tinygen.speech.data.dataset import Example, SpeechDataset, load_split
+    from tinygen.speech.evaluate import compiled_backends
+
+    fit(TINY, options(corpus, tmp_path / "m.pt", steps=6))
+    model = load_checkpoint(tmp_path / "m.pt")
+    utts = [u for split in ("train", "dev", "test")
+            for u in load_split(corpus, split, model.cfg.vocab)]
+    data = SpeechDataset(utts, model.cfg)
+    examples = [(item.feats.numpy(), item.text) for item in (data[i] for i in range(len(data)))
+                if isinstance(item, Example)]
+    assert len(examples) == 20
+    work = tmp_path / "work"
+    work.mkdir()
+    backends, _, _ = compiled_backends(model, examples, corpus, 0.0, 4, work)
+    for feats, _ in examples:
+        gold, c = backends["int8-reference"](feats), backends["host-c"](feats)
+        np.testing.assert_array_equal(c, gold)
+
+
 def test_deployment_window_places_speech_in_silence() -> None:
     import torch
 
     from tinygen.speech.data.dataset import deployment_window
     from tinygen.speech.features import silence_value
 
-    feats = torch.randn(3, 50, 40)
+    feats = torch.randn(3, 50, 40, generator=torch.Generator().manual_seed(4))
     lengths = torch.tensor([50, 30, 10])
     out = deployment_window(feats, lengths, torch.Generator().manual_seed(0))
     assert out.shape[0] == 3 and 50 <= out.shape[1] <= 480 and out.shape[2] == 40

@@ -185,7 +185,9 @@ def run(exe: Path, inputs: list[bytes]) -> list[bytes]:
     for inp in inputs:
         proc = subprocess.run([str(exe)], input=inp, capture_output=True, timeout=120)
         if proc.returncode != 0:
-            msg = proc.stderr.decode(errors="replace").strip().splitlines()
+            # the first line that says something (ASan opens with a rule of '=')
+            msg = [ln.strip() for ln in proc.stderr.decode(errors="replace").splitlines()
+                   if ln.strip(" =")]
             raise TargetError("the host build failed on a test vector: "
                               f"{(msg or ['exit ' + str(proc.returncode)])[0][:200]}")
         outputs.append(proc.stdout)

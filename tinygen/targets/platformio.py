@@ -27,12 +27,17 @@ runs the .tflite export with TensorFlow Lite Micro instead of tinygen's runtime.
 
 ``write`` runs the fit check before it writes anything; ``build`` compiles every C file
 of the project that needs no framework header with arm-none-eabi-gcc for the board's CPU
-(-Wall -Wextra -Werror, -c) as a check; an esp32s3 project's go through clang-22 and
-llc-22 -mcpu=esp32 (targets/xtensa.py), whose sizes report.json keeps under "xtensa".
+(-Wall -Wextra -Werror, -c) as a check, the CMSIS-NN adapters too when $TINYGEN_CMSIS_NN
+has CMSIS-NN's headers; report.json's "platformio" lists the files compiled and names
+each one not compiled, with why. An esp32s3 project's go through clang-22 and llc-22
+-mcpu=esp32 (targets/xtensa.py), whose sizes report.json keeps under "xtensa".
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -508,33 +513,94 @@ def _write_zephyr(out: Path, common: dict[str, Any], tflm: bool,
 
 
 # ----------------------------------------------------------------------------- build
-def check_sources(out: Path) -> list[Path]:
-    """The project's C files that need no framework or library header: the runtime and
-    portable kernels it builds, the model, the test vectors (and the .tflite array)."""
-    lib = out / "lib" / "tinygen"
-    srcs = (sorted(lib.glob("*.c")) + sorted((lib / "portable").glob("*.c"))
-            + sorted((lib / "audio").glob("*.c")))
-    return srcs + sorted(p for p in (out / "src").glob("t*_*.c")
-                         if p.name.startswith(("tinygen_", "tg_")))
+CMSIS_NN_ENV = "TINYGEN_CMSIS_NN"
+ZEPHYR_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]zephyr[/.]', re.M)
+CMSIS_NN_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]arm_nn', re.M)
+ESP_NN_INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]esp_nn', re.M)
+
+
+def cmsis_nn_include() -> Path | None:
+    """CMSIS-NN's Include/ folder under $TINYGEN_CMSIS_NN, if it is there."""
+    inc = Path(os.environ.get(CMSIS_NN_ENV, "") or "/nonexistent") / "Include"
+    return inc if (inc / "arm_nnfunctions.h").is_file() else None
+
+
+def project_sources(out: Path) -> list[tuple[Path, str]]:
+    """Every source file the project's build compiles, with its path in the project:
+    src/ (C and C++) and what lib/tinygen's library.json srcFilter picks."""
+    from tinygen.targets.xtensa import library_sources
+
+    src, lib = out / "src", out / "lib" / "tinygen"
+    units = [(p, f"src/{p.name}") for p in sorted(src.iterdir())
+             if p.suffix in (".c", ".cc", ".cpp")]
+    if lib.is_dir():
+        units += [(lib / rel, f"lib/tinygen/{rel}") for rel in library_sources(lib)]
+    return units
+
+
+def check_sources(out: Path, arm: bool = True) -> tuple[list[Path], dict[str, str]]:
+    """The project's sources that the compile check compiles (for an Arm ``-mcpu``, or
+    for the host with ``arm`` False), and each one it cannot compile here, with why."""
+    from tinygen.targets.xtensa import IDF_INCLUDE, header_via
+
+    dirs = [out / "src", out / "lib" / "tinygen"]
+    cmsis = cmsis_nn_include()
+    compiled: list[Path] = []
+    skipped: dict[str, str] = {}
+    for path, rel in project_sources(out):
+        if path.suffix != ".c":
+            skipped[rel] = "C++ against TensorFlow Lite Micro, which the build fetches"
+        elif header_via(path, dirs, ZEPHYR_INCLUDE) is not None:
+            skipped[rel] = "includes Zephyr headers"
+        elif header_via(path, dirs, IDF_INCLUDE) is not None:
+            skipped[rel] = "includes ESP-IDF headers"
+        elif header_via(path, dirs, ESP_NN_INCLUDE) is not None:
+            skipped[rel] = "includes ESP-NN headers (an ESP32 project)"
+        elif header_via(path, dirs, CMSIS_NN_INCLUDE) is not None and not arm:
+            skipped[rel] = "a CMSIS-NN adapter: compiled for Arm only"
+        elif header_via(path, dirs, CMSIS_NN_INCLUDE) is not None and cmsis is None:
+            skipped[rel] = (f"needs CMSIS-NN's headers: ${CMSIS_NN_ENV} is not set or has "
+                            "no Include/arm_nnfunctions.h")
+        else:
+            compiled.append(path)
+    return compiled, skipped
 
 
 def compile_check(out: Path, cpu: str, gcc: str = "arm-none-eabi-gcc",
-                  extra: tuple[str, ...] = ()) -> None:
+                  extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """Compile ``check_sources`` with -Wall -Wextra -Werror (-c) for ``cpu`` (or for the
-    host when cpu is empty); raise TargetError on the first diagnostic."""
+    host when cpu is empty), lib/tinygen's files with its library.json flags as
+    PlatformIO does; raise TargetError on the first diagnostic. Returns the files
+    compiled and those not compiled, with why (project paths)."""
     flags = [*ARM_CHECK_FLAGS, f"-mcpu={cpu}"] if cpu else ["-std=c99", "-O2", "-Wall",
                                                             "-Wextra", "-Werror"]
-    includes = [f"-I{out / 'src'}", f"-I{out / 'lib' / 'tinygen'}"]
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [gcc, *flags, *extra, *includes, "-c", *[str(s) for s in check_sources(out)]]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp)
-        except FileNotFoundError:
-            raise TargetError(f"{gcc} not found", "install it (gcc-arm-none-eabi)") from None
-    if proc.returncode != 0 or proc.stderr.strip():
-        first = (proc.stderr.strip().splitlines() or ["no output"])[0]
-        raise TargetError(f"{gcc} -mcpu={cpu}: {first[:300]}",
-                          "this is a tinygen bug; please report it with the model")
+    lib = out / "lib" / "tinygen"
+    includes = [f"-I{out / 'src'}", f"-I{lib}"]
+    cmsis = cmsis_nn_include()
+    if cmsis is not None and cpu:
+        includes.append(f"-I{cmsis}")
+    compiled, skipped = check_sources(out, arm=bool(cpu))
+    manifest = lib / "library.json"
+    lib_flags = (json.loads(manifest.read_text()).get("build", {}).get("flags", [])
+                 if manifest.is_file() else [])
+    groups = [([p for p in compiled if lib not in p.parents], []),
+              ([p for p in compiled if lib in p.parents], lib_flags)]
+    for files, own in groups:
+        if not files:
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [gcc, *flags, *extra, *own, *includes, "-c", *[str(s) for s in files]]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                                      cwd=tmp)
+            except FileNotFoundError:
+                raise TargetError(f"{gcc} not found",
+                                  "install it (gcc-arm-none-eabi)") from None
+        if proc.returncode != 0 or proc.stderr.strip():
+            first = (proc.stderr.strip().splitlines() or ["no output"])[0]
+            raise TargetError(f"{gcc} -mcpu={cpu}: {first[:300]}",
+                              "this is a tinygen bug; please report it with the model")
+    return {"compiled": [str(p.relative_to(out)) for p in compiled], "not_compiled": skipped}
 
 
 def build(out: Path, ctx: TargetContext) -> None:
@@ -551,10 +617,12 @@ def build(out: Path, ctx: TargetContext) -> None:
     if shutil.which("arm-none-eabi-gcc") is None:
         summary["checked"] = "not compiled: arm-none-eabi-gcc not found"
         return
-    compile_check(out, board.cpu, extra=board.framework_cflags)
-    summary["checked"] = (f"runtime, portable kernels, model and vectors compiled with "
-                          f"arm-none-eabi-gcc {' '.join(board.framework_cflags)} -Wall "
-                          f"-Wextra -Werror")
+    check = compile_check(out, board.cpu, extra=board.framework_cflags)
+    summary["compiled"], summary["not_compiled"] = check["compiled"], check["not_compiled"]
+    left = "; ".join(f"{rel} ({why})" for rel, why in check["not_compiled"].items())
+    summary["checked"] = (f"{len(check['compiled'])} C files compiled with arm-none-eabi-gcc "
+                          f"{' '.join(board.framework_cflags)} -Wall -Wextra -Werror"
+                          + (f"; not compiled: {left}" if left else ""))
 
 
 def describe() -> dict[str, Any]:

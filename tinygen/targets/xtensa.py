@@ -58,22 +58,24 @@ LOCAL_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 _SIZES: dict[str, tuple[dict[str, int], bool]] = {}  # digest of file + flags -> sizes
 
 
-def idf_header_via(path: Path, dirs: list[Path], seen: set[Path] | None = None) -> str | None:
-    """The local header through which ``path`` reaches an ESP-IDF header (``path``'s own
-    name when it includes one directly), or None. Quoted includes are followed through
-    ``path``'s folder and ``dirs``, as the compiler would find them."""
+def header_via(path: Path, dirs: list[Path], pattern: re.Pattern[str] = IDF_INCLUDE,
+               seen: set[Path] | None = None) -> str | None:
+    """The local header through which ``path`` reaches a header that ``pattern`` matches
+    (by default ESP-IDF's; ``path``'s own name when it includes one directly), or None.
+    Quoted includes are followed through ``path``'s folder and ``dirs``, as the compiler
+    would find them."""
     seen = set() if seen is None else seen
     if path in seen:
         return None
     seen.add(path)
     text = path.read_text()
-    if IDF_INCLUDE.search(text):
+    if pattern.search(text):
         return path.name
     for name in LOCAL_INCLUDE.findall(text):
         for folder in (path.parent, *dirs):
             header = folder / name
             if header.is_file():
-                if idf_header_via(header, dirs, seen) is not None:
+                if header_via(header, dirs, pattern, seen) is not None:
                     return name
                 break
     return None
@@ -149,7 +151,7 @@ def _esp_nn_include() -> Path | None:
     return inc if (inc / "esp_nn.h").is_file() else None
 
 
-def _src_filter(lib: Path) -> list[str]:
+def library_sources(lib: Path) -> list[str]:
     """lib/tinygen/library.json's srcFilter applied to the files under lib/tinygen, with
     PlatformIO's glob semantics (``*`` does not cross ``/``: ``+<*.c>`` is the top level)."""
     spec = json.loads((lib / "library.json").read_text())
@@ -193,12 +195,12 @@ def check_project(out: Path) -> dict[str, Any]:
     skipped: dict[str, str] = {}
     fallback: list[str] = []
     units = [(p, f"src/{p.name}") for p in sorted(src.glob("*.c"))]
-    units += [(lib / rel, f"lib/tinygen/{rel}") for rel in _src_filter(lib)]
+    units += [(lib / rel, f"lib/tinygen/{rel}") for rel in library_sources(lib)]
     with tempfile.TemporaryDirectory(prefix="tinygen-sdkconfig-") as tmp:
         (Path(tmp) / "sdkconfig.h").write_text(_sdkconfig_h(out / "sdkconfig.defaults"))
         for path, rel in units:
             text = path.read_text()
-            via = idf_header_via(path, [src, lib])
+            via = header_via(path, [src, lib])
             if via is not None:
                 skipped[rel] = ("includes ESP-IDF headers" if via == path.name
                                 else f"includes ESP-IDF headers through {via}")
@@ -244,7 +246,7 @@ def runtime_bytes(lib: Path, backend: str) -> int | None:
         (Path(tmp) / "sdkconfig.h").write_text(
             '#define CONFIG_IDF_TARGET "esp32s3"\n#define CONFIG_IDF_TARGET_ESP32S3 1\n'
             "#define CONFIG_NN_OPTIMIZED 1\n")
-        audio = [lib / rel for rel in _src_filter(lib) if rel.startswith("audio/")] \
+        audio = [lib / rel for rel in library_sources(lib) if rel.startswith("audio/")] \
             if (lib / "library.json").is_file() else []  # what the project compiles of it
         srcs = [*sorted(lib.glob("*.c")),
                 *[p for p in sorted((lib / "portable").glob("*.c")) if p.name not in adapters],
