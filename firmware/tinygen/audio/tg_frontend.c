@@ -65,39 +65,80 @@ int32_t tg_frontend_frames_for(const tg_frontend_state_t *state,
     return (int32_t)(1 + (total - tables->win_length) / tables->hop_length);
 }
 
+/* One radix-2 butterfly with twiddle (wr, wi) in Q30: t = round(b * W), a' = a + t,
+ * b' = a - t (int32 x int32 -> int64 products, one rounding per component). */
+#define TG_FFT_BUTTERFLY(a, b, wr, wi)                                                    \
+    do {                                                                                 \
+        const int32_t tr_ = (int32_t)(((int64_t)(b)[0] * (wr) - (int64_t)(b)[1] * (wi) +   \
+                                       TG_Q30_ROUND) >> 30);                             \
+        const int32_t ti_ = (int32_t)(((int64_t)(b)[0] * (wi) + (int64_t)(b)[1] * (wr) +   \
+                                       TG_Q30_ROUND) >> 30);                             \
+        const int32_t ar_ = (a)[0], ai_ = (a)[1];                                        \
+        (a)[0] = ar_ + tr_;                                                              \
+        (a)[1] = ai_ + ti_;                                                              \
+        (b)[0] = ar_ - tr_;                                                              \
+        (b)[1] = ai_ - ti_;                                                              \
+    } while (0)
+
 /* Radix-2 decimation-in-time FFT of `half` complex points, in place, input already in
- * bit-reversed order. buf: re, im interleaved. */
+ * bit-reversed order. buf: re, im interleaved.
+ *
+ * The first two stages multiply only by W = (2^30, 0) and W = (0, -2^30), whose rounded
+ * products are exactly (br, bi) and (bi, -br), so they are done with adds (the values are
+ * the same as the general butterfly's). Later stages loop over the twiddle outside and the
+ * groups inside, so each twiddle is loaded once per stage. */
 static void tg_fft(int32_t *buf, int32_t half, const int32_t *twiddle)
 {
-    int32_t size;
-    for (size = 2; size <= half; size *= 2) {
+    int32_t size = 2;
+    int32_t base, j;
+    if (half >= 4) {
+        for (base = 0; base < half; base += 4) {
+            int32_t *p = buf + 2 * base;
+            const int32_t r0 = p[0] + p[2], i0 = p[1] + p[3];
+            const int32_t r1 = p[0] - p[2], i1 = p[1] - p[3];
+            const int32_t r2 = p[4] + p[6], i2 = p[5] + p[7];
+            const int32_t r3 = p[4] - p[6], i3 = p[5] - p[7];
+            p[0] = r0 + r2;
+            p[1] = i0 + i2;
+            p[4] = r0 - r2;
+            p[5] = i0 - i2;
+            p[2] = r1 + i3; /* t = -i * (r3, i3) = (i3, -r3) */
+            p[3] = i1 - r3;
+            p[6] = r1 - i3;
+            p[7] = i1 + r3;
+        }
+        size = 8;
+    }
+    for (; size <= half; size *= 2) {
         const int32_t h = size / 2;
-        const int32_t step = half / size;
-        int32_t base;
-        for (base = 0; base < half; base += size) {
+        const int32_t stride = 2 * (half / size); /* int32 steps between twiddles */
+        for (base = 0; base < half; base += size) { /* j = 0: W = 1, t = b exactly */
             int32_t *a = buf + 2 * base;
             int32_t *b = a + 2 * h;
-            int32_t j;
-            /* j = 0 peeled off the loop: W = (2^30, 0), so the rounded product is b
-             * itself (exactly); a branch inside the loop costs 8 k instructions a frame */
-            int32_t tr = b[0], ti = b[1], ar = a[0], ai = a[1];
+            const int32_t tr = b[0], ti = b[1], ar = a[0], ai = a[1];
             a[0] = ar + tr;
             a[1] = ai + ti;
             b[0] = ar - tr;
             b[1] = ai - ti;
+        }
+        if (half / size >= h) { /* many groups: each twiddle loaded once */
             for (j = 1; j < h; ++j) {
-                const int64_t wr = twiddle[2 * j * step];
-                const int64_t wi = twiddle[2 * j * step + 1];
-                a += 2;
-                b += 2;
-                tr = (int32_t)((b[0] * wr - b[1] * wi + TG_Q30_ROUND) >> 30);
-                ti = (int32_t)((b[0] * wi + b[1] * wr + TG_Q30_ROUND) >> 30);
-                ar = a[0];
-                ai = a[1];
-                a[0] = ar + tr;
-                a[1] = ai + ti;
-                b[0] = ar - tr;
-                b[1] = ai - ti;
+                const int32_t wr = twiddle[j * stride];
+                const int32_t wi = twiddle[j * stride + 1];
+                int32_t *a = buf + 2 * j;
+                for (base = 0; base < half; base += size, a += 2 * size) {
+                    int32_t *b = a + 2 * h;
+                    TG_FFT_BUTTERFLY(a, b, wr, wi);
+                }
+            }
+        } else { /* few long groups: walk the twiddles along each */
+            for (base = 0; base < half; base += size) {
+                int32_t *a = buf + 2 * base + 2;
+                int32_t *b = a + 2 * h;
+                const int32_t *w = twiddle + stride;
+                for (j = 1; j < h; ++j, a += 2, b += 2, w += stride) {
+                    TG_FFT_BUTTERFLY(a, b, w[0], w[1]);
+                }
             }
         }
     }
