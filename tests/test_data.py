@@ -172,7 +172,8 @@ def test_librispeech_loader(tmp_path: Path) -> None:
     cfg = load_preset("mcu-tiny")
     item = SpeechDataset(train, cfg)[0]
     assert isinstance(item, Example)
-    assert item.feats.shape == (1 + 8000 // cfg.hop_length, cfg.n_mels)
+    # the integer front end frames 0.5 s (8,000 samples) as 1 + (8000 - win) // hop
+    assert item.feats.shape == (1 + (8000 - cfg.win_length) // cfg.hop_length, cfg.n_mels)
     assert "".join(cfg.vocab[int(i)] for i in item.labels) == "hello world"
 
 

@@ -74,6 +74,7 @@ def run_tflm(model: bytes, inputs: Sequence[np.ndarray],
              arena_size: int | None = None) -> list[np.ndarray]:
     """Invoke ``model`` once on ``inputs`` (one array per model input, in order) and
     return its outputs (copies), in order."""
+    _runtime()  # without the wheel: say so before reading the model with its schema
     n_in, n_out, _ = _io_counts_and_activation_bytes(model)
     if len(inputs) != n_in:
         raise TFLMRunError(f"model has {n_in} inputs, got {len(inputs)} arrays")
@@ -89,6 +90,7 @@ def stream_tflm(model: bytes, streams: Sequence[Sequence[np.ndarray]],
     from the state ``start``, on ONE interpreter: as a device does, with a reset between
     streams. Between steps the new state goes back in as the next step's state, which is
     all a runner keeps. Returns each stream's outputs ``y``, one per chunk."""
+    _runtime()
     n_in, n_out, _ = _io_counts_and_activation_bytes(model)
     if n_in != len(start) + 1 or n_out != n_in:
         raise TFLMRunError(f"model has {n_in} inputs and {n_out} outputs, a step with "
