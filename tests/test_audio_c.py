@@ -193,9 +193,11 @@ def test_frontend_objects_need_no_libc_beyond_memory_functions(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("shape", [(8000, 256, 200, 80, 23), (16000, 1024, 1024, 320, 64),
-                                   (16000, 16, 12, 5, 3)])
+                                   (16000, 16, 12, 5, 3), (16000, 512, 401, 160, 40),
+                                   (16000, 8, 7, 5, 3), (16000, 4, 4, 4, 2)])
 def test_host_other_shapes_equal_python(shape: tuple[int, ...], tmp_path: Path) -> None:
-    """The C takes every shape from its tables: other sizes, sanitized, byte for byte."""
+    """The C takes every shape from its tables: other sizes, odd windows and the smallest
+    FFTs (whose stages and split pairs are the special cases), sanitized, byte for byte."""
     tables = F.frontend_tables(F.FrontendConfig(*shape))
     rng = np.random.default_rng(sum(shape))
     signals = [*D.edge_signals(seed=3)[5:],

@@ -115,7 +115,8 @@ class FrontendTables:
     window_shift: int  # s: v = round(x * window / 2^s)
     bitrev: np.ndarray  # uint16 (n_fft/2,): bit-reversed index of the half-size FFT
     twiddle: np.ndarray  # int32 (n_fft/4, 2): W_{n_fft/2}^j = (cos, -sin) in Q30
-    split: np.ndarray  # int32 (n_fft/2 + 1, 2): T_k = -i W_{n_fft}^k = (-sin, -cos), Q30
+    split: np.ndarray  # int32 (n_fft/4 + 1, 2): T_k = -i W_{n_fft}^k = (-sin, -cos), Q30,
+    # k <= n_fft/4; the rest by symmetry, T_(n_fft/2 - k) = (sr_k, -si_k) (split_factors)
     mel_start: np.ndarray  # uint16 (n_mels,): first FFT bin of each filter
     mel_length: np.ndarray  # uint16 (n_mels,): bins of each filter
     mel_offset: np.ndarray  # uint16 (n_mels,): where its weights start in mel_weight
@@ -197,7 +198,7 @@ def frontend_tables(cfg: FrontendConfig | Any = None) -> FrontendTables:
     j = np.arange(max(half // 2, 1))
     twiddle = np.stack([np.round(np.cos(2 * np.pi * j / half) * one),
                         np.round(-np.sin(2 * np.pi * j / half) * one)], axis=1)
-    k = np.arange(half + 1)
+    k = np.arange(half // 2 + 1)  # T_(half - k) = (sr_k, -si_k): the C pairs k, half - k
     split = np.stack([np.round(-np.sin(2 * np.pi * k / n) * one),
                       np.round(-np.cos(2 * np.pi * k / n) * one)], axis=1)
 
@@ -315,11 +316,20 @@ def fft_split(v: np.ndarray, t: FrontendTables) -> tuple[np.ndarray, np.ndarray]
     zr, zi, cr, ci = re[kk], im[kk], re[mk], -im[mk]
     er, ei = zr + cr, zi + ci
     orr, oi = zr - cr, zi - ci
-    sr = t.split[:, 0].astype(np.int64)[:, None]
-    si = t.split[:, 1].astype(np.int64)[:, None]
+    full = split_factors(t.split)
+    sr = full[:, 0][:, None]
+    si = full[:, 1][:, None]
     yr = er + ((sr * orr - si * oi + rnd) >> TWIDDLE_BITS)
     yi = ei + ((sr * oi + si * orr + rnd) >> TWIDDLE_BITS)
     return yr, yi
+
+
+def split_factors(split: np.ndarray) -> np.ndarray:
+    """(n_fft/4 + 1, 2) stored split factors -> all n_fft/2 + 1 of them, int64:
+    T_(half - k) = (sr_k, -si_k), as sin(pi - x) = sin x and cos(pi - x) = -cos x."""
+    head = split.astype(np.int64)
+    tail = head[-2::-1] * np.array([1, -1], dtype=np.int64)
+    return np.concatenate([head, tail])
 
 
 def log2_q16(m: np.ndarray, t: FrontendTables) -> np.ndarray:

@@ -57,20 +57,18 @@ def _align(n: int, a: int) -> int:
 
 def frontend_state_bytes() -> int:
     """sizeof(tg_frontend_state_t): pending int16[MAX_FFT], fill, fft int32[MAX_FFT],
-    power uint64[MAX_FFT/2 + 1] (8-aligned)."""
-    n = 2 * FRONTEND_MAX_FFT + 4
-    n = _align(n, 4) + 4 * FRONTEND_MAX_FFT
-    n = _align(n, 8) + 8 * (FRONTEND_MAX_FFT // 2 + 1)
-    return _align(n, 8)
+    power uint32[MAX_FFT + 2] (every field 4-aligned)."""
+    n = _align(2 * FRONTEND_MAX_FFT, 4) + 4
+    return n + 4 * FRONTEND_MAX_FFT + 4 * (FRONTEND_MAX_FFT + 2)
 
 
 def listen_state_bytes() -> int:
     """sizeof(tg_listen_t) on a 32-bit target (tg_listen.h's field order)."""
     n = 4 + 7 * 4 + 6 * 4  # cfg; tg_listen_buffers_t; tg_ring_t
-    n = _align(n, 8) + frontend_state_bytes()
+    n = _align(n, 4) + frontend_state_bytes()
     n += 3 * 4 + 3 * 4 + FRONTEND_MAX_MELS  # gate, ctc, silence
     n += 4 * 4 + MAX_WORD + 3 * 4 + 3 * 4  # frame .. active, word, word_len/ms, counters
-    return _align(n, 8)
+    return _align(n, 4)
 
 
 @dataclass(frozen=True)

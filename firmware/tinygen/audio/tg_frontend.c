@@ -13,7 +13,8 @@
  *   v[n]  = (x[n] * window[n] + 2^(s-1)) >> s                  |v| < 2^21 (s = 10)
  *   z[i]  = v[2i] + i v[2i+1], bit-reversed; Z = radix-2 DIT FFT of n_fft/2 points with
  *           t = (b * W + 2^29) >> 30 per component (int64 products, one rounding)
- *   Y[k]  = E + ((T_k * O + 2^29) >> 30), E = Z[k] + conj Z[-k], O = Z[k] - conj Z[-k]
+ *   Y[k]  = E + ((T_k * O + 2^29) >> 30), E = Z[k] + conj Z[-k], O = Z[k] - conj Z[-k],
+ *           T_(n_fft/2 - k) = (sr_k, -si_k) (the tables store k <= n_fft/4)
  *           (Y = 2X; every component < 2^30, proved in docs/frontend.md)
  *   P[k]  = (Yr^2 + Yi^2) >> power_shift                           uint64 < 2^49
  *   M[m]  = sum_i mel_weight[.] * P[start + i]                     uint64 < 2^61
@@ -32,6 +33,13 @@
 
 #define TG_Q30_ROUND ((int64_t)1 << 29)
 
+/* FFT stages with half-spans up to this loop over the twiddles outside and the groups
+ * inside; longer spans (few groups) walk the twiddles along each group. Measured on
+ * qemu-m4 (bench/bench_frontend.py). Either order gives the same values. */
+#ifndef TG_FFT_TWIDDLE_OUTER_MAX
+#define TG_FFT_TWIDDLE_OUTER_MAX 8
+#endif
+
 /* Profiling hook at each phase of a frame (window, FFT, split + power, mel + log); the
  * QEMU benchmark defines it as its instruction-count step marker. */
 #ifndef TG_FRONTEND_PHASE
@@ -43,8 +51,8 @@ int32_t tg_frontend_check(const tg_frontend_tables_t *t)
     if (t->n_fft < 4 || t->n_fft > TG_FRONTEND_MAX_FFT || (t->n_fft & (t->n_fft - 1)) != 0 ||
         t->win_length < 1 || t->win_length > t->n_fft || t->hop_length < 1 ||
         t->hop_length > t->win_length || t->n_mels < 1 || t->n_mels > TG_FRONTEND_MAX_MELS ||
-        t->window_shift < 0 || t->window_shift > 15 || t->power_shift < 0 ||
-        t->power_shift > 63 || t->log_lut_bits < 1 || t->log_lut_bits > 16) {
+        t->window_shift < 0 || t->window_shift > 15 || t->power_shift < 1 ||
+        t->power_shift > 31 || t->log_lut_bits < 1 || t->log_lut_bits > 16) {
         return TG_FRONTEND_ERR_TABLES;
     }
     return 0;
@@ -65,20 +73,35 @@ int32_t tg_frontend_frames_for(const tg_frontend_state_t *state,
     return (int32_t)(1 + (total - tables->win_length) / tables->hop_length);
 }
 
-/* One radix-2 butterfly with twiddle (wr, wi) in Q30: t = round(b * W), a' = a + t,
- * b' = a - t (int32 x int32 -> int64 products, one rounding per component). */
-#define TG_FFT_BUTTERFLY(a, b, wr, wi)                                                    \
+/* round(a * b + c * d) in Q30: (a b + c d + 2^29) >> 30 with int64 products, one rounding.
+ * Every caller passes operands whose sum of products fits int64 (docs/frontend.md). Callers
+ * negate an operand rather than subtract a product, so that the compiler emits two
+ * multiply-accumulates (SMLAL on Arm) instead of two multiplies and a 64-bit subtract. */
+#define TG_Q30_DOT2(a, b, c, d)                                                          \
+    ((int32_t)(((int64_t)(a) * (b) + (int64_t)(c) * (d) + TG_Q30_ROUND) >> 30))
+
+/* One radix-2 butterfly with twiddle (wr, wi) in Q30 and nwi = -wi: t = round(b * W),
+ * a' = a + t, b' = a - t (int32 x int32 -> int64 products, one rounding per component). */
+#define TG_FFT_BUTTERFLY(a, b, wr, wi, nwi)                                              \
     do {                                                                                 \
-        const int32_t tr_ = (int32_t)(((int64_t)(b)[0] * (wr) - (int64_t)(b)[1] * (wi) +   \
-                                       TG_Q30_ROUND) >> 30);                             \
-        const int32_t ti_ = (int32_t)(((int64_t)(b)[0] * (wi) + (int64_t)(b)[1] * (wr) +   \
-                                       TG_Q30_ROUND) >> 30);                             \
+        const int32_t br_ = (b)[0], bi_ = (b)[1];                                        \
+        const int32_t tr_ = TG_Q30_DOT2(br_, wr, bi_, nwi);                              \
+        const int32_t ti_ = TG_Q30_DOT2(br_, wi, bi_, wr);                               \
         const int32_t ar_ = (a)[0], ai_ = (a)[1];                                        \
         (a)[0] = ar_ + tr_;                                                              \
         (a)[1] = ai_ + ti_;                                                              \
         (b)[0] = ar_ - tr_;                                                              \
         (b)[1] = ai_ - ti_;                                                              \
     } while (0)
+
+/* count butterflies along one group: a = p, b = p + span, twiddles w, w + stride, ... */
+static void tg_fft_walk(int32_t *p, int32_t span, const int32_t *w, int32_t stride,
+                        int32_t count)
+{
+    for (; count > 0; --count, p += 2, w += stride) {
+        TG_FFT_BUTTERFLY(p, p + span, w[0], w[1], -w[1]);
+    }
+}
 
 /* Radix-2 decimation-in-time FFT of `half` complex points, in place, input already in
  * bit-reversed order. buf: re, im interleaved.
@@ -111,48 +134,65 @@ static void tg_fft(int32_t *buf, int32_t half, const int32_t *twiddle)
     }
     for (; size <= half; size *= 2) {
         const int32_t h = size / 2;
+        const int32_t q = h / 2;                   /* j = q: W = -i */
         const int32_t stride = 2 * (half / size); /* int32 steps between twiddles */
-        for (base = 0; base < half; base += size) { /* j = 0: W = 1, t = b exactly */
+        for (base = 0; base < half; base += size) { /* W = 1 and W = -i: adds, exact */
             int32_t *a = buf + 2 * base;
             int32_t *b = a + 2 * h;
-            const int32_t tr = b[0], ti = b[1], ar = a[0], ai = a[1];
+            int32_t tr = b[0], ti = b[1], ar = a[0], ai = a[1];
+            a[0] = ar + tr;
+            a[1] = ai + ti;
+            b[0] = ar - tr;
+            b[1] = ai - ti;
+            if (q == 0) {
+                continue; /* n_fft = 4: the one stage has only W = 1 */
+            }
+            a += 2 * q;
+            b += 2 * q;
+            tr = b[1]; /* t = -i * (br, bi) = (bi, -br) */
+            ti = -b[0];
+            ar = a[0];
+            ai = a[1];
             a[0] = ar + tr;
             a[1] = ai + ti;
             b[0] = ar - tr;
             b[1] = ai - ti;
         }
-        if (half / size >= h) { /* many groups: each twiddle loaded once */
+        if (h <= TG_FFT_TWIDDLE_OUTER_MAX) { /* each twiddle loaded once per stage */
             for (j = 1; j < h; ++j) {
                 const int32_t wr = twiddle[j * stride];
                 const int32_t wi = twiddle[j * stride + 1];
+                const int32_t nwi = -wi; /* |wi| <= 2^30: no overflow */
                 int32_t *a = buf + 2 * j;
+                if (j == q) {
+                    continue;
+                }
                 for (base = 0; base < half; base += size, a += 2 * size) {
                     int32_t *b = a + 2 * h;
-                    TG_FFT_BUTTERFLY(a, b, wr, wi);
+                    TG_FFT_BUTTERFLY(a, b, wr, wi, nwi);
                 }
             }
-        } else { /* few long groups: walk the twiddles along each */
+        } else { /* few long groups: walk the twiddles along each, around j = q */
             for (base = 0; base < half; base += size) {
-                int32_t *a = buf + 2 * base + 2;
-                int32_t *b = a + 2 * h;
-                const int32_t *w = twiddle + stride;
-                for (j = 1; j < h; ++j, a += 2, b += 2, w += stride) {
-                    TG_FFT_BUTTERFLY(a, b, w[0], w[1]);
-                }
+                tg_fft_walk(buf + 2 * base + 2, 2 * h, twiddle + stride, stride, q - 1);
+                tg_fft_walk(buf + 2 * (base + q) + 2, 2 * h, twiddle + (q + 1) * stride,
+                            stride, q - 1);
             }
         }
     }
 }
 
-/* floor(log2(m)) for m >= 1 (the reference finds the same by a binary search). */
+/* floor(log2(m)) for m >= 1 (the reference finds the same by a binary search). GCC and
+ * Clang count leading zeros in one instruction on Arm and Xtensa; other compilers take
+ * the portable halving search. */
 static int32_t tg_bit_index(uint64_t m)
 {
-    uint32_t w = (uint32_t)(m >> 32);
-    int32_t e = 32;
-    if (w == 0u) {
-        w = (uint32_t)m;
-        e = 0;
-    }
+    const uint32_t hi = (uint32_t)(m >> 32);
+#if defined(__GNUC__)
+    return hi != 0u ? 63 - __builtin_clz(hi) : 31 - __builtin_clz((uint32_t)m);
+#else
+    uint32_t w = hi != 0u ? hi : (uint32_t)m;
+    int32_t e = hi != 0u ? 32 : 0;
     if (w >= 1u << 16) {
         w >>= 16;
         e += 16;
@@ -170,6 +210,7 @@ static int32_t tg_bit_index(uint64_t m)
         e += 2;
     }
     return e + (w >= 2u ? 1 : 0);
+#endif
 }
 
 /* log2(m) in Q16 for m >= 1. */
@@ -185,63 +226,136 @@ static int32_t tg_log2_q16(uint64_t m, const uint32_t *lut, int32_t lut_bits)
     return e * 65536 + (int32_t)(lo + step);
 }
 
+/* Window and pack z[i] = v[2i] + i v[2i+1] in bit-reversed order; v = 0 past win.
+ * Bit reversal is its own inverse, so sample pair r goes to position bitrev[r]: one pass
+ * in sample order over the pairs the window covers, then zeros for the rest. */
+static void tg_window_pack(const tg_frontend_tables_t *t, const int16_t *samples,
+                           int32_t *buf)
+{
+    const int32_t half = t->n_fft / 2;
+    const int32_t pairs = t->win_length / 2;
+    const int32_t s = t->window_shift;
+    const int32_t round = (1 << s) >> 1;
+    const int16_t *w = t->window;
+    const uint16_t *rev = t->bitrev;
+    int32_t r;
+    for (r = 0; r < pairs; ++r, samples += 2, w += 2) {
+        int32_t *dst = buf + 2 * (int32_t)rev[r];
+        dst[0] = ((int32_t)samples[0] * w[0] + round) >> s;
+        dst[1] = ((int32_t)samples[1] * w[1] + round) >> s;
+    }
+    if (r < half && (t->win_length & 1) != 0) { /* odd win: the last sample, alone */
+        int32_t *dst = buf + 2 * (int32_t)rev[r];
+        dst[0] = ((int32_t)samples[0] * w[0] + round) >> s;
+        dst[1] = 0;
+        ++r;
+    }
+    for (; r < half; ++r) {
+        int32_t *dst = buf + 2 * (int32_t)rev[r];
+        dst[0] = 0;
+        dst[1] = 0;
+    }
+}
+
+/* (v >> s) for 0 < s < 32 (tg_frontend_check) from 32-bit halves: four instructions on a
+ * 32-bit core where a general 64-bit shift by a variable takes seven or more. */
+static uint64_t tg_shr64(uint64_t v, int32_t s)
+{
+    const uint32_t lo = (uint32_t)v, hi = (uint32_t)(v >> 32);
+    return ((uint64_t)(hi >> s) << 32) | (uint64_t)((lo >> s) | (hi << (32 - s)));
+}
+
+/* P = (yr^2 + yi^2) >> shift, stored as (low, high) 32-bit halves. */
+#define TG_POWER(yr, yi, shift, dst)                                                     \
+    do {                                                                                 \
+        const uint64_t p_ = tg_shr64((uint64_t)((int64_t)(yr) * (yr)) +                  \
+                                     (uint64_t)((int64_t)(yi) * (yi)), shift);           \
+        (dst)[0] = (uint32_t)p_;                                                         \
+        (dst)[1] = (uint32_t)(p_ >> 32);                                                 \
+    } while (0)
+
+/* Split the half-size FFT Z into the n_fft/2 + 1 bins of the real FFT (Y = 2X) and their
+ * power. The tables hold T_k for k <= n_fft/4 only: T_(half - k) = (sr_k, -si_k).
+ * Bins k and half - k are done together. With E = Z[k] + conj Z[-k] and
+ * O = Z[k] - conj Z[-k] for bin k, bin half - k has E' = conj E and O' = -conj O exactly
+ * (int32 sums), so
+ *   Y[k]        = (er + R(sr or - si oi), ei + R(sr oi + si or))
+ *   Y[half - k] = (er + R(si oi - sr or), R(sr oi + si or) - ei)
+ * with R(x) = (x + 2^29) >> 30: the same values as one bin at a time (the reference's
+ * order), one load of each Z value and three rounded products per pair instead of four. */
+static void tg_split_power(const tg_frontend_tables_t *t, const int32_t *z, uint32_t *power)
+{
+    const int32_t half = t->n_fft / 2;
+    const int32_t shift = t->power_shift;
+    const int32_t *sp = t->split + 2;
+    int32_t k;
+    {   /* k = 0 and half: Z[-0] = Z[0], E = (2 zr, 0), O = (0, 2 zi); T_0 = (0, si_0) */
+        const int32_t er = 2 * z[0], oi = 2 * z[1];
+        const int32_t tr = TG_Q30_DOT2(t->split[1], -oi, 0, 0);
+        const int32_t ti = TG_Q30_DOT2(t->split[0], oi, 0, 0);
+        const int32_t tr2 = TG_Q30_DOT2(t->split[1], oi, 0, 0); /* T_half = (0, -si_0) */
+        TG_POWER(er + tr, ti, shift, power);
+        TG_POWER(er + tr2, ti, shift, power + 2 * half);
+    }
+    for (k = 1; 2 * k < half; ++k, sp += 2) {
+        const int32_t *zk = z + 2 * k, *zm = z + 2 * (half - k);
+        uint32_t *pk = power + 2 * k, *pm = power + 2 * (half - k);
+        const int32_t er = zk[0] + zm[0], ei = zk[1] - zm[1];
+        const int32_t orr = zk[0] - zm[0], oi = zk[1] + zm[1];
+        const int32_t sr = sp[0], si = sp[1];
+        const int32_t ti = TG_Q30_DOT2(sr, oi, si, orr);
+        const int32_t tr = TG_Q30_DOT2(sr, orr, si, -oi);
+        const int32_t tr2 = TG_Q30_DOT2(si, oi, sr, -orr);
+        TG_POWER(er + tr, ei + ti, shift, pk);
+        TG_POWER(er + tr2, ti - ei, shift, pm);
+    }
+    if (half >= 2) { /* k = half / 2 pairs with itself: Z[-k] = Z[k] */
+        const int32_t *zk = z + half;
+        uint32_t *pk = power + half;
+        const int32_t er = 2 * zk[0], oi = 2 * zk[1];
+        const int32_t tr = TG_Q30_DOT2(sp[1], -oi, 0, 0);
+        const int32_t ti = TG_Q30_DOT2(sp[0], oi, 0, 0);
+        TG_POWER(er + tr, ti, shift, pk);
+    }
+}
+
+/* M = sum of w * P over one filter. P is stored as 32-bit halves (lo, hi); the low halves
+ * accumulate as 32 x 32 -> 64 multiply-accumulates, the high halves mod 2^32 (all that
+ * hi << 32 keeps mod 2^64), and the true sum is below 2^64 (docs/frontend.md), so the
+ * result is exact: two multiply-accumulates per weight on a 32-bit core. */
+static uint64_t tg_mel_sum(const uint16_t *w, const uint32_t *p, int32_t len)
+{
+    uint64_t lo = 0u;
+    uint32_t hi = 0u;
+    int32_t i;
+    for (i = 0; i < len; ++i) {
+        lo += (uint64_t)w[i] * p[2 * i];
+        hi += (uint32_t)w[i] * p[2 * i + 1];
+    }
+    return lo + ((uint64_t)hi << 32);
+}
+
 void tg_frontend_frame(tg_frontend_state_t *state, const tg_frontend_tables_t *t,
                        const int16_t *samples, int8_t *out)
 {
-    const int32_t half = t->n_fft / 2;
-    const int32_t s = t->window_shift;
-    const int32_t round = (1 << s) >> 1;
     int32_t *buf = state->fft;
-    uint64_t *power = state->power;
-    int32_t i, k, m;
+    uint32_t *power = state->power;
+    const int32_t n_mels = t->n_mels;
+    int32_t m;
 
     TG_FRONTEND_PHASE(window);
-    /* Window and pack z[i] = v[2i] + i v[2i+1] in bit-reversed order; v = 0 past win. */
-    for (i = 0; i < half; ++i) {
-        const int32_t n = 2 * (int32_t)t->bitrev[i];
-        if (n + 1 < t->win_length) {
-            buf[2 * i] = ((int32_t)samples[n] * t->window[n] + round) >> s;
-            buf[2 * i + 1] = ((int32_t)samples[n + 1] * t->window[n + 1] + round) >> s;
-        } else {
-            buf[2 * i] = n < t->win_length ? ((int32_t)samples[n] * t->window[n] + round) >> s
-                                           : 0;
-            buf[2 * i + 1] = 0;
-        }
-    }
+    tg_window_pack(t, samples, buf);
     TG_FRONTEND_PHASE(fft);
-    tg_fft(buf, half, t->twiddle);
+    tg_fft(buf, t->n_fft / 2, t->twiddle);
     TG_FRONTEND_PHASE(split);
-
-    /* Split into the n_fft/2 + 1 bins of the real FFT (Y = 2X), then the power. */
-    for (k = 0; k <= half; ++k) {
-        const int32_t kk = k == half ? 0 : k;     /* k mod half */
-        const int32_t mk = k == 0 ? 0 : half - k; /* -k mod half */
-        const int32_t zr = buf[2 * kk], zi = buf[2 * kk + 1];
-        const int32_t cr = buf[2 * mk], ci = -buf[2 * mk + 1];
-        /* |Z| < 2^28 (docs/frontend.md), so these int32 sums cannot overflow */
-        const int32_t er = zr + cr, ei = zi + ci;
-        const int32_t orr = zr - cr, oi = zi - ci;
-        const int32_t sr = t->split[2 * k], si = t->split[2 * k + 1];
-        const int32_t yr = er + (int32_t)(((int64_t)sr * orr - (int64_t)si * oi +
-                                           TG_Q30_ROUND) >> 30);
-        const int32_t yi = ei + (int32_t)(((int64_t)sr * oi + (int64_t)si * orr +
-                                           TG_Q30_ROUND) >> 30);
-        power[k] = ((uint64_t)((int64_t)yr * yr) + (uint64_t)((int64_t)yi * yi)) >>
-                   t->power_shift;
-    }
-
+    tg_split_power(t, buf, power);
     TG_FRONTEND_PHASE(mel);
-    for (m = 0; m < t->n_mels; ++m) {
-        const uint16_t *w = t->mel_weight + t->mel_offset[m];
-        const uint64_t *p = power + t->mel_start[m];
-        const int32_t len = t->mel_length[m];
-        uint64_t acc = 0u;
-        int64_t q;
-        for (i = 0; i < len; ++i) {
-            acc += (uint64_t)w[i] * p[i];
-        }
-        q = ((int64_t)tg_log2_q16(acc + t->log_floor, t->log_lut, t->log_lut_bits) *
-             t->out_mult + t->out_bias) >> 32;
+    for (m = 0; m < n_mels; ++m) {
+        const uint64_t acc = tg_mel_sum(t->mel_weight + t->mel_offset[m],
+                                        power + 2 * t->mel_start[m], t->mel_length[m]);
+        const int64_t q = ((int64_t)tg_log2_q16(acc + t->log_floor, t->log_lut,
+                                                t->log_lut_bits) *
+                           t->out_mult + t->out_bias) >> 32;
         out[m] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
     }
 }

@@ -64,7 +64,7 @@ typedef struct {
     int32_t fill;                         /* valid samples in pending, < win_length */
     /* work buffers of one frame (kept here so that no stack frame is large) */
     int32_t fft[TG_FRONTEND_MAX_FFT];     /* n_fft/2 complex values, re, im interleaved */
-    uint64_t power[TG_FRONTEND_MAX_FFT / 2 + 1];
+    uint32_t power[TG_FRONTEND_MAX_FFT + 2]; /* n_fft/2 + 1 bins: (low, high) 32-bit halves */
 } tg_frontend_state_t;
 
 /* Check tables against the state's capacity: 0, or TG_FRONTEND_ERR_TABLES. */
