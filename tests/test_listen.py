@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import os
 import shutil
 import struct
@@ -333,3 +334,18 @@ def test_report_md_lists_the_listen_ram(windowed) -> None:  # type: ignore[no-un
     assert "## Listen app" in text
     assert f"| audio ring buffer (int16 samples) | {2 * 8192:,} |" in text
     assert f"| **total** | **{ram['total_bytes']:,}** |" in text
+
+
+def test_cli_listen_on_the_board_it_names(tmp_path: Path) -> None:
+    """docs/listen.md's command: --board nrf52840_dk alone picks its target, and the
+    listen check looks at that board, not at the target's default board."""
+    from tests.conftest import run_tinygen
+
+    out = tmp_path / "mic-nrf"
+    result = run_tinygen("build", "preset:share-blocks", "--board", "nrf52840_dk", "--app",
+                         "listen", "--window-ms", "400", "--calib", "2", "--vectors", "1",
+                         "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert (report["board"], report["listen"]["streaming"]) == ("nrf52840_dk", False)
+    assert (out / "src" / "listen_zephyr.c").is_file()

@@ -198,7 +198,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         boards.resolve(target, args.board)
     backend = args.backend or boards.default_backend(target, args.board)
     boards.check_backend(target, backend, args.board)
-    check_app(BuildOptions(target=target, backend=backend, app=args.app))
+    check_app(BuildOptions(target=target, backend=backend, app=args.app, board=args.board))
     given = [Path(p) for p in (args.model, args.data, getattr(args, "weights", None))
              if p is not None and not str(p).startswith("preset:")]
     check_out(args.output, args.force, given)
