@@ -140,6 +140,22 @@ def ctc_read(out: bytes, pos: int, n_chunks: int) -> tuple[list[list[Token]], by
     return groups, out[pos + 4:pos + 4 + size], pos + 4 + size
 
 
+def words_cmd(ids: Sequence[Sequence[int]], chunks: Sequence[np.ndarray]) -> bytes:
+    parts = [_i32(5, len(ids))]
+    for e in ids:
+        parts.append(_i32(len(e), *e))
+    parts.append(_i32(chunks[0].shape[1], len(chunks)))
+    for c in chunks:
+        parts += [_i32(c.shape[0]), np.ascontiguousarray(c, dtype=np.int8).tobytes()]
+    return b"".join(parts)
+
+
+def words_read(out: bytes, pos: int, n_chunks: int) -> tuple[list[tuple[int, ...]], int]:
+    """Per chunk: (index, score, free, frames) after it."""
+    got = [struct.unpack_from("<4i", out, pos + 16 * i) for i in range(n_chunks)]
+    return got, pos + 16 * n_chunks
+
+
 def gate_cmd(cfg: GateConfig, chunks: Sequence[np.ndarray]) -> bytes:
     parts = [_i32(3, cfg.threshold, cfg.rise, cfg.hangover, cfg.min_level, cfg.init_floor,
                   len(chunks))]

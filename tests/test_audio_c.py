@@ -10,7 +10,9 @@ One batch drives tests/c/tg_audio_driver.c (the protocol is in its header):
   mcu-tiny model on two utterances' front-end features, scaled to int8), chunked,
   against tinygen.audio.ctc and, for the text, tinygen.speech.evaluate.greedy_decode;
 - the gate over the utterances in 100 ms chunks, against tinygen.audio.gate;
-- the ring buffer through wraparound and overruns, against a list model.
+- the ring buffer through wraparound and overruns, against a list model;
+- word-list decoding (tg_words) over random and real logits, with repeated letters,
+  phrases, one-letter entries and too few frames, chunked, against tinygen.audio.words.
 
 The host build has AddressSanitizer and UBSan (any overflow or bad access aborts), with
 the firmware's strict flags; the qemu-m4 build runs under qemu-system-arm and reads and
@@ -28,7 +30,7 @@ import numpy as np
 import pytest
 
 from tests import audio_driver as D
-from tinygen.audio import ctc, gate
+from tinygen.audio import ctc, gate, words
 from tinygen.audio import frontend as F
 from tinygen.speech.config import DEFAULT_VOCAB
 from tinygen.speech.evaluate import greedy_decode
@@ -46,6 +48,7 @@ class Batch:
     logits: list[list[np.ndarray]]
     gate_chunks: list[np.ndarray]
     ring_ops: list[tuple[int, int]]
+    words: list[tuple[words.WordList, list[np.ndarray]]]
 
 
 def _logits(rng: np.random.Generator, frames: int) -> np.ndarray:
@@ -55,6 +58,20 @@ def _logits(rng: np.random.Generator, frames: int) -> np.ndarray:
     peaks = np.repeat(rng.integers(0, v, frames // 4 + 1), 4)[:frames]
     x[np.arange(frames), peaks] = np.maximum(x[np.arange(frames), peaks], 1)
     return x
+
+
+ENTRIES = ["one", "two", "three", "hello", "committee", "call waiting", "a", "aa", "it's",
+           "zero", "seven", "eleven", "yes", "no", "stop"]
+
+
+def _word_lists(rng: np.random.Generator) -> list[words.WordList]:
+    """The fixed entries (repeats, phrases, one letter), and random lists."""
+    lists = [words.word_list(ENTRIES, DEFAULT_VOCAB)]
+    for _ in range(3):
+        texts = {"".join(rng.choice(list(DEFAULT_VOCAB[1:]), int(rng.integers(1, 9))))
+                 for _ in range(int(rng.integers(1, 30)))}
+        lists.append(words.word_list(sorted(texts), DEFAULT_VOCAB))
+    return lists
 
 
 def _ring_ops(rng: np.random.Generator) -> list[tuple[int, int]]:
@@ -99,10 +116,19 @@ def batch() -> Batch:
     speech = np.concatenate([*signals[:10], np.zeros(16000, np.int16), *signals[10:12]])
     gate_chunks = [speech[i:i + 1600] for i in range(0, len(speech), 1600)]
     ring_ops = _ring_ops(rng)
+    word_cases = []
+    for i, wl in enumerate(_word_lists(rng)):
+        for parts in logits[10 * i:10 * i + 10] + logits[-2:]:
+            if sum(len(p) for p in parts) > 0:
+                word_cases.append((wl, [p for p in parts if len(p)] or parts))
+    long_only = words.word_list(["committee", "call waiting"], DEFAULT_VOCAB)
+    x = _logits(rng, 14)  # committee needs 10 frames (the double letters need blanks)
+    word_cases.append((long_only, [x[:3], x[3:9], x[9:10], x[10:]]))
     payload = b"".join([*(D.frontend_cmd(c) for c in chunks),
                         *(D.ctc_cmd(c) for c in logits),
-                        D.gate_cmd(GATE, gate_chunks), D.ring_cmd(CAPACITY, ring_ops)])
-    return Batch(payload, signals, chunks, logits, gate_chunks, ring_ops)
+                        D.gate_cmd(GATE, gate_chunks), D.ring_cmd(CAPACITY, ring_ops),
+                        *(D.words_cmd(wl.ids, parts) for wl, parts in word_cases)])
+    return Batch(payload, signals, chunks, logits, gate_chunks, ring_ops, word_cases)
 
 
 def _ring_model(ops: Sequence[tuple[int, int]]) -> tuple[list[tuple[int, list[int]]],
@@ -152,6 +178,18 @@ def check(out: bytes, b: Batch) -> None:
     want_results, want_over = _ring_model(b.ring_ops)
     assert results == want_results and over == want_over
     assert over[0] > 0 and sum(n for k, n in b.ring_ops if k == 0) > 4 * CAPACITY
+    picked = set()
+    for wl, parts in b.words:
+        got, pos = D.words_read(out, pos, len(parts))
+        dec = words.WordDecoder(wl)
+        want_words = []
+        for p in parts:
+            dec.push(p)
+            r = dec.result()
+            want_words.append((r.index, r.score, r.free, r.frames))
+        assert got == want_words
+        picked |= {g[0] for g in got}
+    assert -1 in picked and len(picked) > 5  # unreachable lists and many winners
     assert pos == len(out)
 
 

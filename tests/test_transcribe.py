@@ -154,6 +154,51 @@ def test_c_transcribes_like_the_golden_path(windowed, wavs) -> None:  # type: ig
     assert errors / chars < 0.35  # the words were heard (mcu-tiny, synthetic voices)
 
 
+def test_word_list_picks_the_command_like_the_golden_path(windowed, wavs, tmp_path: Path,
+                                                         capsys) -> None:  # type: ignore[no-untyped-def]
+    """--words: the C's tg_words picks the golden decoder's entry with the same scores, and
+    the entry is the phrase that was spoken more often than greedy spelling gets it right."""
+    import json
+
+    from tinygen.audio import words
+
+    cfg = windowed["cfg"]
+    listed = tmp_path / "commands.txt"
+    listed.write_text("# the phrases the test audio says\n" + "\n".join(PHRASES) + "\n")
+    wl = words.read_word_list(listed, cfg.vocab)
+    exact_words = exact_greedy = 0
+    for path, text, _, _ in wavs:
+        pcm = read_wav(path, 16000)
+        golden = golden_transcript(windowed["compiled"], cfg.vocab, pcm, windowed["tables"],
+                                   wl)
+        got, _ = run_c(windowed["out"] / "host" / "tinygen_transcribe", pcm, cfg.vocab,
+                       cfg.n_mels, word_list=wl)
+        assert got.entry == golden.entry and got.entry is not None and got.entry.index >= 0
+        assert got.entry.margin >= 0
+        result = transcribe(windowed["out"], path, listed)
+        assert result["text"] == wl.texts[got.entry.index]
+        assert result["greedy_text"] == golden.text
+        exact_words += result["text"] == text
+        exact_greedy += golden.text == text
+    assert exact_words >= exact_greedy and exact_words >= 0.8 * len(wavs)
+    assert main(["transcribe", str(windowed["out"]), str(wavs[0][0]), "--words", str(listed),
+                 "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["words"]["margin"] >= 0 and shown["text"] in PHRASES
+
+
+def test_bad_word_list_is_one_line(windowed, wavs, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import assert_one_line_error, run_tinygen
+
+    bad = tmp_path / "bad.txt"
+    bad.write_text("lights on\nzwölf\n", encoding="utf-8")
+    for listed, needle in ((bad, "cannot spell"), (tmp_path / "none.txt", "no word list")):
+        result = run_tinygen("transcribe", str(windowed["out"]), str(wavs[0][0]), "--words",
+                             str(listed))
+        assert_one_line_error(result, needle)
+    assert bad.read_text(encoding="utf-8") == "lights on\nzwölf\n"  # the user's file
+
+
 def test_read_wav_downmixes_and_resamples(wavs, tmp_path: Path) -> None:
     path, *_ = wavs[0]  # 16 kHz mono int16: the samples as they are
     with wave.open(str(path)) as w:

@@ -8,6 +8,11 @@ with soundfile, downmixed (mean of the channels), resampled to the model's rate 
 Out: the transcript; with ``--json`` also each token's start and end (ms) and the real-time
 factor (the C program's CPU time after reading the audio / the audio's duration).
 
+With ``--words FILE`` (one word or phrase per line, tinygen.audio.words) the C also scores
+every entry of the list by its best CTC path (tg_words.c) and the output is the best
+entry, a command recognizer's answer; ``--json`` adds its score and margin, and the
+greedy spelling.
+
 Input rules (one line and exit 2 otherwise): the file must be audio, hold at least one
 sample, last at most ``MAX_SECONDS``, and, for a windowed model, fit the compiled window
 (the window is filled with the utterance, then silence; longer audio is refused, not
@@ -29,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygen.audio import ctc
+from tinygen.audio import ctc, words
 from tinygen.audio import frontend as F
 from tinygen.errors import TinygenError
 
@@ -75,6 +80,7 @@ class Transcript:
     tokens: list[ctc.Token]
     features: np.ndarray = field(repr=False)  # (frames, n_mels) int8 the model read
     logits: np.ndarray = field(repr=False)  # (encoder frames, vocab) int8
+    entry: words.WordResult | None = None  # with a word list: its best entry
 
 
 def padded_frames(pcm: np.ndarray, frames: int, tables: F.FrontendTables) -> np.ndarray:
@@ -90,7 +96,8 @@ def window_samples(window_frames: int, cfg: F.FrontendConfig) -> int:
 
 
 def golden_transcript(compiled: Any, vocab: str, pcm: np.ndarray,
-                      tables: F.FrontendTables) -> Transcript:
+                      tables: F.FrontendTables, word_list: words.WordList | None = None
+                      ) -> Transcript:
     """front end -> golden int8 (window or steps) -> greedy CTC, as the C does it."""
     shape = compiled.int8.values[compiled.int8.inputs[0]].shape  # (1, frames, n_mels)
     n = shape[1]
@@ -106,13 +113,15 @@ def golden_transcript(compiled: Any, vocab: str, pcm: np.ndarray,
         frames = padded_frames(pcm, n, tables)
         logits = compiled.run_int8(frames[None]).reshape(-1, len(vocab))
     tokens = ctc.decode(logits)
-    return Transcript(ctc.text(tokens, vocab), tokens, frames, logits)
+    chosen = words.decode(logits, word_list) if word_list is not None else None
+    return Transcript(ctc.text(tokens, vocab), tokens, frames, logits, chosen)
 
 
 # -------------------------------------------------------------------------- the C
 def parse_output(text: str, vocab: str, n_mels: int) -> tuple[Transcript, float]:
     """The transcriber's stdout (with or without --trace) and its CPU seconds."""
     tokens, feats, logits, cpu, said = [], [], [], 0.0, None
+    chosen = None
     for line in text.splitlines():
         tag, _, rest = line.partition(" ")
         if tag == "tg_token":
@@ -126,12 +135,15 @@ def parse_output(text: str, vocab: str, n_mels: int) -> tuple[Transcript, float]
             cpu = float(rest)
         elif tag == "tg_text":
             said = rest
+        elif tag == "tg_words":
+            i, sc, free, n = (int(v) for v in rest.split())
+            chosen = words.WordResult(i, sc, free, n)
     if said is None:
         raise TranscribeError("the transcriber printed no text line")
     f = np.concatenate(feats).reshape(-1, n_mels) if feats else np.zeros((0, n_mels), np.int8)
     lg = np.concatenate(logits).reshape(-1, len(vocab)) if logits else \
         np.zeros((0, len(vocab)), np.int8)
-    return Transcript(said, tokens, f, lg), cpu
+    return Transcript(said, tokens, f, lg, chosen), cpu
 
 
 def load_build(out: Path) -> tuple[dict[str, Any], Path]:
@@ -152,15 +164,28 @@ def load_build(out: Path) -> tuple[dict[str, Any], Path]:
 
 
 def run_c(exe: Path, pcm: np.ndarray, vocab: str, n_mels: int, trace: bool = False,
-          timeout: float = 600) -> tuple[Transcript, float]:
-    proc = subprocess.run([str(exe), *(["--trace"] if trace else [])],
-                          input=np.asarray(pcm, "<i2").tobytes(), capture_output=True,
-                          timeout=timeout)
+          timeout: float = 600, word_list: words.WordList | None = None
+          ) -> tuple[Transcript, float]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="tinygen-words-") as tmp:
+        args = ["--trace"] if trace else []
+        if word_list is not None:
+            path = Path(tmp) / "words.txt"
+            path.write_text(" ".join(str(v) for v in [len(word_list.ids), *[
+                x for e in word_list.ids for x in (len(e), *e)]]) + "\n")
+            args += ["--words", str(path)]
+        proc = subprocess.run([str(exe), *args], input=np.asarray(pcm, "<i2").tobytes(),
+                              capture_output=True, timeout=timeout)
     if proc.returncode != 0:
         msg = (proc.stderr.decode(errors="replace").strip().splitlines() or
                [f"exit status {proc.returncode}"])[0]
         raise TranscribeError(f"{exe.name} failed: {msg[:200]}", "rebuild OUT")
-    return parse_output(proc.stdout.decode("utf-8", errors="replace"), vocab, n_mels)
+    result = parse_output(proc.stdout.decode("utf-8", errors="replace"), vocab, n_mels)
+    if word_list is not None and result[0].entry is None:
+        raise TranscribeError(f"{exe.name} cannot decode word lists (built by an older "
+                              "tinygen)", "rebuild OUT with `tinygen build`")
+    return result
 
 
 def frontend_config(report: dict[str, Any]) -> F.FrontendConfig:
@@ -186,16 +211,27 @@ def check_window(report: dict[str, Any], pcm: np.ndarray, wav: Path) -> None:
             f"rebuild OUT with --window-ms {need}, or cut the audio")
 
 
-def transcribe(out: Path, wav: Path) -> dict[str, Any]:
+def transcribe(out: Path, wav: Path, words_file: Path | None = None) -> dict[str, Any]:
     report, exe = load_build(out)
     cfg = frontend_config(report)
     rate, vocab = cfg.sample_rate, str(report["audio"]["vocab"])
+    word_list = words.read_word_list(words_file, vocab) if words_file is not None else None
     pcm = read_wav(wav, rate)
     seconds = len(pcm) / rate
     check_window(report, pcm, wav)
-    result, cpu = run_c(exe, pcm, vocab, cfg.n_mels)
+    result, cpu = run_c(exe, pcm, vocab, cfg.n_mels, word_list=word_list)
     frame_ms = 1000.0 * SUBSAMPLE * cfg.hop_length / rate
-    return {"text": result.text,
+    extra: dict[str, Any] = {}
+    text = result.text
+    if word_list is not None and result.entry is not None:
+        w = result.entry
+        text = word_list.texts[w.index] if w.index >= 0 else ""
+        extra = {"greedy_text": result.text,
+                 "words": {"index": w.index, "score": w.score, "free": w.free,
+                           "margin": w.margin if w.index >= 0 else None,
+                           "margin_per_frame": round(w.margin / w.frames, 4)
+                           if w.index >= 0 and w.frames else None}}
+    return {"text": text, **extra,
             "tokens": [{"text": vocab[t.id], "start_ms": round(t.start * frame_ms),
                         "end_ms": round((t.end + 1) * frame_ms)} for t in result.tokens],
             "audio_seconds": round(seconds, 4), "cpu_seconds": round(cpu, 6),
@@ -203,7 +239,7 @@ def transcribe(out: Path, wav: Path) -> dict[str, Any]:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    result = transcribe(args.out, args.audio)
+    result = transcribe(args.out, args.audio, args.words)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -220,4 +256,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("audio", metavar="AUDIO", type=Path, help="a WAV file")
     p.add_argument("--json", action="store_true",
                    help="print the text, token times (ms) and the real-time factor as JSON")
+    p.add_argument("--words", metavar="FILE", type=Path, default=None,
+                   help="a word list (one word or phrase per line): print the entry the "
+                        "audio fits best instead of the spelled text (command recognition)")
     p.set_defaults(func=cmd_transcribe)

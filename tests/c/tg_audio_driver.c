@@ -16,6 +16,9 @@
  *   4 RING      capacity, n_ops, then per op: kind (0 write n, 1 read up to n), n
  *               -> per op: int32 result (and for a read, int16[result]); then int32
  *                  overruns, dropped_samples. Written samples count up from 0.
+ *   5 WORDS     entries, then per entry: n, int32[n] ids; vocab_size, n_chunks, then per
+ *               chunk: frames, int8[frames * vocab_size]
+ *               -> per chunk: int32 index, score, free, frames (tg_words_result)
  *   0 END
  *
  * Host build: stdin to stdout. QEMU build (-DTG_DRIVER_SEMIHOST): audio_in.bin to
@@ -30,11 +33,14 @@
 #include "tg_frontend.h"
 #include "tg_gate.h"
 #include "tg_ring.h"
+#include "tg_words.h"
 
 #define MAX_CHUNK 8192
 #define MAX_FRAMES 128
 #define MAX_LOGITS 65536
 #define MAX_RING 4096
+#define MAX_WORD_IDS 2048
+#define MAX_WORD_ENTRIES 256
 
 #ifdef TG_DRIVER_SEMIHOST
 #include "tg_qemu_markers.h"
@@ -63,6 +69,9 @@ static tg_ctc_token_t tokens[MAX_LOGITS];
 static int32_t token_ids[MAX_LOGITS];
 static int16_t ring_storage[MAX_RING];
 static int16_t ring_out[MAX_RING];
+static uint16_t word_offset[MAX_WORD_ENTRIES + 1];
+static uint8_t word_ids[MAX_WORD_IDS];
+static int32_t word_scores[2 * MAX_WORD_IDS + MAX_WORD_ENTRIES];
 
 static int read_i32(int32_t *v)
 {
@@ -245,6 +254,53 @@ static int run_ring(void)
     return write_i32((int32_t)ring.overruns) && write_i32((int32_t)ring.dropped_samples);
 }
 
+static int run_words(void)
+{
+    tg_words_t words;
+    tg_words_state_t state;
+    int32_t entries, vocab, chunks, e, c;
+    if (!read_i32(&entries) || entries < 1 || entries > MAX_WORD_ENTRIES) {
+        return 0;
+    }
+    word_offset[0] = 0;
+    for (e = 0; e < entries; ++e) {
+        int32_t n, i;
+        if (!read_i32(&n) || n < 1 || word_offset[e] + n > MAX_WORD_IDS) {
+            return 0;
+        }
+        for (i = 0; i < n; ++i) {
+            int32_t id;
+            if (!read_i32(&id) || id < 1 || id > 255) {
+                return 0;
+            }
+            word_ids[word_offset[e] + i] = (uint8_t)id;
+        }
+        word_offset[e + 1] = (uint16_t)(word_offset[e] + n);
+    }
+    words.entries = entries;
+    words.offset = word_offset;
+    words.ids = word_ids;
+    if (!read_i32(&vocab) || !read_i32(&chunks) || vocab < 1) {
+        return 0;
+    }
+    tg_words_reset(&state, &words, word_scores);
+    for (c = 0; c < chunks; ++c) {
+        tg_words_result_t r;
+        int32_t f;
+        if (!read_i32(&f) || f < 0 || (int64_t)f * vocab > MAX_LOGITS ||
+                !io_read(logits, (long)f * vocab)) {
+            return 0;
+        }
+        tg_words_push(&state, &words, logits, f, vocab);
+        r = tg_words_result(&state, &words);
+        if (!write_i32(r.index) || !write_i32(r.score) || !write_i32(r.free) ||
+                !write_i32(r.frames)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int main(void)
 {
     int32_t cmd;
@@ -265,6 +321,7 @@ int main(void)
         case 2: ok = run_ctc(); break;
         case 3: ok = run_gate(); break;
         case 4: ok = run_ring(); break;
+        case 5: ok = run_words(); break;
         default: ok = 0; break;
         }
     }

@@ -90,8 +90,10 @@ class Tally:
     word_errors: int = 0
     words: int = 0
     utterances: int = 0
+    right: int = 0  # utterances whose every word is right
 
     def add(self, ref: str, hyp: str) -> None:
+        self.right += ref.split() == hyp.split()
         self.char_errors += edit_distance(ref, hyp)
         self.chars += len(ref)
         self.word_errors += edit_distance(ref.split(), hyp.split())
@@ -110,21 +112,27 @@ class Tally:
         return {"backend": backend, "cer": round(self.cer, 6), "wer": round(self.wer, 6),
                 "char_errors": self.char_errors, "chars": self.chars,
                 "word_errors": self.word_errors, "words": self.words,
-                "utterances": self.utterances}
+                "utterances": self.utterances,
+                "exact": round(self.right / max(self.utterances, 1), 6)}
 
 
 def score(backend: Backend, examples: Iterable[tuple[np.ndarray, str]], vocab: str,
           advance: Callable[[], None] | None = None, groups: Sequence[str] | None = None,
-          by_group: dict[str, Tally] | None = None) -> Tally:
+          by_group: dict[str, Tally] | None = None,
+          also: tuple[Callable[[np.ndarray], str], Tally] | None = None) -> Tally:
     """Run ``backend`` on each (features, reference text) pair and tally the errors.
 
     With ``groups`` (one name per example) and ``by_group``, each group's errors are also
-    tallied into ``by_group[name]``.
+    tallied into ``by_group[name]``. ``also`` = (decoder, tally): the same logits decoded
+    another way (a word list) are tallied there too.
     """
     tally = Tally()
     for i, (feats, text) in enumerate(examples):
-        hyp = greedy_decode(backend(feats), vocab)
+        logits = backend(feats)
+        hyp = greedy_decode(logits, vocab)
         tally.add(text, hyp)
+        if also is not None:
+            also[1].add(text, also[0](logits))
         if groups is not None and by_group is not None:
             by_group.setdefault(groups[i], Tally()).add(text, hyp)
         if advance is not None:
@@ -280,19 +288,22 @@ def stream_backends(model: Conformer, data: Path | None, calib: int, workdir: Pa
 def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None = None,
              progress: bool = True, compiled: bool = True, window_ms: float = 0.0,
              calib: int = 32, streaming: bool = False, sources: Sequence[str] | None = None,
-             calib_data: Path | None = None) -> dict[str, Any]:
+             calib_data: Path | None = None, words_file: Path | None = None
+             ) -> dict[str, Any]:
     """Score every available backend of ``model_spec`` on ``split`` of ``data``.
 
     ``sources`` keeps only utterances of those sources (see ``tinygen data merge``);
     ``calib_data`` is the corpus whose train split calibrates the int8 model (default
     ``data``; a held-out test corpus has no train split). ``streaming`` requires a
-    streaming model.
+    streaming model. ``words_file`` (tinygen.audio.words) also scores each backend's
+    logits decoded as the best entry of that word list (``word_rows``).
     """
     import tempfile
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from tinygen.audio import words
     from tinygen.speech.checkpoint import load_model
     from tinygen.speech.data.dataset import (
         Example,
@@ -305,6 +316,7 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
 
     model = load_model(model_spec)
     cfg = model.cfg
+    word_list = words.read_word_list(words_file, cfg.vocab) if words_file else None
     if streaming and not cfg.streaming:
         raise EvalError(f"{model_spec} does not stream (chunk_frames = 0)",
                         "drop --streaming, or evaluate a streaming model")
@@ -361,14 +373,19 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
             more, frames, build_report = compiled_backends(
                 model, examples, calib_data or data, window_ms, calib, Path(workdir))
             backends.update(more)
-        rows = []
+        rows, word_rows = [], []
         by_source: dict[str, list[dict[str, Any]]] = {}
         with bar() as scoring:
             for name, fn in backends.items():
                 task = scoring.add_task(f"score {name}", total=len(examples))
                 per: dict[str, Tally] = {}
+                also = None
+                if word_list is not None:
+                    also = (_word_decoder(word_list), Tally())
                 rows.append(score(fn, examples, cfg.vocab, lambda t=task: scoring.advance(t),
-                                  groups=groups, by_group=per).row(name))
+                                  groups=groups, by_group=per, also=also).row(name))
+                if also is not None:
+                    word_rows.append(also[1].row(name))
                 for src, tally in sorted(per.items()):
                     if src:
                         by_source.setdefault(src, []).append(tally.row(name))
@@ -387,7 +404,25 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
         "streaming": build_report.get("streaming"),
         "rows": rows,
         "by_source": by_source,
+        **({"words": {"file": str(words_file), "entries": len(word_list.texts)},
+            "word_rows": word_rows} if word_list is not None else {}),
     }
+
+
+def _word_decoder(word_list: Any) -> Callable[[np.ndarray], str]:
+    """Logits -> the best entry's text: int8 logits by tinygen.audio.words' integer
+    decoder (what the C runs), float logits by the same Viterbi in float."""
+    import numpy as np
+
+    from tinygen.audio import words
+
+    def run(logits: np.ndarray) -> str:
+        x = np.asarray(logits)
+        i = words.decode(x, word_list).index if x.dtype == np.int8 else \
+            words.best_entry(x, word_list)
+        return word_list.texts[i] if i >= 0 else ""
+
+    return run
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -401,7 +436,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           progress=not args.json, compiled=not args.float_only,
                           window_ms=args.window_ms, calib=args.calib,
                           streaming=args.streaming, sources=args.source,
-                          calib_data=args.calib_data)
+                          calib_data=args.calib_data, words_file=args.words)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -413,6 +448,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         table.add_row(r["backend"], f"{100 * r['cer']:.2f}%", f"{100 * r['wer']:.2f}%")
     console = Console()
     console.print(table)
+    if report.get("word_rows"):
+        wt = Table(title=f"decoded as the best of {report['words']['entries']} entries of "
+                         f"{report['words']['file']}")
+        for col in ("backend", "CER", "WER", "utterances right"):
+            wt.add_column(col, justify="left" if col == "backend" else "right")
+        for r in report["word_rows"]:
+            wt.add_row(r["backend"], f"{100 * r['cer']:.2f}%", f"{100 * r['wer']:.2f}%",
+                       f"{100 * r['exact']:.1f}%" if "exact" in r else "-")
+        console.print(wt)
     if report["by_source"]:
         per = Table(title="by source")
         for col in ("source", "backend", "utterances", "CER", "WER"):
@@ -455,5 +499,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--calib-data", type=Path, default=None, metavar="DIR",
                    help="corpus whose train split calibrates the int8 model "
                         "(default: --data)")
+    p.add_argument("--words", type=Path, default=None, metavar="FILE",
+                   help="also decode each backend's logits as the best entry of this word "
+                        "list (one word or phrase per line; command recognition)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)
