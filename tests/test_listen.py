@@ -68,9 +68,9 @@ def audio() -> np.ndarray:
 
 
 def _built(model: Any, compiled: Any, cal: list[np.ndarray], out: Path, name: str,
-           target: str = "host") -> dict[str, Any]:
+           target: str = "host", words: tuple[str, ...] = ()) -> dict[str, Any]:
     report = build(model, out, cal, cal[:1], BuildOptions(target=target, vectors=1,
-                                                          app="listen"), name,
+                                                          app="listen", words=words), name,
                    compiled=compiled)
     return {"out": out, "report": report, "compiled": compiled, "cfg": model.cfg,
             "tables": frontend_tables(model.cfg)}
@@ -94,16 +94,21 @@ def streaming(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     model = build_model(cfg, seed=3)
     cal = inputs(cfg, 101, 3, seed=0)
     compiled = compile_streaming(model, cal)
-    return _built(model, compiled, cal, tmp_path_factory.mktemp("ls") / "host", cfg.name)
+    built = _built(model, compiled, cal, tmp_path_factory.mktemp("ls") / "host", cfg.name)
+    built["model"], built["cal"] = model, cal
+    return built
 
 
 def golden(built: dict[str, Any], pcm: np.ndarray) -> Heard:
     report, compiled = built["report"], built["compiled"]
     listen_info = report["listen"]
     vocab = built["cfg"].vocab
+    from tinygen.audio.words import word_list
+
+    listed = word_list(report["words"], vocab) if "words" in report else None
     cfg = ListenConfig(block_frames=listen_info["block_frames"],
                        input_frames=report["input"]["shape"][1],
-                       streaming=listen_info["streaming"])
+                       streaming=listen_info["streaming"], words=listed)
 
     def run_window(frames: np.ndarray) -> np.ndarray:
         return compiled.run_int8(frames[None]).reshape(-1, len(vocab))
@@ -149,6 +154,34 @@ def test_windowed_host_equals_golden_for_any_mic_block(windowed, audio) -> None:
     print(f"gate skipped {want.skipped}/{want.blocks} blocks; heard: {said}")
 
 
+COMMANDS = (*PHRASES, "turn off the lights", "close the door", "play the music", "yes", "no")
+
+
+def test_command_list_host_equals_golden(windowed, streaming, audio, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """--words: one line per segment, the best entry, C == golden under ASan/UBSan for any
+    mic block; mcu-tiny picks the phrase each segment says. The list's RAM and flash are
+    in the report."""
+    for built, blocks in ((windowed, (160, 4096)), (streaming, (7, 4096))):
+        out = tmp_path / built["cfg"].name
+        b = _built(built["model"], built["compiled"], built["cal"], out, built["cfg"].name,
+                   words=COMMANDS)
+        want = golden(b, audio)
+        exe = host.compile_exe(out, extra=SANITIZE, exe=tmp_path / f"{out.name}_listen",
+                               main="listen.c")
+        for block in blocks:
+            assert run_host(exe, audio, block) == want, block
+        assert all(ln.text in COMMANDS for ln in want.lines)
+        if built is windowed:  # the trained model: the oracle is what was said
+            assert [ln.text for ln in want.lines] == list(PHRASES)
+        info = b["report"]["listen"]
+        states = sum(2 * len(c) + 1 for c in COMMANDS)
+        assert info["words"] == {"entries": len(COMMANDS), "states": states}
+        assert info["ram"]["word_scores_bytes"] == 4 * states
+        text = sum(len(c) for c in COMMANDS)
+        assert info["flash"]["words_bytes"] == \
+            text + 2 * (len(COMMANDS) + 1) + text + 1 + 2 * (len(COMMANDS) + 1)
+
+
 def test_streaming_host_equals_golden_for_any_mic_block(streaming, audio) -> None:  # type: ignore[no-untyped-def]
     want = golden(streaming, audio)
     assert 0 < want.skipped < want.blocks
@@ -190,13 +223,15 @@ def test_listen_report_counts_by_hand(windowed, streaming) -> None:  # type: ign
         assert (info["block_frames"], info["first_block_samples"], info["ring_samples"]) \
             == (block, first, ring)
         frontend_state = 512 * 2 + 4 + 512 * 4 + 514 * 4  # pending, fill, fft, power halves
-        loop = (4 + 28 + 24 + frontend_state + 12 + 12 + 64 + 16 + 48 + 12 + 12)
+        # cfg, buffers (9 fields), ring, front end, gate, ctc, words, silence,
+        # frame .. seg_frames, word, word_len and ms, counters
+        loop = (4 + 36 + 24 + frontend_state + 12 + 12 + 12 + 64 + 20 + 48 + 12 + 12)
         loop += -loop % 4
         model = report["streaming"]["ram_bytes"] if info["streaming"] else \
             report["arena_bytes"]
         want = {"ring_bytes": 2 * ring, "block_bytes": 2 * first,
                 "frames_bytes": block * n_mels, "tokens_bytes": 12 * (frames_out + 1),
-                "state_bytes": loop, "config_bytes": 72, "model_ram_bytes": model}
+                "state_bytes": loop, "config_bytes": 80, "model_ram_bytes": model}
         assert frames_out * vocab == int(np.prod(report["output"]["shape"]))
         ram = info["ram"]
         assert {k: ram[k] for k in want} == want
@@ -324,6 +359,21 @@ def test_listen_refusals_are_one_line(tmp_path: Path) -> None:
                          (("--target", "qemu-xtensa"), "qemu-xtensa")):
         result = run_tinygen("build", "preset:mcu-tiny", *args, "--app", "listen", "-o",
                              str(tmp_path / "out"))
+        assert_one_line_error(result, needle)
+        assert not (tmp_path / "out").exists()
+
+
+def test_build_words_refusals_are_one_line(tmp_path: Path) -> None:
+    from tests.conftest import assert_one_line_error, run_tinygen
+
+    good, bad = tmp_path / "commands.txt", tmp_path / "bad.txt"
+    good.write_text("lights on\nlights off\n")
+    bad.write_text("lights on\nlichter aus!\n")
+    for args, needle in ((("--words", str(good)), "--app listen"),
+                         (("--app", "listen", "--words", str(bad)), "cannot spell: '!'"),
+                         (("--app", "listen", "--words", str(tmp_path / "no.txt")),
+                          "no word list")):
+        result = run_tinygen("build", "preset:mcu-tiny", *args, "-o", str(tmp_path / "out"))
         assert_one_line_error(result, needle)
         assert not (tmp_path / "out").exists()
 

@@ -42,6 +42,7 @@ class BuildOptions:
     compiler: str | None = None
     board: str | None = None  # PlatformIO board for cortex-m / esp32 targets
     app: str = "selftest"  # selftest (run the test vectors) | listen (microphone -> text)
+    words: tuple[str, ...] = ()  # --words: a command list for --app listen (checked entries)
     inputs: tuple[Path, ...] = field(default_factory=tuple)  # files OUT must not hold
     # how to compile the model again (MODEL, --window-ms, --calib, --data), kept in
     # report.json so that `tinygen verify OUT --audio` can rebuild the golden reference
@@ -178,6 +179,8 @@ def build(model: torch.nn.Module | torch.export.ExportedProgram, out: Path,
         vec = _write_vectors(tmp, model, compiled, vectors, opts.backend == "tflm")
         report = _report(model, compiled, planned, gen, opts, len(vec), model_name)
         audio.count(report)
+        if opts.words:
+            report["words"] = list(opts.words)
         ctx = TargetContext(opts.target, opts.backend, model_name, __version__, report, vec,
                             {"compiler": opts.compiler, "board": opts.board,
                              "plan": planned, "compiled": compiled,  # (backend files, tflm)
@@ -207,6 +210,9 @@ def check_app(opts: BuildOptions) -> None:
 
     if opts.app not in APPS:
         raise BuildError(f"unknown --app '{opts.app}'", f"choose one of: {', '.join(APPS)}")
+    if opts.words and opts.app != "listen":
+        raise BuildError("--words is a command list for --app listen",
+                         "add --app listen, or drop --words")
     if opts.app != "listen":
         return
     if opts.backend == "tflm":

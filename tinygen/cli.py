@@ -198,11 +198,23 @@ def cmd_build(args: argparse.Namespace) -> int:
         boards.resolve(target, args.board)
     backend = args.backend or boards.default_backend(target, args.board)
     boards.check_backend(target, backend, args.board)
-    check_app(BuildOptions(target=target, backend=backend, app=args.app, board=args.board))
+    # the list's entries are read once the model's vocabulary is known (below); here only
+    # whether there is one matters
+    check_app(BuildOptions(target=target, backend=backend, app=args.app, board=args.board,
+                           words=(str(args.words),) if args.words is not None else ()))
     given = [Path(p) for p in (args.model, args.data, getattr(args, "weights", None))
              if p is not None and not str(p).startswith("preset:")]
     check_out(args.output, args.force, given)
     src = importer.load(args)  # MODEL (preset, checkpoint, .pt2) or --module
+    words: tuple[str, ...] = ()
+    if args.words is not None:
+        from tinygen.audio.words import WordsError, read_word_list
+
+        vocab = getattr(getattr(src.model, "cfg", None), "vocab", None)
+        if not isinstance(vocab, str):
+            raise WordsError("--words needs a speech model (one with a vocabulary)",
+                             "build a tinygen speech checkpoint or preset")
+        words = read_word_list(args.words, vocab).texts
     frames = src.frames(args.window_ms)
     calib = src.inputs(frames, args.calib, 0, args.data, "train")
     vecs = src.inputs(frames, args.vectors, 1, args.data, "test" if args.data else "train")
@@ -215,7 +227,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                   "data": str(args.data.resolve()) if args.data else None}
     opts = BuildOptions(target=target, backend=backend, force=args.force,
                         vectors=args.vectors, board=args.board, inputs=tuple(given),
-                        source=source, app=args.app)
+                        source=source, app=args.app, words=words)
     with _progress("calibrating", len(calib), args.json) as tick:
         report = build(src.model, args.output, calib, vecs, opts, src.name, progress=tick)
     if args.json:
@@ -367,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="firmware: selftest runs the test vectors (default); listen hears "
                         "a microphone and prints `tg_text <start_ms> <end_ms> <word>` "
                         "lines (speech models; docs/listen.md)")
+    p.add_argument("--words", type=Path, default=None, metavar="FILE",
+                   help="with --app listen: a command list (one word or phrase per line); "
+                        "the firmware prints the entry each utterance fits best")
     _add_calibration_args(p, held_out=False)
     p.add_argument("--json", action="store_true", help="print report.json")
     p.set_defaults(func=cmd_build)

@@ -68,6 +68,7 @@ LISTEN_PARTS = {  # report.json listen.ram key -> what it is
     "block_bytes": "block buffer (the first block's samples)",
     "frames_bytes": "one block of feature frames",
     "tokens_bytes": "CTC tokens of one model run",
+    "word_scores_bytes": "command list scores (one int32 per CTC state)",
     "state_bytes": "the loop: front-end state, gate, decoder, word",
     "config_bytes": "the loop's configuration",
     "model_ram_bytes": "model arena (and streaming state)",
@@ -86,7 +87,9 @@ def _listen_section(s: dict[str, Any]) -> list[str]:
         f"Blocks of {s['block_frames']} feature frames ({s['block_ms']:g} ms; the first "
         f"{s['first_block_samples']} samples); "
         f"{'one model step per block' if s['streaming'] else 'one window run per segment'}"
-        f"; ring {s['ring_samples']:,} samples ({s['ring_ms']:g} ms).",
+        f"; ring {s['ring_samples']:,} samples ({s['ring_ms']:g} ms)."
+        + (f" Command list: {s['words']['entries']} entries, {s['words']['states']} CTC "
+           "states; one line per segment, its best entry." if "words" in s else ""),
         "",
         "| RAM | bytes |",
         "|---|---:|",
@@ -103,6 +106,8 @@ def _listen_section(s: dict[str, Any]) -> list[str]:
         f"| model data with the front end's tables and the vocabulary | "
         f"{flash['model_bytes']:,} |",
     ]
+    if "words_bytes" in flash:
+        lines.append(f"| command list | {flash['words_bytes']:,} |")
     if "code_estimate_bytes" in flash:
         lines.append(f"| code (estimate) | {flash['code_estimate_bytes']:,} |")
     return [*lines, f"| **total** | **{flash['total_bytes']:,}** |", ""]

@@ -280,6 +280,8 @@ static int run_words(void)
     words.entries = entries;
     words.offset = word_offset;
     words.ids = word_ids;
+    words.text = NULL; /* the scores alone are compared */
+    words.text_offset = NULL;
     if (!read_i32(&vocab) || !read_i32(&chunks) || vocab < 1) {
         return 0;
     }

@@ -4,7 +4,8 @@ Contract: for the same PCM, tables, vocabulary, gate and model this gives exactl
 lines firmware/tinygen/audio/tg_listen.c emits (tg_listen.h states the rules: fixed
 blocks of ``block_frames`` feature frames, one gate decision per block, segments of
 passed blocks, a streaming model stepped per block or a windowed model run once per
-segment or full window with silence frames after the segment, words split at " ").
+segment or full window with silence frames after the segment, words split at " "; or,
+with a word list, one line per segment: its best entry by tinygen.audio.words).
 The C reads the audio in mic-sized pieces through a ring buffer; the blocks, and so
 the result, do not depend on those pieces, which is what the tests check.
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tinygen.audio import ctc
+from tinygen.audio import ctc, words
 from tinygen.audio import frontend as F
 from tinygen.audio.gate import Gate, GateConfig
 
@@ -35,6 +36,8 @@ class ListenConfig:
     streaming: bool
     subsample: int = 4  # feature frames per encoder frame
     gate: GateConfig = field(default_factory=GateConfig)
+    words: words.WordList | None = None  # a command list: one entry per segment
+    words_reject: int = -1  # >= 0: drop an entry whose margin exceeds this per frame
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ def listen(pcm: np.ndarray, tables: F.FrontendTables, vocab: str, cfg: ListenCon
         np.zeros((0, fcfg.n_mels), np.int8)
     silence = F.features(np.zeros(fcfg.win_length, np.int16), tables)[0]
     gate = Gate(cfg.gate)
-    words = _Words(vocab, tables, cfg.subsample)
+    spelled = _Words(vocab, tables, cfg.subsample)
     skipped = runs = 0
     segment: list[np.ndarray] = []  # the open segment's blocks of frames
     seg_frame = 0
@@ -130,8 +133,17 @@ def listen(pcm: np.ndarray, tables: F.FrontendTables, vocab: str, cfg: ListenCon
             pad = np.repeat(silence[None], cfg.input_frames - len(held), axis=0)
             logits = run_window(np.concatenate([held, pad]))
             runs += 1
-        words.add(ctc.decode(np.asarray(logits, np.int8)), seg_frame)
-        words.emit()
+        logits = np.asarray(logits, np.int8)
+        if cfg.words is None:
+            spelled.add(ctc.decode(logits), seg_frame)
+            spelled.emit()
+        else:
+            r = words.decode(logits, cfg.words)
+            if r.index >= 0 and not (cfg.words_reject >= 0 and
+                                     r.margin > cfg.words_reject * r.frames):
+                spelled.lines.append(Line(spelled.ms(seg_frame),
+                                          spelled.ms(seg_frame + G * len(segment)),
+                                          cfg.words.texts[r.index]))
         segment.clear()
 
     for j, (start, end) in enumerate(bounds):
@@ -149,4 +161,4 @@ def listen(pcm: np.ndarray, tables: F.FrontendTables, vocab: str, cfg: ListenCon
             close()
     if segment:
         close()
-    return Heard(words.lines, len(bounds), skipped, runs)
+    return Heard(spelled.lines, len(bounds), skipped, runs)

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tinygen.targets import TargetError
 
 APPS = ("selftest", "listen")
@@ -37,8 +39,8 @@ SUBSAMPLE = 4  # feature frames per encoder frame (tinygen.speech.config.SUBSAMP
 # these with arm-none-eabi-gcc's symbol sizes.
 FRONTEND_MAX_FFT, FRONTEND_MAX_MELS, MAX_WORD, TOKEN_BYTES = 512, 64, 48, 12
 # sizeof(tg_listen_config_t): 2 table pointers, the gate (5 int32), the model binding (4
-# function pointers, 3 int32), block_frames, subsample, emit, user
-CONFIG_BYTES = 2 * 4 + 5 * 4 + (4 * 4 + 3 * 4) + 4 + 4 + 4 + 4
+# function pointers, 3 int32), block_frames, subsample, emit, user, words, words_reject
+CONFIG_BYTES = 2 * 4 + 5 * 4 + (4 * 4 + 3 * 4) + 4 + 4 + 4 + 4 + 4 + 4
 
 # Microphone glue (the figures the glue templates are rendered with).
 ESPIDF = {"dma_desc_num": 6, "dma_frame_num": 256, "slot_bytes": 4,
@@ -64,10 +66,10 @@ def frontend_state_bytes() -> int:
 
 def listen_state_bytes() -> int:
     """sizeof(tg_listen_t) on a 32-bit target (tg_listen.h's field order)."""
-    n = 4 + 7 * 4 + 6 * 4  # cfg; tg_listen_buffers_t; tg_ring_t
+    n = 4 + 9 * 4 + 6 * 4  # cfg; tg_listen_buffers_t; tg_ring_t
     n = _align(n, 4) + frontend_state_bytes()
-    n += 3 * 4 + 3 * 4 + FRONTEND_MAX_MELS  # gate, ctc, silence
-    n += 4 * 4 + MAX_WORD + 3 * 4 + 3 * 4  # frame .. active, word, word_len/ms, counters
+    n += 3 * 4 + 3 * 4 + 3 * 4 + FRONTEND_MAX_MELS  # gate, ctc, words, silence
+    n += 5 * 4 + MAX_WORD + 3 * 4 + 3 * 4  # frame .. seg_frames, word, word_len/ms, counters
     return _align(n, 4)
 
 
@@ -83,13 +85,29 @@ class ListenPlan:
     ring_samples: int
     sample_rate: int
     hop_length: int
+    word_texts: tuple[str, ...] = ()  # --words: the command list (empty: spell words)
+    word_ids: tuple[tuple[int, ...], ...] = ()
+
+    @property
+    def word_states(self) -> int:
+        return sum(2 * len(e) + 1 for e in self.word_ids)
+
+    def words_bytes(self) -> int:
+        """Flash of the list: ids, their offsets, the UTF-8 texts (+ NUL) and their
+        offsets."""
+        entries = len(self.word_texts)
+        return sum(len(e) for e in self.word_ids) + 2 * (entries + 1) + \
+            sum(len(t.encode()) for t in self.word_texts) + 1 + 2 * (entries + 1)
 
     def buffers(self) -> dict[str, int]:
         """Bytes of each static buffer tg_listen_app.c declares."""
-        return {"ring_bytes": 2 * self.ring_samples, "block_bytes": 2 * self.block_samples,
-                "frames_bytes": self.block_frames * self.n_mels,
-                "tokens_bytes": TOKEN_BYTES * (self.output_frames + 1),
-                "state_bytes": listen_state_bytes(), "config_bytes": CONFIG_BYTES}
+        out = {"ring_bytes": 2 * self.ring_samples, "block_bytes": 2 * self.block_samples,
+               "frames_bytes": self.block_frames * self.n_mels,
+               "tokens_bytes": TOKEN_BYTES * (self.output_frames + 1),
+               "state_bytes": listen_state_bytes(), "config_bytes": CONFIG_BYTES}
+        if self.word_texts:
+            out["word_scores_bytes"] = 4 * self.word_states
+        return out
 
 
 def plan(report: dict[str, Any]) -> ListenPlan:
@@ -109,17 +127,35 @@ def plan(report: dict[str, Any]) -> ListenPlan:
     ring = 1
     while ring < max(2 * block_samples, rate * RING_MS // 1000):
         ring *= 2
+    texts: tuple[str, ...] = tuple(report.get("words", ()))
+    ids: tuple[tuple[int, ...], ...] = ()
+    if texts:
+        from tinygen.audio.words import word_list
+
+        ids = word_list(list(texts), str(audio["vocab"])).ids
     return ListenPlan(streaming, block, input_frames, output_frames, n_mels, vocab,
-                      block_samples, ring, rate, hop)
+                      block_samples, ring, rate, hop, texts, ids)
 
 
 def render_app(folder: Path, p: ListenPlan, version: str, model_name: str) -> None:
     """tg_listen_app.h and tg_listen_app.c into ``folder``."""
     from tinygen.audio.gate import GateConfig
+    from tinygen.cdecl import int8_literal, int_list
     from tinygen.compiler.codegen import render
 
+    words = None
+    if p.word_texts:
+        texts = [t.encode() for t in p.word_texts]
+        offsets, text_offsets = [0], [0]
+        for e, t in zip(p.word_ids, texts, strict=True):
+            offsets.append(offsets[-1] + len(e))
+            text_offsets.append(text_offsets[-1] + len(t))
+        words = {"entries": len(texts), "states": p.word_states,
+                 "ids": int_list([i for e in p.word_ids for i in e]),
+                 "offset": int_list(offsets), "text_offset": int_list(text_offsets),
+                 "text": int8_literal(np.frombuffer(b"".join(texts), np.uint8).view(np.int8))}
     ctx = {"version": version, "model_name": model_name, "p": p, "subsample": SUBSAMPLE,
-           "gate": GateConfig()}
+           "gate": GateConfig(), "words": words}
     (folder / "tg_listen_app.h").write_text(render("listen/tg_listen_app.h.j2", **ctx))
     (folder / "tg_listen_app.c").write_text(render("listen/tg_listen_app.c.j2", **ctx))
 
@@ -154,6 +190,9 @@ def ram_flash(report: dict[str, Any], p: ListenPlan, framework: str = "",
         "stacks_known": bool(framework),
     }
     flash = {"model_bytes": int(report["flash"]["total_bytes"])}
+    if p.word_texts:
+        flash["words_bytes"] = p.words_bytes()
+        out["words"] = {"entries": len(p.word_texts), "states": p.word_states}
     if code_bytes is not None:
         flash["code_estimate_bytes"] = int(code_bytes)
     out["flash"] = {**flash, "total_bytes": sum(flash.values())}

@@ -67,7 +67,13 @@ static void add_tokens(tg_listen_t *l, int32_t n)
 static int32_t decode(tg_listen_t *l)
 {
     const tg_listen_model_t *m = &l->cfg->model;
-    const int32_t got = tg_ctc_push(&l->ctc, m->output(), m->output_frames,
+    int32_t got;
+    if (l->cfg->words != NULL) {
+        tg_words_push(&l->words, l->cfg->words, m->output(), m->output_frames,
+                      l->cfg->vocab->size);
+        return 0;
+    }
+    got = tg_ctc_push(&l->ctc, m->output(), m->output_frames,
                                     l->cfg->vocab->size, l->buf.tokens, l->buf.max_tokens);
     if (got < 0) {
         return TG_LISTEN_ERR_DECODE;
@@ -76,10 +82,33 @@ static int32_t decode(tg_listen_t *l)
     return 0;
 }
 
-/* Close the open segment: the last token, the last word. */
+/* With a word list: the segment's best entry, unless its margin is too large. */
+static void emit_entry(tg_listen_t *l)
+{
+    const tg_words_t *w = l->cfg->words;
+    const tg_words_result_t r = tg_words_result(&l->words, w);
+    const int32_t reject = l->cfg->words_reject;
+    if (r.index < 0 ||
+        (reject >= 0 && (int64_t)r.free - r.score > (int64_t)reject * r.frames)) {
+        return;
+    }
+    l->cfg->emit(l->cfg->user, to_ms(l, l->seg_frame),
+                 to_ms(l, l->seg_frame + (uint32_t)l->seg_frames),
+                 w->text + w->text_offset[r.index],
+                 (int32_t)(w->text_offset[r.index + 1] - w->text_offset[r.index]));
+}
+
+/* Close the open segment: the last token, the last word (or the best entry). */
 static int32_t close_segment(tg_listen_t *l)
 {
-    const int32_t got = tg_ctc_flush(&l->ctc, l->buf.tokens, l->buf.max_tokens);
+    int32_t got;
+    if (l->cfg->words != NULL) {
+        emit_entry(l);
+        l->active = 0;
+        l->filled = 0;
+        return 0;
+    }
+    got = tg_ctc_flush(&l->ctc, l->buf.tokens, l->buf.max_tokens);
     if (got < 0) {
         return TG_LISTEN_ERR_DECODE;
     }
@@ -105,6 +134,9 @@ static int32_t run_window(tg_listen_t *l)
     }
     l->runs++;
     tg_ctc_reset(&l->ctc);
+    if (l->cfg->words != NULL) {
+        tg_words_reset(&l->words, l->cfg->words, l->buf.word_scores);
+    }
     rc = decode(l);
     return rc != 0 ? rc : close_segment(l);
 }
@@ -125,12 +157,17 @@ static int32_t process(tg_listen_t *l, int32_t pass)
     if (!l->active) {
         l->active = 1;
         l->seg_frame = l->frame;
+        l->seg_frames = 0;
         l->filled = 0;
         tg_ctc_reset(&l->ctc);
+        if (c->words != NULL) {
+            tg_words_reset(&l->words, c->words, l->buf.word_scores);
+        }
         if (m->streaming && m->reset() != 0) {
             return TG_LISTEN_ERR_MODEL;
         }
     }
+    l->seg_frames += c->block_frames;
     if (m->streaming) {
         memcpy(m->input(), l->buf.frames, bytes);
         if (m->run() != 0) {
@@ -160,7 +197,10 @@ int32_t tg_listen_init(tg_listen_t *l, const tg_listen_config_t *cfg,
         buffers->block_samples <
             TG_LISTEN_BLOCK_SAMPLES(t->win_length, t->hop_length, cfg->block_frames) ||
         buffers->ring_samples < (uint32_t)buffers->block_samples ||
-        buffers->max_tokens < m->output_frames + 1 || cfg->emit == NULL) {
+        buffers->max_tokens < m->output_frames + 1 || cfg->emit == NULL ||
+        (cfg->words != NULL &&
+         (cfg->words->text == NULL || buffers->word_scores == NULL ||
+          buffers->word_states < tg_words_states(cfg->words) || cfg->words_reject < -1))) {
         return TG_LISTEN_ERR_CONFIG;
     }
     if (tg_ring_init(&l->ring, buffers->ring, buffers->ring_samples) != 0) {
@@ -176,7 +216,7 @@ int32_t tg_listen_init(tg_listen_t *l, const tg_listen_config_t *cfg,
     }
     tg_frontend_frame(&l->frontend, t, l->buf.block, l->silence);
     l->frame = l->seg_frame = 0u;
-    l->filled = l->active = 0;
+    l->filled = l->active = l->seg_frames = 0;
     l->word_len = 0;
     l->word_start_ms = l->word_end_ms = 0u;
     l->blocks = l->skipped = l->runs = 0u;

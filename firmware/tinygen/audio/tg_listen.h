@@ -7,6 +7,7 @@
  *   mic blocks --tg_listen_write--> ring (tg_ring) --tg_listen_poll--> fixed blocks
  *     -> gate (tg_gate) and front end (tg_frontend) -> the model -> CTC (tg_ctc)
  *     -> emit(start_ms, end_ms, word)
+ *   or, with a word list (cfg.words), the model -> tg_words -> emit(start_ms, end_ms, entry)
  *
  * Blocks. The loop reads the ring in blocks that complete exactly block_frames feature
  * frames: the first block holds win_length + (block_frames - 1) * hop_length samples,
@@ -31,6 +32,12 @@
  * first sample written: ms = frame * hop_length * 1000 / sample_rate (uint32 ms: wraps
  * after 49 days).
  *
+ * Word list. With cfg.words set, a segment's logits go to tg_words instead of CTC, and
+ * the segment's end emits the entry that fits best (its text), from the segment's first
+ * feature frame to the frame after its last: one line per segment, a command
+ * recognizer's answer. words_reject >= 0 drops an entry whose margin (tg_words.h) is
+ * above words_reject per encoder frame decoded; -1 never drops one.
+ *
  * Threads. tg_listen_write is the producer side of the SPSC ring (an ISR, a DMA
  * callback or a reader task); tg_listen_poll and tg_listen_finish run in one consumer
  * task; nothing else touches the tg_listen_t after tg_listen_init.
@@ -44,6 +51,7 @@
 #include "tg_frontend.h"
 #include "tg_gate.h"
 #include "tg_ring.h"
+#include "tg_words.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -86,6 +94,8 @@ typedef struct {
     int32_t subsample;    /* feature frames per encoder frame (4) */
     tg_listen_emit_fn emit;
     void *user;
+    const tg_words_t *words; /* NULL: spell words with CTC; else one entry per segment */
+    int32_t words_reject;    /* -1, or the largest margin per decoded frame emitted */
 } tg_listen_config_t;
 
 /* Caller-owned storage (static arrays: no malloc). */
@@ -97,6 +107,8 @@ typedef struct {
     int8_t *frames;           /* block_frames * n_mels */
     tg_ctc_token_t *tokens;   /* max_tokens >= model.output_frames + 1 */
     int32_t max_tokens;
+    int32_t *word_scores;     /* with cfg.words: word_states >= tg_words_states() */
+    int32_t word_states;
 } tg_listen_buffers_t;
 
 typedef struct {
@@ -106,11 +118,13 @@ typedef struct {
     tg_frontend_state_t frontend;
     tg_gate_state_t gate;
     tg_ctc_state_t ctc;
+    tg_words_state_t words;
     int8_t silence[TG_FRONTEND_MAX_MELS]; /* the frame of digital silence */
     uint32_t frame;     /* feature frames completed since init */
     uint32_t seg_frame; /* first feature frame of the open segment (or window) */
     int32_t filled;     /* windowed: frames in the model input */
     int32_t active;     /* a segment is open */
+    int32_t seg_frames; /* feature frames of the open segment */
     char word[TG_LISTEN_MAX_WORD];
     int32_t word_len;
     uint32_t word_start_ms, word_end_ms;

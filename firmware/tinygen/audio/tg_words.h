@@ -17,11 +17,14 @@ extern "C" {
 #define TG_WORDS_UNREACHABLE (-(1L << 30))
 
 /* The list: entry e is the vocabulary ids ids[offset[e] .. offset[e + 1]), each >= 1
- * (never the blank), at least one per entry. */
+ * (never the blank), at least one per entry; optionally its UTF-8 text
+ * text[text_offset[e] .. text_offset[e + 1]) (NULL where the caller has no use for it). */
 typedef struct {
     int32_t entries;
     const uint16_t *offset; /* entries + 1 */
     const uint8_t *ids;
+    const char *text;
+    const uint16_t *text_offset; /* entries + 1 */
 } tg_words_t;
 
 typedef struct {
