@@ -717,7 +717,8 @@ def test_firmware_source_rules(path: Path) -> None:
         assert not re.search(rf"\b{word}\b", code), f"{path.name} uses {word}"
     headers = set(re.findall(r'#include\s+[<"]([^>"]+)[>"]', code))
     assert headers <= {"stdint.h", "stddef.h", "string.h", "../tg_kernels.h",
-                       "../tg_math.h", "tg_elementwise.h", "tg_dot.h"}, headers
+                       "../tg_math.h", "tg_elementwise.h", "tg_dot.h", "tg_fc_dsp.h",
+                       "arm_acle.h"}, headers
     if path.suffix == ".c":  # one kernel per file, named after it
         assert re.search(rf"^void {path.stem}\(", code, flags=re.M), path.name
 

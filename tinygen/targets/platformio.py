@@ -151,7 +151,10 @@ def _ceil(a: int, b: int) -> int:
 
 def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
     """CMSIS-NN v7.0.0's *_get_buffer_size for the call the adapter makes (GCC build)."""
-    if kind == "fully_connected":  # arm_fully_connected_s8_get_buffer_size: kernel sums
+    if kind == "fully_connected":
+        if family == "dsp":  # tinygen's DSP tiles (portable/tg_fc_dsp.h)
+            return 4 * fc_dsp_words(p["rows"], p["in_features"])
+        # arm_fully_connected_s8_get_buffer_size: kernel sums
         return 4 * p["out_features"] if family == "mve" else 0
     if kind == "depthwise_conv2d":  # arm_depthwise_conv_wrapper_s8_get_buffer_size
         kh, kw = p["kernel_h"], p["kernel_w"]
@@ -171,6 +174,17 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
             return _conv_1xn_mve(p, im2col)
         return im2col
     return 2 * 2 * _ceil(kw * kh * c, 4) * 4  # arm_convolve_s8: two int16 columns
+
+
+FC_DSP_MAX_WORDS = 6144  # TG_FC_DSP_MAX_WORDS
+
+
+def fc_dsp_words(rows: int, in_features: int) -> int:
+    """tg_fc_dsp_words (firmware/tinygen/portable/tg_fc_dsp.h): the scratch words the
+    CMSIS-NN fully connected adapter takes on a DSP core without MVE."""
+    depth = (in_features + 7) // 8 * 8
+    pairs = max(1, min((rows + 1) // 2, FC_DSP_MAX_WORDS // depth - 2))
+    return (2 + pairs) * depth
 
 
 def _conv_1xn_mve(p: dict[str, Any], im2col: int) -> int:

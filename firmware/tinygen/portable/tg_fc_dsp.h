@@ -1,0 +1,370 @@
+/*
+ * tg_fc_dsp.h: the int8 fully connected layer (matrix x matrix) for cores with the Arm
+ * DSP extension (__ARM_FEATURE_DSP: Cortex-M4, M7, M33, M55's scalar path), in C with
+ * ACLE intrinsics (SMLAD, SXTB16). Used by portable/tg_fully_connected_s8.c and by the
+ * CMSIS-NN adapter on cores without MVE, where it beats arm_fully_connected_s8 (a vector
+ * x matrix per row). Elsewhere TG_FC_DSP is 0 and nothing here is compiled.
+ * Bit-exact with TFLM reference_integer_ops::FullyConnectedPerChannel, the same contract
+ * as tg_fully_connected_s8 (tg_kernels.h): the same integer sums and requantization.
+ *
+ * tg_fc_dsp_s8(input, output, p, buf, buf_words) -> 1 when done, 0 (nothing written)
+ * when buf is smaller than tg_fc_dsp_min_words(p->in_features).
+ *   input   [in]  int8 (rows, in_features), zero point p->input_zero_point.
+ *   output  [out] int8 (rows, out_features); must not overlap input or buf.
+ *   p       [in]  tg_fc_params_t, ranges as tg_fully_connected_s8.c states.
+ *   buf     [tmp] 4-byte aligned scratch of buf_words words; the more rows it holds,
+ *                 the fewer times each weight is unpacked (tg_fc_dsp_words).
+ *
+ * Depth D = in_features rounded up to a multiple of 8 (zero padded). The scratch holds
+ * the weights of 4 output channels and the input of a block of row pairs, both widened to
+ * int16 pairs as SXTB16 gives them (bytes 0,2 and 1,3 of each word: both operands use the
+ * same order, so the pairs line up):
+ *   weights: word 4j + c = channel c's pair j, j in [0, D/2)    (2 D words)
+ *   inputs:  per row pair, word 2j + r = row r's pair j          (D words per row pair)
+ * An odd last row is paired with a row of zeros, missing channels of the last group of 4
+ * are zero weights; neither is stored. One tile is 2 rows x 4 channels: 8 accumulators,
+ * per pair of columns one doubleword load of the inputs, four word loads of weights and
+ * 8 SMLADs (16 MACs). The input offset enters through each channel's weight sum, as in
+ * the portable kernel; the requantization of channels with a right shift (shift <= -1,
+ * every per-channel scale below 1/2) is tg_multiply_by_quantized_multiplier with its
+ * rounding constant precomputed per channel, clamped with SSAT.
+ *
+ * Cost on a Cortex-M4 at -O2: about 0.9 instructions per MAC in the tile, plus about 12
+ * per output for the requantization, plus about 1.2 per weight byte per row block and
+ * 1.2 per input byte for the unpacking.
+ */
+#ifndef TG_FC_DSP_H
+#define TG_FC_DSP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../tg_kernels.h"
+#include "../tg_math.h"
+
+/* ACLE's DSP intrinsics: GCC 10 and later, clang, Arm Compiler 6. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1 &&                              \
+    (defined(__clang__) || defined(__ARMCC_VERSION) ||                                   \
+     (defined(__GNUC__) && __GNUC__ >= 10))
+#define TG_FC_DSP 1
+#include <arm_acle.h>
+#else
+#define TG_FC_DSP 0
+#endif
+
+/* The largest scratch a build plans for one call (tinygen/targets/platformio.py mirrors
+ * tg_fc_dsp_words): 24 KiB, or the two row pairs' minimum when that is larger. */
+#define TG_FC_DSP_MAX_WORDS 6144
+
+/* in_features rounded up to a multiple of 8 (the tile takes 4 pairs per turn). */
+static inline int32_t tg_fc_dsp_depth(int32_t in_features)
+{
+    return (in_features + 7) & ~7;
+}
+
+/* The least scratch that works: one weight group and one row pair, 3 D words. */
+static inline int32_t tg_fc_dsp_min_words(int32_t in_features)
+{
+    return 3 * tg_fc_dsp_depth(in_features);
+}
+
+/* The scratch a build plans: the weight group plus every row pair, as far as
+ * TG_FC_DSP_MAX_WORDS allows (at least one pair). */
+static inline int32_t tg_fc_dsp_words(int32_t rows, int32_t in_features)
+{
+    const int32_t depth = tg_fc_dsp_depth(in_features);
+    int32_t pairs = (rows + 1) / 2;
+    const int32_t fit = TG_FC_DSP_MAX_WORDS / depth - 2;
+
+    if (pairs > fit) {
+        pairs = fit;
+    }
+    if (pairs < 1) {
+        pairs = 1;
+    }
+    return (2 + pairs) * depth;
+}
+
+#if TG_FC_DSP
+
+/* Four int8 values from src (any alignment). */
+static inline int32_t tg_fc_dsp_word(const int8_t *src)
+{
+    int32_t v;
+
+    memcpy(&v, src, sizeof v);
+    return v;
+}
+
+/* v rotated right by 8 bits (one ROR, folded into SXTB16's rotation; GCC's <arm_acle.h>
+ * has no __ror). */
+static inline int32_t tg_fc_dsp_ror8(int32_t v)
+{
+    const uint32_t u = (uint32_t)v;
+
+    return tg_s32_from_u32((u >> 8) | (u << 24));
+}
+
+/* The four int8 values src[0..n) (n in [0, 4)) and zeros, as one word. */
+static inline int32_t tg_fc_dsp_tail(const int8_t *src, int32_t n)
+{
+    int8_t v[4] = {0, 0, 0, 0};
+    int32_t i;
+
+    for (i = 0; i < n; ++i) {
+        v[i] = src[i];
+    }
+    return tg_fc_dsp_word(v);
+}
+
+/* dst[stride * j] = pair j of the len values src, for j in [0, depth / 2), zeros past
+ * len (len <= depth); returns the sum of the values. */
+static inline int32_t tg_fc_dsp_widen(const int8_t *src, int32_t len, int32_t depth,
+                                      int32_t *dst, int32_t stride)
+{
+    const int32_t ones = 0x00010001; /* SMLAD with it adds both halves */
+    int32_t sum = 0;
+    int32_t k = 0;
+
+    for (; k + 4 <= len; k += 4) {
+        const int32_t v = tg_fc_dsp_word(src + k);
+        const int32_t even = __sxtb16(v), odd = __sxtb16(tg_fc_dsp_ror8(v));
+        dst[0] = even;
+        dst[stride] = odd;
+        sum = __smlad(even, ones, __smlad(odd, ones, sum));
+        dst += 2 * stride;
+    }
+    if (k < len) {
+        const int32_t v = tg_fc_dsp_tail(src + k, len - k);
+        const int32_t even = __sxtb16(v), odd = __sxtb16(tg_fc_dsp_ror8(v));
+        dst[0] = even;
+        dst[stride] = odd;
+        sum = __smlad(even, ones, __smlad(odd, ones, sum));
+        dst += 2 * stride;
+        k += 4;
+    }
+    for (; k < depth; k += 4) {
+        dst[0] = 0;
+        dst[stride] = 0;
+        dst += 2 * stride;
+    }
+    return sum;
+}
+
+/* acc[4 r + c] = sum over the depth / 2 pairs of row r's pair times channel c's pair (a
+ * 2 x 4 tile; depth % 8 == 0, so four pairs per turn). Kept out of line: inlined into the
+ * caller's loops, the 8 accumulators, 4 operands and 2 pointers would not get the 14
+ * registers to themselves. With GCC (optimising) the loop is written in assembly, one
+ * LDRD per two weight words; GCC's own code loads them one by one (0.9 instructions per
+ * MAC instead of 0.73). The frame pointer is left out so that r7 is free. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+#define TG_FC_DSP_ASM 1
+__attribute__((noinline, optimize("omit-frame-pointer")))
+#else
+#define TG_FC_DSP_ASM 0
+#endif
+static void tg_fc_dsp_tile(const int32_t *x, const int32_t *w, int32_t depth,
+                           int32_t acc[8])
+{
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+    const int32_t *const end = x + depth; /* depth / 2 pairs of 2 words */
+#if TG_FC_DSP_ASM
+    int32_t x0, x1, v0, v1;
+
+#define TG_FC_DSP_PAIR                                                                   \
+    "ldrd %[x0], %[x1], [%[x]], #8\n\t"                                                   \
+    "ldrd %[v0], %[v1], [%[w]], #8\n\t"                                                   \
+    "smlad %[a0], %[x0], %[v0], %[a0]\n\t"                                                \
+    "smlad %[a4], %[x1], %[v0], %[a4]\n\t"                                                \
+    "smlad %[a1], %[x0], %[v1], %[a1]\n\t"                                                \
+    "smlad %[a5], %[x1], %[v1], %[a5]\n\t"                                                \
+    "ldrd %[v0], %[v1], [%[w]], #8\n\t"                                                   \
+    "smlad %[a2], %[x0], %[v0], %[a2]\n\t"                                                \
+    "smlad %[a6], %[x1], %[v0], %[a6]\n\t"                                                \
+    "smlad %[a3], %[x0], %[v1], %[a3]\n\t"                                                \
+    "smlad %[a7], %[x1], %[v1], %[a7]\n\t"
+    __asm__ volatile("1:\n\t" TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR
+                     "ldr %[v0], %[end]\n\t"
+                     "cmp %[x], %[v0]\n\t"
+                     "bne 1b\n\t"
+                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                       [a4] "+r"(a4), [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7),
+                       [x] "+r"(x), [w] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                       [v0] "=&r"(v0), [v1] "=&r"(v1)
+                     : [end] "m"(end)
+                     : "cc", "memory");
+#undef TG_FC_DSP_PAIR
+#else
+#define TG_FC_DSP_STEP(j)                                                                \
+    do {                                                                                 \
+        const int32_t x0 = x[2 * (j)], x1 = x[2 * (j) + 1];                              \
+        int32_t v = w[4 * (j)];                                                          \
+        a0 = __smlad(x0, v, a0);                                                         \
+        a4 = __smlad(x1, v, a4);                                                         \
+        v = w[4 * (j) + 1];                                                              \
+        a1 = __smlad(x0, v, a1);                                                         \
+        a5 = __smlad(x1, v, a5);                                                         \
+        v = w[4 * (j) + 2];                                                              \
+        a2 = __smlad(x0, v, a2);                                                         \
+        a6 = __smlad(x1, v, a6);                                                         \
+        v = w[4 * (j) + 3];                                                              \
+        a3 = __smlad(x0, v, a3);                                                         \
+        a7 = __smlad(x1, v, a7);                                                         \
+    } while (0)
+    while (x != end) {
+        TG_FC_DSP_STEP(0);
+        TG_FC_DSP_STEP(1);
+        TG_FC_DSP_STEP(2);
+        TG_FC_DSP_STEP(3);
+        x += 8;
+        w += 16;
+    }
+#undef TG_FC_DSP_STEP
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+    acc[4] = a4;
+    acc[5] = a5;
+    acc[6] = a6;
+    acc[7] = a7;
+}
+
+/* One output channel's constants. fast: shift <= -2 (right = -shift >= 2), where
+ * tg_multiply_by_quantized_multiplier's sum a m + 2^30 + 2^(30 + right) - [a < 0] 2^31
+ * starts from the high word 2^(right - 2) - [a < 0] and the low word 2^30 + [a < 0] 2^31,
+ * so that one SMLAL adds a m and the result is its high word shifted by right - 1. */
+typedef struct {
+    int32_t offset;     /* bias + input_offset * sum of the channel's weights */
+    int32_t multiplier;
+    int32_t shift;
+    int32_t fast;
+    uint32_t high;      /* 2^(right - 2) */
+    int32_t asr;        /* right - 1 */
+} tg_fc_dsp_channel_t;
+
+static inline void tg_fc_dsp_channel(const tg_fc_params_t *p, int32_t o, int32_t weight_sum,
+                                     tg_fc_dsp_channel_t *ch)
+{
+    /* both terms fit int32 (see tg_fully_connected_s8.c); the bias wraps as in TFLM */
+    ch->offset = -p->input_zero_point * weight_sum;
+    if (p->bias != NULL) {
+        ch->offset = tg_add_wrap_s32(ch->offset, p->bias[o]);
+    }
+    ch->multiplier = p->multiplier[o];
+    ch->shift = p->shift[o];
+    ch->fast = ch->shift <= -2;
+    ch->high = ch->fast ? (uint32_t)1 << (-ch->shift - 2) : 0u;
+    ch->asr = ch->fast ? -ch->shift - 1 : 0;
+}
+
+/* MBQM(acc + offset) for a fast channel, clamped to [-256, 255] (SSAT): every clamp after
+ * it stays exact, since act - zp_out lies in [-255, 255]. */
+static inline int32_t tg_fc_dsp_scale(int32_t acc, int32_t offset, int32_t multiplier,
+                                      uint32_t high, int32_t asr)
+{
+    const int32_t a = tg_add_wrap_s32(acc, offset);
+    const uint32_t sign = (uint32_t)a & 0x80000000u;
+    const uint64_t start = ((uint64_t)(high - (sign >> 31)) << 32) | (sign | 0x40000000u);
+    const uint64_t sum = start + (uint64_t)((int64_t)a * multiplier);
+
+    return __ssat(tg_asr_s32(tg_s32_from_u32((uint32_t)(sum >> 32)), asr), 9);
+}
+
+/* The outputs of one channel c of a tile: out[0] from acc0 and, when two rows, out[stride]
+ * from acc1. */
+static inline void tg_fc_dsp_outputs(int32_t acc0, int32_t acc1, int32_t two_rows,
+                                     const tg_fc_dsp_channel_t *ch, const tg_fc_params_t *p,
+                                     int8_t *out, size_t stride)
+{
+    const int32_t zp_out = p->output_zero_point;
+
+    if (ch->fast) {
+        const int32_t offset = ch->offset, multiplier = ch->multiplier, asr = ch->asr;
+        const uint32_t high = ch->high;
+
+        out[0] = (int8_t)tg_clamp_s32(
+            tg_fc_dsp_scale(acc0, offset, multiplier, high, asr) + zp_out, p->act_min,
+            p->act_max);
+        if (two_rows) {
+            out[stride] = (int8_t)tg_clamp_s32(
+                tg_fc_dsp_scale(acc1, offset, multiplier, high, asr) + zp_out, p->act_min,
+                p->act_max);
+        }
+        return;
+    }
+    out[0] = tg_requantize_s8(tg_add_wrap_s32(acc0, ch->offset), ch->multiplier, ch->shift,
+                              zp_out, p->act_min, p->act_max);
+    if (two_rows) {
+        out[stride] = tg_requantize_s8(tg_add_wrap_s32(acc1, ch->offset), ch->multiplier,
+                                       ch->shift, zp_out, p->act_min, p->act_max);
+    }
+}
+
+static inline int tg_fc_dsp_s8(const int8_t *input, int8_t *output, const tg_fc_params_t *p,
+                               int32_t *buf, int32_t buf_words)
+{
+    const int32_t rows = p->rows;
+    const int32_t in_features = p->in_features;
+    const int32_t out_features = p->out_features;
+    const int32_t depth = tg_fc_dsp_depth(in_features);
+    const size_t in_stride = (size_t)in_features;
+    const size_t out_stride = (size_t)out_features;
+    int32_t *const wbuf = buf;
+    int32_t *const xbuf = buf + 2 * depth;
+    int32_t block_pairs;
+    int32_t r0;
+
+    if (buf_words < tg_fc_dsp_min_words(in_features)) {
+        return 0;
+    }
+    block_pairs = buf_words / depth - 2;
+    for (r0 = 0; r0 < rows; r0 += 2 * block_pairs) {
+        const int32_t block_rows =
+            rows - r0 < 2 * block_pairs ? rows - r0 : 2 * block_pairs;
+        int32_t o, r, c;
+
+        /* the block's rows, in pairs; an odd last row is paired with zeros */
+        for (r = 0; r < block_rows; ++r) {
+            (void)tg_fc_dsp_widen(input + (size_t)(r0 + r) * in_stride, in_features, depth,
+                                  xbuf + (r / 2) * depth + (r & 1), 2);
+        }
+        if (block_rows & 1) {
+            (void)tg_fc_dsp_widen(input, 0, depth, xbuf + (block_rows / 2) * depth + 1, 2);
+        }
+        for (o = 0; o < out_features; o += 4) {
+            const int32_t n_ch = out_features - o < 4 ? out_features - o : 4;
+            tg_fc_dsp_channel_t ch[4];
+
+            for (c = 0; c < 4; ++c) {
+                if (c < n_ch) {
+                    tg_fc_dsp_channel(
+                        p, o + c,
+                        tg_fc_dsp_widen(p->weights + (size_t)(o + c) * in_stride,
+                                        in_features, depth, wbuf + c, 4),
+                        &ch[c]);
+                } else {
+                    (void)tg_fc_dsp_widen(p->weights, 0, depth, wbuf + c, 4);
+                }
+            }
+            for (r = 0; r < block_rows; r += 2) {
+                int8_t *const out = output + (size_t)(r0 + r) * out_stride + (size_t)o;
+                const int32_t two_rows = r + 1 < block_rows;
+                int32_t acc[8];
+
+                tg_fc_dsp_tile(xbuf + (r / 2) * depth, wbuf, depth, acc);
+                for (c = 0; c < n_ch; ++c) {
+                    tg_fc_dsp_outputs(acc[c], acc[4 + c], two_rows, &ch[c], p, out + c,
+                                      out_stride);
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+#endif /* TG_FC_DSP */
+
+#endif /* TG_FC_DSP_H */
