@@ -540,6 +540,8 @@ def layer_norm_cases() -> list[Case]:
             rng.normal(1.0, 0.6, d) * 10 ** rng.uniform(-1, 0.5)
         beta = None if case % 5 == 2 else rng.normal(0.0, 0.5, d)
         eps = (1e-5, 1e-6, 1e-12, 1e-3)[case % 4]
+        if case % 25 == 6:  # eps_q near 2^50 (eps dominating): sqrt(Q) >= 2^24
+            eps = float(2.0 ** 50 * s_x ** 2 / d ** 3 * rng.uniform(1, 4))
         g_max = 1.0 if gamma is None else float(np.abs(gamma).max())
         b_max = 0.0 if beta is None else float(np.abs(beta).max())
         s_y, zp_y = output_quant(rng, -3.5 * g_max - b_max, 3.5 * g_max + b_max, case)
@@ -642,6 +644,13 @@ def test_case_coverage() -> None:
     assert shifts.min() <= -10 and shifts.max() >= 1  # multipliers over many decades
     ln = cases_for("layer_norm")
     assert max(c.scalars[1] for c in ln) == 1024 and min(c.scalars[1] for c in ln) == 1
+    big_root = 0  # layer norm rows whose sqrt(Q) takes the 64-bit quotient (>= 2^24)
+    for c in ln:
+        rows, d, zp_x, eps_q = c.scalars[:4]
+        xi = c.blobs[0].reshape(rows, d).astype(np.int64) - zp_x
+        q = d * d * (xi * xi).sum(axis=1) - d * xi.sum(axis=1) ** 2
+        big_root += sum(math.isqrt(int(v) + eps_q) >= 1 << 24 for v in q)
+    assert big_root > 10, big_root
     bmm = cases_for("batch_matmul")
     assert {(c.scalars[4], c.scalars[5]) for c in bmm} == {(0, 0), (0, 1), (1, 0), (1, 1)}
     for kernel, i in (("add", 10), ("mul", 5)):  # both rescale paths (tg_requant_t)
