@@ -18,6 +18,19 @@
 
 #include <stdint.h>
 
+/* TG_ACLE_DSP: 1 where the Arm DSP extension's ACLE intrinsics (<arm_acle.h>: __smlad,
+ * __sxtb16, __sadd16, __qadd, __ssat) are available: __ARM_FEATURE_DSP (Cortex-M4, M7,
+ * M33, M55) and GCC 10 or later, clang or Arm Compiler 6. Kernels use them only to do the
+ * same integer arithmetic in fewer instructions. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1 &&                              \
+    (defined(__clang__) || defined(__ARMCC_VERSION) ||                                   \
+     (defined(__GNUC__) && __GNUC__ >= 10))
+#define TG_ACLE_DSP 1
+#include <arm_acle.h>
+#else
+#define TG_ACLE_DSP 0
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

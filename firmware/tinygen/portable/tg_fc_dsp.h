@@ -44,15 +44,8 @@
 #include "../tg_kernels.h"
 #include "../tg_math.h"
 
-/* ACLE's DSP intrinsics: GCC 10 and later, clang, Arm Compiler 6. */
-#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1 &&                              \
-    (defined(__clang__) || defined(__ARMCC_VERSION) ||                                   \
-     (defined(__GNUC__) && __GNUC__ >= 10))
-#define TG_FC_DSP 1
-#include <arm_acle.h>
-#else
-#define TG_FC_DSP 0
-#endif
+/* The DSP intrinsics (tg_math.h). */
+#define TG_FC_DSP TG_ACLE_DSP
 
 /* The largest scratch a build plans for one call (tinygen/targets/platformio.py mirrors
  * tg_fc_dsp_words): 24 KiB, or the two row pairs' minimum when that is larger. */

@@ -99,7 +99,7 @@ static void tg_layer_norm_row(const int8_t *in_row, const tg_layer_norm_params_t
     st->offset = depth * zero_point + sum;
 }
 
-/* t = sign(c) * floor((|c| * 2^24 + floor(r / 2)) / r) for |c| <= r. */
+/* floor((|c| * 2^24 + floor(r / 2)) / r) for |c| <= r: at most 2^24. */
 static inline int32_t tg_layer_norm_t(int32_t c, const tg_layer_norm_row_t *st)
 {
     const uint32_t magnitude = (uint32_t)(c < 0 ? -c : c); /* <= root */
@@ -120,8 +120,18 @@ static inline int32_t tg_layer_norm_t(int32_t c, const tg_layer_norm_row_t *st)
         q = tg_layer_norm_div(((uint64_t)magnitude << TG_LAYER_NORM_FRAC_BITS) +
                                   st->half_root, st->root, st->bits, st->inv);
     }
-    /* |c| <= r, so the quotient is at most 2^24 */
-    return c < 0 ? -(int32_t)q : (int32_t)q;
+    return (int32_t)q;
+}
+
+/* clamp(m + bias, -128, 127), the sum taken exactly (a saturating add on DSP cores). */
+static inline int8_t tg_layer_norm_out(int32_t m, int32_t bias)
+{
+#if TG_ACLE_DSP
+    return (int8_t)__ssat(__qadd(m, bias), 8);
+#else
+    const int64_t y = (int64_t)m + bias;
+    return (int8_t)(y < INT8_MIN ? INT8_MIN : (y > INT8_MAX ? INT8_MAX : y));
+#endif
 }
 
 void tg_layer_norm_s8(const int8_t *input, int8_t *output, const tg_layer_norm_params_t *p)
@@ -144,14 +154,15 @@ void tg_layer_norm_s8(const int8_t *input, int8_t *output, const tg_layer_norm_p
         for (i = 0; i < depth; ++i) {
             const tg_requant_t q = tg_requant_prepare(p->multiplier[i], p->shift[i]);
             const int32_t bias = p->bias[i];
-            const int32_t flip = p->sign[i] < 0;
+            const int32_t flip = p->sign[i] < 0 ? -1 : 0;
 
             for (b = 0; b < n; ++b) {
                 const size_t at = (size_t)b * (size_t)depth + (size_t)i;
-                const int32_t t = tg_layer_norm_t(depth * (int32_t)in_block[at] - st[b].offset,
-                                                  &st[b]);
-                const int64_t y = (int64_t)tg_requant_scale(flip ? -t : t, &q) + bias;
-                out_block[at] = (int8_t)(y < INT8_MIN ? INT8_MIN : (y > INT8_MAX ? INT8_MAX : y));
+                const int32_t c = depth * (int32_t)in_block[at] - st[b].offset;
+                /* sign_i * sign(c) * quotient: negate (x ^ -1) + 1 when exactly one is < 0 */
+                const int32_t neg = tg_asr_s32(c, 31) ^ flip;
+                const int32_t t = (tg_layer_norm_t(c, &st[b]) ^ neg) - neg;
+                out_block[at] = tg_layer_norm_out(tg_requant_scale(t, &q), bias);
             }
         }
     }
