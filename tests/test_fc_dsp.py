@@ -57,11 +57,11 @@ def cases() -> list[dict]:
         p = K.prepare_fully_connected(s_in, zp_in, s_w, s_out, zp_out, act)
         has_bias = case % 4 != 1
         b = bias.astype(np.int32) if has_bias else None
-        # scratch: one row pair, a few, or every pair (the minimum is 3 depths)
+        # scratch: one row pair, two, or every pair (tg_fc_dsp_words)
         pairs = [1, 2, (rows + 1) // 2][case % 3]
         out.append({"rows": rows, "d_in": d_in, "d_out": d_out, "zp_in": zp_in,
                     "zp_out": zp_out, "p": p, "x": x, "w": w, "bias": b,
-                    "buf_words": (2 + pairs) * depth(d_in),
+                    "buf_words": 2 * depth(d_in) + pairs * (depth(d_in) + 8),
                     "want": K.fully_connected_s8(x, w, b, p)})
     return out
 

@@ -183,8 +183,8 @@ def fc_dsp_words(rows: int, in_features: int) -> int:
     """tg_fc_dsp_words (firmware/tinygen/portable/tg_fc_dsp.h): the scratch words the
     CMSIS-NN fully connected adapter takes on a DSP core without MVE."""
     depth = (in_features + 7) // 8 * 8
-    pairs = max(1, min((rows + 1) // 2, FC_DSP_MAX_WORDS // depth - 2))
-    return (2 + pairs) * depth
+    pairs = max(1, min((rows + 1) // 2, (FC_DSP_MAX_WORDS - 2 * depth) // (depth + 8)))
+    return 2 * depth + pairs * (depth + 8)
 
 
 def _conv_1xn_mve(p: dict[str, Any], im2col: int) -> int:

@@ -22,8 +22,9 @@
  *   weights: word 4j + c = channel c's pair j, j in [0, D/2)    (2 D words)
  *   inputs:  per row pair, word 2j + r = row r's pair j          (D words per row pair)
  * The padded columns and the missing channels of the last group of 4 are zero weights, so
- * their products vanish; an odd last row gets a partner whose outputs are not stored. One tile is 2 rows x 4 channels: 8 accumulators,
- * per pair of columns one doubleword load of the inputs, four word loads of weights and
+ * their products vanish; an odd last row gets a partner whose outputs are not stored.
+ * Then 8 words of accumulators per row pair. One tile is 2 rows x 4 channels: 8
+ * accumulators, per pair of columns one doubleword load of the inputs, four word loads of weights and
  * 8 SMLADs (16 MACs). The inputs are widened minus their zero point (|x - zp| <= 255
  * fits an int16 half), so the sums are TFLM's sum (x - zp) w as they stand; the
  * requantization is tg_requant_scale_fast (tg_math.h: one SMLAL) with SSAT clamps for
@@ -57,19 +58,21 @@ static inline int32_t tg_fc_dsp_depth(int32_t in_features)
     return (in_features + 7) & ~7;
 }
 
-/* The least scratch that works: one weight group and one row pair, 3 D words. */
+/* The least scratch that works: one weight group (2 D words), one row pair (D words) and
+ * its 8 accumulators. */
 static inline int32_t tg_fc_dsp_min_words(int32_t in_features)
 {
-    return 3 * tg_fc_dsp_depth(in_features);
+    return 3 * tg_fc_dsp_depth(in_features) + 8;
 }
 
-/* The scratch a build plans: the weight group plus every row pair, as far as
+/* The scratch a build plans: the weight group plus every row pair and its accumulators,
+ * as far as
  * TG_FC_DSP_MAX_WORDS allows (at least one pair). */
 static inline int32_t tg_fc_dsp_words(int32_t rows, int32_t in_features)
 {
     const int32_t depth = tg_fc_dsp_depth(in_features);
     int32_t pairs = (rows + 1) / 2;
-    const int32_t fit = TG_FC_DSP_MAX_WORDS / depth - 2;
+    const int32_t fit = (TG_FC_DSP_MAX_WORDS - 2 * depth) / (depth + 8);
 
     if (pairs > fit) {
         pairs = fit;
@@ -77,7 +80,7 @@ static inline int32_t tg_fc_dsp_words(int32_t rows, int32_t in_features)
     if (pairs < 1) {
         pairs = 1;
     }
-    return (2 + pairs) * depth;
+    return 2 * depth + pairs * (depth + 8);
 }
 
 #if TG_FC_DSP
@@ -138,8 +141,9 @@ static inline void tg_fc_dsp_widen(const int8_t *src, int32_t len, int32_t depth
     }
 }
 
-/* acc[4 r + c] = sum over the depth / 2 pairs of row r's pair times channel c's pair (a
- * 2 x 4 tile; depth % 8 == 0, so four pairs per turn). Kept out of line: inlined into the
+/* For each of the pairs row pairs (x: D words each, one after the other), acc[8 k + 4 r + c]
+ * = sum over the depth / 2 column pairs of row r's pair times channel c's pair (a 2 x 4
+ * tile; depth % 8 == 0, so four column pairs per turn). Kept out of line: inlined into the
  * caller's loops, the 8 accumulators, 4 operands and 2 pointers would not get the 14
  * registers to themselves. With GCC (optimising) the loop is written in assembly, one
  * LDRD per two weight words; GCC's own code loads them one by one (0.9 instructions per
@@ -150,13 +154,17 @@ __attribute__((noinline, optimize("omit-frame-pointer")))
 #else
 #define TG_FC_DSP_ASM 0
 #endif
-static void tg_fc_dsp_tile(const int32_t *x, const int32_t *w, int32_t depth,
-                           int32_t acc[8])
+static void tg_fc_dsp_tiles(const int32_t *x, const int32_t *w0, int32_t depth,
+                            int32_t pairs, int32_t *acc)
 {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    const int32_t *const end = x + depth; /* depth / 2 pairs of 2 words */
+    int32_t pair;
+
+    for (pair = 0; pair < pairs; ++pair, acc += 8) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+        const int32_t *w = w0;
+        const int32_t *const end = x + depth; /* this row pair: depth / 2 pairs of 2 words */
 #if TG_FC_DSP_ASM
-    int32_t x0, x1, v0, v1;
+        int32_t x0, x1, v0, v1;
 
 #define TG_FC_DSP_PAIR                                                                   \
     "ldrd %[x0], %[x1], [%[x]], #8\n\t"                                                   \
@@ -169,53 +177,54 @@ static void tg_fc_dsp_tile(const int32_t *x, const int32_t *w, int32_t depth,
     "smlad %[a2], %[x0], %[v0], %[a2]\n\t"                                                \
     "smlad %[a6], %[x1], %[v0], %[a6]\n\t"                                                \
     "smlad %[a3], %[x0], %[v1], %[a3]\n\t"                                                \
-    "smlad %[a7], %[x1], %[v1], %[a7]\n\t"
-    __asm__ volatile("1:\n\t" TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR
-                     "ldr %[v0], %[end]\n\t"
-                     "cmp %[x], %[v0]\n\t"
-                     "bne 1b\n\t"
-                     : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
-                       [a4] "+r"(a4), [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7),
-                       [x] "+r"(x), [w] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
-                       [v0] "=&r"(v0), [v1] "=&r"(v1)
-                     : [end] "m"(end)
-                     : "cc", "memory");
+        "smlad %[a7], %[x1], %[v1], %[a7]\n\t"
+        __asm__ volatile("1:\n\t" TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR
+                         "ldr %[v0], %[end]\n\t"
+                         "cmp %[x], %[v0]\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                           [a4] "+r"(a4), [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7),
+                           [x] "+r"(x), [w] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                           [v0] "=&r"(v0), [v1] "=&r"(v1)
+                         : [end] "m"(end)
+                         : "cc", "memory");
 #undef TG_FC_DSP_PAIR
 #else
 #define TG_FC_DSP_STEP(j)                                                                \
-    do {                                                                                 \
-        const int32_t x0 = x[2 * (j)], x1 = x[2 * (j) + 1];                              \
-        int32_t v = w[4 * (j)];                                                          \
-        a0 = __smlad(x0, v, a0);                                                         \
-        a4 = __smlad(x1, v, a4);                                                         \
-        v = w[4 * (j) + 1];                                                              \
-        a1 = __smlad(x0, v, a1);                                                         \
-        a5 = __smlad(x1, v, a5);                                                         \
-        v = w[4 * (j) + 2];                                                              \
-        a2 = __smlad(x0, v, a2);                                                         \
-        a6 = __smlad(x1, v, a6);                                                         \
-        v = w[4 * (j) + 3];                                                              \
-        a3 = __smlad(x0, v, a3);                                                         \
-        a7 = __smlad(x1, v, a7);                                                         \
-    } while (0)
-    while (x != end) {
-        TG_FC_DSP_STEP(0);
-        TG_FC_DSP_STEP(1);
-        TG_FC_DSP_STEP(2);
-        TG_FC_DSP_STEP(3);
-        x += 8;
-        w += 16;
-    }
+        do {                                                                                 \
+            const int32_t x0 = x[2 * (j)], x1 = x[2 * (j) + 1];                              \
+            int32_t v = w[4 * (j)];                                                          \
+            a0 = __smlad(x0, v, a0);                                                         \
+            a4 = __smlad(x1, v, a4);                                                         \
+            v = w[4 * (j) + 1];                                                              \
+            a1 = __smlad(x0, v, a1);                                                         \
+            a5 = __smlad(x1, v, a5);                                                         \
+            v = w[4 * (j) + 2];                                                              \
+            a2 = __smlad(x0, v, a2);                                                         \
+            a6 = __smlad(x1, v, a6);                                                         \
+            v = w[4 * (j) + 3];                                                              \
+            a3 = __smlad(x0, v, a3);                                                         \
+            a7 = __smlad(x1, v, a7);                                                         \
+        } while (0)
+        while (x != end) {
+            TG_FC_DSP_STEP(0);
+            TG_FC_DSP_STEP(1);
+            TG_FC_DSP_STEP(2);
+            TG_FC_DSP_STEP(3);
+            x += 8;
+            w += 16;
+        }
 #undef TG_FC_DSP_STEP
 #endif
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-    acc[4] = a4;
-    acc[5] = a5;
-    acc[6] = a6;
-    acc[7] = a7;
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+        acc[4] = a4;
+        acc[5] = a5;
+        acc[6] = a6;
+        acc[7] = a7;
+    }
 }
 
 /* One output channel's constants: its bias and requantization (tg_math.h). */
@@ -231,41 +240,38 @@ static inline void tg_fc_dsp_channel(const tg_fc_params_t *p, int32_t o,
     ch->q = tg_requant_prepare(p->multiplier[o], p->shift[o]);
 }
 
-/* The outputs of one channel of a tile: out[0] from acc0 and, for two rows, out[stride]
- * from acc1; the bias wraps as TFLM's int32 addition does. Fast channels are clamped to
- * [-256, 255] by SSAT first, which keeps every clamp after it exact (act - zp_out lies in
- * [-255, 255]); full: the clamp is [-128, 127], one more SSAT. */
-static inline void tg_fc_dsp_outputs(int32_t acc0, int32_t acc1, int32_t two_rows,
-                                     int32_t full, const tg_fc_dsp_channel_t *ch,
-                                     const tg_fc_params_t *p, int8_t *out, size_t stride)
+/* One output: clamp(MBQM(acc + bias) + zp_out); the bias wraps as TFLM's int32 addition
+ * does. */
+static inline int8_t tg_fc_dsp_out(int32_t acc, const tg_fc_dsp_channel_t *ch,
+                                   const tg_fc_params_t *p)
 {
-    const int32_t zp_out = p->output_zero_point;
+    return tg_requantize_s8(tg_add_wrap_s32(acc, ch->bias), ch->q.multiplier, ch->q.shift,
+                            p->output_zero_point, p->act_min, p->act_max);
+}
 
-    if (ch->q.fast) {
+/* The n outputs of one channel in a block (out: stride bytes apart), from its
+ * accumulators acc[0], acc[4], acc[8], acc[12], ... (two rows per 8 words). A fast
+ * channel with the full clamp: SSAT to [-256, 255] first keeps the clamp exact (act - zp
+ * lies in [-255, 255]), then zp and SSAT to int8. */
+static inline void tg_fc_dsp_channel_out(const int32_t *acc, int32_t n,
+                                         const tg_fc_dsp_channel_t *ch, int32_t full,
+                                         const tg_fc_params_t *p, int8_t *out, size_t stride)
+{
+    int32_t r;
+
+    if (ch->q.fast && full) {
         const tg_requant_t q = ch->q;
-        int32_t v0 = __ssat(tg_requant_scale_fast(tg_add_wrap_s32(acc0, ch->bias), &q), 9);
-        int32_t v1 = __ssat(tg_requant_scale_fast(tg_add_wrap_s32(acc1, ch->bias), &q), 9);
+        const int32_t bias = ch->bias, zp_out = p->output_zero_point;
 
-        v0 += zp_out;
-        v1 += zp_out;
-        if (full) {
-            v0 = __ssat(v0, 8);
-            v1 = __ssat(v1, 8);
-        } else {
-            v0 = tg_clamp_s32(v0, p->act_min, p->act_max);
-            v1 = tg_clamp_s32(v1, p->act_min, p->act_max);
-        }
-        out[0] = (int8_t)v0;
-        if (two_rows) {
-            out[stride] = (int8_t)v1;
+        for (r = 0; r < n; ++r, out += stride) {
+            const int32_t a = acc[(r >> 1) * 8 + (r & 1) * 4];
+            *out = (int8_t)__ssat(
+                __ssat(tg_requant_scale_fast(tg_add_wrap_s32(a, bias), &q), 9) + zp_out, 8);
         }
         return;
     }
-    out[0] = tg_requantize_s8(tg_add_wrap_s32(acc0, ch->bias), ch->q.multiplier, ch->q.shift,
-                              zp_out, p->act_min, p->act_max);
-    if (two_rows) {
-        out[stride] = tg_requantize_s8(tg_add_wrap_s32(acc1, ch->bias), ch->q.multiplier,
-                                       ch->q.shift, zp_out, p->act_min, p->act_max);
+    for (r = 0; r < n; ++r, out += stride) {
+        *out = tg_fc_dsp_out(acc[(r >> 1) * 8 + (r & 1) * 4], ch, p);
     }
 }
 
@@ -279,15 +285,17 @@ static inline int tg_fc_dsp_s8(const int8_t *input, int8_t *output, const tg_fc_
     const int32_t full = p->act_min == INT8_MIN && p->act_max == INT8_MAX;
     const size_t in_stride = (size_t)in_features;
     const size_t out_stride = (size_t)out_features;
-    int32_t *const wbuf = buf;
-    int32_t *const xbuf = buf + 2 * depth;
     int32_t block_pairs;
+    int32_t *wbuf, *xbuf, *accs;
     int32_t r0;
 
     if (buf_words < tg_fc_dsp_min_words(in_features)) {
         return 0;
     }
-    block_pairs = buf_words / depth - 2;
+    block_pairs = (buf_words - 2 * depth) / (depth + 8);
+    wbuf = buf;
+    xbuf = buf + 2 * depth;
+    accs = xbuf + block_pairs * depth;
     for (r0 = 0; r0 < rows; r0 += 2 * block_pairs) {
         const int32_t block_rows =
             rows - r0 < 2 * block_pairs ? rows - r0 : 2 * block_pairs;
@@ -304,27 +312,23 @@ static inline int tg_fc_dsp_s8(const int8_t *input, int8_t *output, const tg_fc_
         }
         for (o = 0; o < out_features; o += 4) {
             const int32_t n_ch = out_features - o < 4 ? out_features - o : 4;
-            tg_fc_dsp_channel_t ch[4];
 
             for (c = 0; c < 4; ++c) {
                 if (c < n_ch) {
                     tg_fc_dsp_widen(p->weights + (size_t)(o + c) * in_stride, in_features,
                                     depth, 0, wbuf + c, 4);
-                    tg_fc_dsp_channel(p, o + c, &ch[c]);
                 } else {
                     tg_fc_dsp_widen(p->weights, 0, depth, 0, wbuf + c, 4);
                 }
             }
-            for (r = 0; r < block_rows; r += 2) {
-                int8_t *const out = output + (size_t)(r0 + r) * out_stride + (size_t)o;
-                const int32_t two_rows = r + 1 < block_rows;
-                int32_t acc[8];
+            tg_fc_dsp_tiles(xbuf, wbuf, depth, (block_rows + 1) / 2, accs);
+            for (c = 0; c < n_ch; ++c) {
+                tg_fc_dsp_channel_t ch;
 
-                tg_fc_dsp_tile(xbuf + (r / 2) * depth, wbuf, depth, acc);
-                for (c = 0; c < n_ch; ++c) {
-                    tg_fc_dsp_outputs(acc[c], acc[4 + c], two_rows, full, &ch[c], p,
-                                      out + c, out_stride);
-                }
+                tg_fc_dsp_channel(p, o + c, &ch);
+                tg_fc_dsp_channel_out(accs + c, block_rows, &ch, full, p,
+                                      output + (size_t)r0 * out_stride + (size_t)(o + c),
+                                      out_stride);
             }
         }
     }
