@@ -117,27 +117,41 @@ static inline int32_t tg_fc_dsp_tail(const int8_t *src, int32_t n)
 
 /* dst[stride * j] = pair j of the len values src plus offset (in both halves: SADD16),
  * for j in [0, depth / 2) (len <= depth). Past len the pairs hold offset; the weights are
- * zero there, so the products vanish whatever the input side holds. */
-static inline void tg_fc_dsp_widen(const int8_t *src, int32_t len, int32_t depth,
-                                   int32_t offset, int32_t *dst, int32_t stride)
+ * zero there, so the products vanish whatever the input side holds. add: offset != 0
+ * (a constant in each caller below, so that the weights' copy has no SADD16). */
+static inline void tg_fc_dsp_widen_with(const int8_t *src, int32_t len, int32_t depth,
+                                        int32_t offset, int32_t *dst, int32_t stride,
+                                        const int add)
 {
     const int32_t pair = tg_s32_from_u32(((uint32_t)offset & 0xFFFFu) * 0x00010001u);
     int32_t k = 0;
 
+#define TG_FC_DSP_PUT(i, v) dst[(i) * stride] = add ? __sadd16((v), pair) : (v)
     for (; k + 8 <= len; k += 8) {
         const int32_t v0 = tg_fc_dsp_word(src + k), v1 = tg_fc_dsp_word(src + k + 4);
-        dst[0] = __sadd16(__sxtb16(v0), pair);
-        dst[stride] = __sadd16(__sxtb16(tg_fc_dsp_ror8(v0)), pair);
-        dst[2 * stride] = __sadd16(__sxtb16(v1), pair);
-        dst[3 * stride] = __sadd16(__sxtb16(tg_fc_dsp_ror8(v1)), pair);
+        TG_FC_DSP_PUT(0, __sxtb16(v0));
+        TG_FC_DSP_PUT(1, __sxtb16(tg_fc_dsp_ror8(v0)));
+        TG_FC_DSP_PUT(2, __sxtb16(v1));
+        TG_FC_DSP_PUT(3, __sxtb16(tg_fc_dsp_ror8(v1)));
         dst += 4 * stride;
     }
     for (; k < depth; k += 4) {
         const int32_t v = k + 4 <= len ? tg_fc_dsp_word(src + k)
                                        : tg_fc_dsp_tail(src + k, k < len ? len - k : 0);
-        dst[0] = __sadd16(__sxtb16(v), pair);
-        dst[stride] = __sadd16(__sxtb16(tg_fc_dsp_ror8(v)), pair);
+        TG_FC_DSP_PUT(0, __sxtb16(v));
+        TG_FC_DSP_PUT(1, __sxtb16(tg_fc_dsp_ror8(v)));
         dst += 2 * stride;
+    }
+#undef TG_FC_DSP_PUT
+}
+
+static inline void tg_fc_dsp_widen(const int8_t *src, int32_t len, int32_t depth,
+                                   int32_t offset, int32_t *dst, int32_t stride)
+{
+    if (offset != 0) {
+        tg_fc_dsp_widen_with(src, len, depth, offset, dst, stride, 1);
+    } else {
+        tg_fc_dsp_widen_with(src, len, depth, 0, dst, stride, 0);
     }
 }
 
@@ -263,11 +277,17 @@ static inline void tg_fc_dsp_channel_out(const int32_t *acc, int32_t n,
         const tg_requant_t q = ch->q;
         const int32_t bias = ch->bias, zp_out = p->output_zero_point;
 
-        for (r = 0; r < n; ++r, out += stride) {
-            const int32_t a = acc[(r >> 1) * 8 + (r & 1) * 4];
-            *out = (int8_t)__ssat(
-                __ssat(tg_requant_scale_fast(tg_add_wrap_s32(a, bias), &q), 9) + zp_out, 8);
+#define TG_FC_DSP_FAST(a)                                                                \
+    (int8_t) __ssat(                                                                     \
+        __ssat(tg_requant_scale_fast(tg_add_wrap_s32((a), bias), &q), 9) + zp_out, 8)
+        for (r = 0; r + 2 <= n; r += 2, acc += 8, out += 2 * stride) {
+            out[0] = TG_FC_DSP_FAST(acc[0]);
+            out[stride] = TG_FC_DSP_FAST(acc[4]);
         }
+        if (r < n) {
+            out[0] = TG_FC_DSP_FAST(acc[0]);
+        }
+#undef TG_FC_DSP_FAST
         return;
     }
     for (r = 0; r < n; ++r, out += stride) {
