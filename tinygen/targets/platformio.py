@@ -166,6 +166,9 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
     if kind != "conv2d":
         return 0
     c, kh, kw = p["in_c"], p["kernel_h"], p["kernel_w"]
+    if family == "dsp" and kh * kw * c >= CONV_DSP_MIN_DEPTH:  # im2col + DSP tiles
+        return _ceil(CONV_DSP_ROWS * kh * kw * c, 16) * 16 + \
+            4 * fc_dsp_words(CONV_DSP_ROWS, kh * kw * c)
     if p["pad_w"] == 0 and p["pad_h"] == 0 and kh == 1 and kw == 1:
         return 0  # arm_convolve_1x1_s8(_fast): no buffer with GCC
     if family == "mve":
@@ -177,6 +180,8 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
 
 
 FC_DSP_MAX_WORDS = 6144  # TG_FC_DSP_MAX_WORDS
+# cmsis_nn/tg_conv2d_s8.c: TG_CONV_DSP_ROWS, TG_CONV_DSP_MIN_DEPTH
+CONV_DSP_ROWS, CONV_DSP_MIN_DEPTH = 24, 64
 
 
 def fc_dsp_words(rows: int, in_features: int) -> int:
