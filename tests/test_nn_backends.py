@@ -64,7 +64,7 @@ CMSIS_CALLS = {"fully_connected": "arm_fully_connected_per_channel_s8",
                "mul": "arm_elementwise_mul_s8"}
 # Where tinygen's own kernel beats CMSIS-NN's on a core, the adapter runs it instead
 # (firmware/tinygen/cmsis_nn/README.md): the function that shows it is linked.
-DSP_OWN = {"fully_connected": "tg_fc_dsp_tile", "add": "tg_add_s8", "mul": "tg_mul_s8",
+DSP_OWN = {"fully_connected": "tg_fc_dsp_tiles", "add": "tg_add_s8", "mul": "tg_mul_s8",
            "softmax": "tg_softmax_s8"}
 OWN_KERNELS = {"qemu-m4": DSP_OWN, "qemu-m7": DSP_OWN}
 ESP_CALLS = {"fully_connected": "esp_nn_fully_connected_per_ch_s8_ansi",
