@@ -64,7 +64,7 @@ OP = {"fully_connected": 1, "conv2d": 2, "depthwise_conv2d": 3, "batch_matmul": 
       "add_bcast": 12, "mul_bcast": 13, "log_softmax": 14,
       "slice": 15, "concat": 16,
       "srdhm": 20, "rounding_divide_by_pot": 21, "mbqm": 22, "exp_on_negative_values": 23,
-      "one_over_one_plus_x": 24, "isqrt": 25}
+      "one_over_one_plus_x": 24, "isqrt": 25, "requant": 26}
 
 INT32_MIN, INT32_MAX = K.INT32_MIN, K.INT32_MAX
 
@@ -331,6 +331,8 @@ def add_cases() -> list[Case]:
         a, b = q8(rng, shape), q8(rng, shape)
         real = (a.astype(np.float64) - z1) * s1 + (b.astype(np.float64) - z2) * s2
         s_out, zp_out = output_quant(rng, float(real.min()), float(real.max()), case)
+        if case % 25 == 11:  # output multiplier in [1/4, 1): shifts 0 and -1
+            s_out = float(np.float32(max(s1, s2) * 2.0 ** -19 * 10 ** rng.uniform(0.05, 0.55)))
         act = activation(rng)
         p = K.prepare_add(s1, z1, s2, z2, s_out, zp_out, act)
         in_place = case % 3 == 2
@@ -354,6 +356,8 @@ def mul_cases() -> list[Case]:
         a, b = q8(rng, shape), q8(rng, shape)
         real = ((a.astype(np.float64) - z1) * s1) * ((b.astype(np.float64) - z2) * s2)
         s_out, zp_out = output_quant(rng, float(real.min()), float(real.max()), case)
+        if case % 25 == 11:  # an output step near the product's: shifts above -2
+            s_out = float(np.float32(s1 * s2 * 10 ** rng.uniform(-0.7, 0.5)))
         act = activation(rng)
         p = K.prepare_mul(s1, z1, s2, z2, s_out, zp_out, act)
         in_place = case % 3 == 1
@@ -536,6 +540,8 @@ def layer_norm_cases() -> list[Case]:
             rng.normal(1.0, 0.6, d) * 10 ** rng.uniform(-1, 0.5)
         beta = None if case % 5 == 2 else rng.normal(0.0, 0.5, d)
         eps = (1e-5, 1e-6, 1e-12, 1e-3)[case % 4]
+        if case % 25 == 6:  # eps_q near 2^50 (eps dominating): sqrt(Q) >= 2^24
+            eps = float(2.0 ** 50 * s_x ** 2 / d ** 3 * rng.uniform(1, 4))
         g_max = 1.0 if gamma is None else float(np.abs(gamma).max())
         b_max = 0.0 if beta is None else float(np.abs(beta).max())
         s_y, zp_y = output_quant(rng, -3.5 * g_max - b_max, 3.5 * g_max + b_max, case)
@@ -638,8 +644,18 @@ def test_case_coverage() -> None:
     assert shifts.min() <= -10 and shifts.max() >= 1  # multipliers over many decades
     ln = cases_for("layer_norm")
     assert max(c.scalars[1] for c in ln) == 1024 and min(c.scalars[1] for c in ln) == 1
+    big_root = 0  # layer norm rows whose sqrt(Q) takes the 64-bit quotient (>= 2^24)
+    for c in ln:
+        rows, d, zp_x, eps_q = c.scalars[:4]
+        xi = c.blobs[0].reshape(rows, d).astype(np.int64) - zp_x
+        q = d * d * (xi * xi).sum(axis=1) - d * xi.sum(axis=1) ** 2
+        big_root += sum(math.isqrt(int(v) + eps_q) >= 1 << 24 for v in q)
+    assert big_root > 10, big_root
     bmm = cases_for("batch_matmul")
     assert {(c.scalars[4], c.scalars[5]) for c in bmm} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    for kernel, i in (("add", 10), ("mul", 5)):  # both rescale paths (tg_requant_t)
+        shifts = {c.scalars[i] for c in cases_for(kernel) if c.scalars[0] >= 512}
+        assert min(shifts) <= -2 < max(shifts), (kernel, sorted(shifts))
     sm = cases_for("softmax")
     assert any(np.any(e == -128) for c in sm for e in c.expected)  # diff_min cut-offs
 
@@ -670,6 +686,9 @@ def math_cases() -> list[Case]:
     x = np.where(np.arange(a.size) % 2 == 0, a, rng.integers(-(1 << 20), 1 << 20, a.size))
     cases.append(Case("mbqm", "MultiplyByQuantizedMultiplier", [],
                       [i32(x), i32(m), i32(s)],
+                      [i32(K.multiply_by_quantized_multiplier(x, m, s))]))
+    # tg_requant_prepare / tg_requant_scale: the same values, both of its paths
+    cases.append(Case("requant", "tg_requant_scale", [], [i32(x), i32(m), i32(s)],
                       [i32(K.multiply_by_quantized_multiplier(x, m, s))]))
     neg = np.concatenate([[0, -1, INT32_MIN, INT32_MIN + 1, -(1 << 29), -(1 << 26)],
                           -rng.integers(0, 1 << 31, 20000),
@@ -717,7 +736,8 @@ def test_firmware_source_rules(path: Path) -> None:
         assert not re.search(rf"\b{word}\b", code), f"{path.name} uses {word}"
     headers = set(re.findall(r'#include\s+[<"]([^>"]+)[>"]', code))
     assert headers <= {"stdint.h", "stddef.h", "string.h", "../tg_kernels.h",
-                       "../tg_math.h", "tg_elementwise.h", "tg_dot.h"}, headers
+                       "../tg_math.h", "tg_elementwise.h", "tg_dot.h", "tg_fc_dsp.h",
+                       "arm_acle.h"}, headers
     if path.suffix == ".c":  # one kernel per file, named after it
         assert re.search(rf"^void {path.stem}\(", code, flags=re.M), path.name
 

@@ -18,6 +18,19 @@
 
 #include <stdint.h>
 
+/* TG_ACLE_DSP: 1 where the Arm DSP extension's ACLE intrinsics (<arm_acle.h>: __smlad,
+ * __sxtb16, __sadd16, __qadd, __ssat) are available: __ARM_FEATURE_DSP (Cortex-M4, M7,
+ * M33, M55) and GCC 10 or later, clang or Arm Compiler 6. Kernels use them only to do the
+ * same integer arithmetic in fewer instructions. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1 &&                              \
+    (defined(__clang__) || defined(__ARMCC_VERSION) ||                                   \
+     (defined(__GNUC__) && __GNUC__ >= 10))
+#define TG_ACLE_DSP 1
+#include <arm_acle.h>
+#else
+#define TG_ACLE_DSP 0
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -166,6 +179,51 @@ static inline int8_t tg_requantize_s8(int32_t acc, int32_t multiplier, int32_t s
     const int32_t scaled = tg_multiply_by_quantized_multiplier(acc, multiplier, shift);
     return (int8_t)(tg_clamp_s32(scaled, act_min - output_zero_point,
                                  act_max - output_zero_point) + output_zero_point);
+}
+
+/* tg_multiply_by_quantized_multiplier for one multiplier and shift applied to many
+ * values: tg_requant_prepare once, then tg_requant_scale per value. For shift <= -2
+ * (right = -shift >= 2; every rescale below 1/4, the usual case) the 64-bit sum
+ * a m + 2^30 + 2^(30 + right) - [a < 0] 2^31 above starts from the high word
+ * 2^(right - 2) - [a < 0] and the low word 2^30 + [a < 0] 2^31, so a 32x32 -> 64-bit
+ * multiply-accumulate (one SMLAL on Armv7-M) adds a m, and the result is the high word
+ * shifted right by right - 1: no per-value shift arithmetic. Other shifts take
+ * tg_multiply_by_quantized_multiplier as it stands. */
+typedef struct {
+    int32_t multiplier;
+    int32_t shift;
+    int32_t fast;  /* shift <= -2 */
+    uint32_t high; /* 2^(right - 2) when fast */
+    int32_t asr;   /* right - 1 when fast */
+} tg_requant_t;
+
+static inline tg_requant_t tg_requant_prepare(int32_t multiplier, int32_t shift)
+{
+    tg_requant_t q;
+
+    q.multiplier = multiplier;
+    q.shift = shift;
+    q.fast = shift <= -2;
+    q.high = q.fast ? (uint32_t)1 << (-shift - 2) : 0u;
+    q.asr = q.fast ? -shift - 1 : 0;
+    return q;
+}
+
+/* tg_multiply_by_quantized_multiplier(a, q->multiplier, q->shift), fast channels only. */
+static inline int32_t tg_requant_scale_fast(int32_t a, const tg_requant_t *q)
+{
+    const uint32_t sign = (uint32_t)a & 0x80000000u;
+    const uint64_t start = ((uint64_t)(q->high - (sign >> 31)) << 32) | (sign | 0x40000000u);
+    const uint64_t sum = start + (uint64_t)((int64_t)a * q->multiplier);
+
+    return tg_asr_s32(tg_s32_from_u32((uint32_t)(sum >> 32)), q->asr);
+}
+
+/* tg_multiply_by_quantized_multiplier(a, q->multiplier, q->shift). */
+static inline int32_t tg_requant_scale(int32_t a, const tg_requant_t *q)
+{
+    return q->fast ? tg_requant_scale_fast(a, q)
+                   : tg_multiply_by_quantized_multiplier(a, q->multiplier, q->shift);
 }
 
 /* gemmlowp SaturatingRoundingMultiplyByPOT<exponent> for exponent in [1, 30]: x * 2^exponent

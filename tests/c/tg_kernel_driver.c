@@ -29,7 +29,8 @@ enum {
     TG_OP_MBQM = 22,            /* blobs x, multiplier, shift */
     TG_OP_EXP_NEG = 23,         /* blob a (<= 0); scalar integer_bits */
     TG_OP_ONE_OVER_ONE_PLUS_X = 24, /* blob a (>= 0) */
-    TG_OP_ISQRT = 25            /* blob v (uint64); uint64 outputs */
+    TG_OP_ISQRT = 25,           /* blob v (uint64); uint64 outputs */
+    TG_OP_REQUANT = 26          /* blobs x, multiplier, shift: tg_requant_scale */
 };
 
 #define MAX_SCALARS 64
@@ -378,6 +379,13 @@ static void run_case(case_t *c, int32_t op)
         for (i = 0; i < n; ++i) {
             ((int32_t *)c->out[0])[i] =
                 tg_multiply_by_quantized_multiplier(I32(c, 0)[i], I32(c, 1)[i], I32(c, 2)[i]);
+        }
+        break;
+    case TG_OP_REQUANT:
+        n = c->blob_count[0];
+        for (i = 0; i < n; ++i) {
+            const tg_requant_t q = tg_requant_prepare(I32(c, 1)[i], I32(c, 2)[i]);
+            ((int32_t *)c->out[0])[i] = tg_requant_scale(I32(c, 0)[i], &q);
         }
         break;
     case TG_OP_EXP_NEG:

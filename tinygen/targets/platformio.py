@@ -151,7 +151,10 @@ def _ceil(a: int, b: int) -> int:
 
 def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
     """CMSIS-NN v7.0.0's *_get_buffer_size for the call the adapter makes (GCC build)."""
-    if kind == "fully_connected":  # arm_fully_connected_s8_get_buffer_size: kernel sums
+    if kind == "fully_connected":
+        if family == "dsp":  # tinygen's DSP tiles (portable/tg_fc_dsp.h)
+            return 4 * fc_dsp_words(p["rows"], p["in_features"])
+        # arm_fully_connected_s8_get_buffer_size: kernel sums
         return 4 * p["out_features"] if family == "mve" else 0
     if kind == "depthwise_conv2d":  # arm_depthwise_conv_wrapper_s8_get_buffer_size
         kh, kw = p["kernel_h"], p["kernel_w"]
@@ -163,6 +166,9 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
     if kind != "conv2d":
         return 0
     c, kh, kw = p["in_c"], p["kernel_h"], p["kernel_w"]
+    if family == "dsp" and kh * kw * c >= CONV_DSP_MIN_DEPTH:  # im2col + DSP tiles
+        return _ceil(CONV_DSP_ROWS * kh * kw * c, 16) * 16 + \
+            4 * fc_dsp_words(CONV_DSP_ROWS, kh * kw * c)
     if p["pad_w"] == 0 and p["pad_h"] == 0 and kh == 1 and kw == 1:
         return 0  # arm_convolve_1x1_s8(_fast): no buffer with GCC
     if family == "mve":
@@ -171,6 +177,19 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
             return _conv_1xn_mve(p, im2col)
         return im2col
     return 2 * 2 * _ceil(kw * kh * c, 4) * 4  # arm_convolve_s8: two int16 columns
+
+
+FC_DSP_MAX_WORDS = 6144  # TG_FC_DSP_MAX_WORDS
+# cmsis_nn/tg_conv2d_s8.c: TG_CONV_DSP_ROWS, TG_CONV_DSP_MIN_DEPTH
+CONV_DSP_ROWS, CONV_DSP_MIN_DEPTH = 24, 64
+
+
+def fc_dsp_words(rows: int, in_features: int) -> int:
+    """tg_fc_dsp_words (firmware/tinygen/portable/tg_fc_dsp.h): the scratch words the
+    CMSIS-NN fully connected adapter takes on a DSP core without MVE."""
+    depth = (in_features + 7) // 8 * 8
+    pairs = max(1, min((rows + 1) // 2, (FC_DSP_MAX_WORDS - 2 * depth) // (depth + 8)))
+    return 2 * depth + pairs * (depth + 8)
 
 
 def _conv_1xn_mve(p: dict[str, Any], im2col: int) -> int:

@@ -14,6 +14,16 @@
  * (padding is top/left; taps outside the input are skipped, as in TFLM), dilation {1, 1}.
  * Scratch: the shifts widened to int32 (tinygen stores them as int8; tg_nn_shifts), then
  * arm_convolve_wrapper_s8_get_buffer_size (the im2col buffer).
+ *
+ * On cores with the DSP extension and without MVE, convolutions with at least
+ * TG_CONV_DSP_MIN_DEPTH taps per output (kernel_h * kernel_w * in_c) run as a fully
+ * connected layer instead: TG_CONV_DSP_ROWS output positions at a time are copied into
+ * im2col rows (taps outside the input hold the input zero point, so they add nothing, as
+ * TFLM's skipped taps), then ../portable/tg_fc_dsp.h multiplies them with the OHWI weights,
+ * which are the (out_c, kernel_h * kernel_w * in_c) matrix it wants: about 1 instruction
+ * per MAC on a Cortex-M4 against 2.7 for arm_convolve_wrapper_s8. Scratch: the im2col rows
+ * (TG_CONV_DSP_ROWS * taps bytes, rounded up to 16), then tg_fc_dsp_words(TG_CONV_DSP_ROWS,
+ * taps) words (tinygen/targets/platformio.py plans both).
  */
 #include <stddef.h>
 
@@ -22,8 +32,88 @@
 
 #include "../tg_kernels.h"
 #include "../tg_nn_scratch.h"
+#include "../portable/tg_fc_dsp.h"
 
-void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p)
+#if defined(ARM_MATH_DSP) && !defined(ARM_MATH_MVEI) && TG_FC_DSP
+#include <string.h>
+
+#define TG_CONV_DSP_ROWS 24
+#define TG_CONV_DSP_MIN_DEPTH 64
+
+/* The im2col rows of the output positions [first, first + n) of batch b. */
+static void tg_conv2d_im2col(const int8_t *input, const tg_conv_params_t *p, int32_t b,
+                             int32_t first, int32_t n, int8_t *col)
+{
+    const size_t in_c = (size_t)p->in_c;
+    int32_t k;
+
+    for (k = 0; k < n; ++k) {
+        const int32_t oy = (first + k) / p->out_w, ox = (first + k) % p->out_w;
+        int32_t ky, kx;
+
+        for (ky = 0; ky < p->kernel_h; ++ky) {
+            const int32_t iy = oy * p->stride_h - p->pad_h + ky;
+            for (kx = 0; kx < p->kernel_w; ++kx) {
+                const int32_t ix = ox * p->stride_w - p->pad_w + kx;
+                if (iy >= 0 && iy < p->in_h && ix >= 0 && ix < p->in_w) {
+                    memcpy(col, input + (((size_t)b * (size_t)p->in_h + (size_t)iy) *
+                                             (size_t)p->in_w + (size_t)ix) * in_c, in_c);
+                } else {
+                    memset(col, p->input_zero_point, in_c);
+                }
+                col += in_c;
+            }
+        }
+    }
+}
+
+/* 1 when done (or refused for want of scratch, counted by tg_nn_scratch), 0 when the
+ * shape is left to CMSIS-NN. */
+static int tg_conv2d_dsp(const int8_t *input, int8_t *output, const tg_conv_params_t *p)
+{
+    const int32_t depth = p->kernel_h * p->kernel_w * p->in_c;
+    const int32_t positions = p->out_h * p->out_w;
+    const int32_t col_bytes = (TG_CONV_DSP_ROWS * depth + 15) / 16 * 16;
+    const int32_t words = tg_fc_dsp_words(TG_CONV_DSP_ROWS, depth);
+    tg_fc_params_t fc;
+    int8_t *buf;
+    int32_t b, first;
+
+    if (depth < TG_CONV_DSP_MIN_DEPTH) {
+        return 0;
+    }
+    buf = tg_nn_scratch(col_bytes + 4 * words);
+    if (buf == NULL) {
+        return 1;
+    }
+    fc.weights = p->weights;
+    fc.bias = p->bias;
+    fc.multiplier = p->multiplier;
+    fc.shift = p->shift;
+    fc.in_features = depth;
+    fc.out_features = p->out_c;
+    fc.input_zero_point = p->input_zero_point;
+    fc.output_zero_point = p->output_zero_point;
+    fc.act_min = p->act_min;
+    fc.act_max = p->act_max;
+    for (b = 0; b < p->batches; ++b) {
+        for (first = 0; first < positions; first += TG_CONV_DSP_ROWS) {
+            fc.rows = positions - first < TG_CONV_DSP_ROWS ? positions - first
+                                                           : TG_CONV_DSP_ROWS;
+            tg_conv2d_im2col(input, p, b, first, fc.rows, buf);
+            (void)tg_fc_dsp_s8(buf, output + ((size_t)b * (size_t)positions +
+                                              (size_t)first) * (size_t)p->out_c,
+                               &fc, (int32_t *)(void *)(buf + col_bytes), words);
+        }
+    }
+    return 1;
+}
+#define TG_CONV_USE_DSP_TILES 1
+#else
+#define TG_CONV_USE_DSP_TILES 0
+#endif
+
+static void tg_conv2d_cmsis(const int8_t *input, int8_t *output, const tg_conv_params_t *p)
 {
     const cmsis_nn_dims input_dims = {p->batches, p->in_h, p->in_w, p->in_c};
     const cmsis_nn_dims filter_dims = {p->out_c, p->kernel_h, p->kernel_w, p->in_c};
@@ -53,4 +143,14 @@ void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p
                                 output) != ARM_CMSIS_NN_SUCCESS) {
         tg_nn_fail();
     }
+}
+
+void tg_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p)
+{
+#if TG_CONV_USE_DSP_TILES
+    if (tg_conv2d_dsp(input, output, p)) {
+        return;
+    }
+#endif
+    tg_conv2d_cmsis(input, output, p);
 }

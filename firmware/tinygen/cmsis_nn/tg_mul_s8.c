@@ -7,6 +7,10 @@
  *
  * Arguments: input offsets = -zero_point (range [-127, 128]), out_offset = +zp_out,
  * out_mult / out_shift unchanged, activation [act_min, act_max], block_size = size.
+ *
+ * Cores without MVE (Cortex-M4/M7) build the portable kernel here instead, which is
+ * faster there (about 20 instructions an element against 36 on a Cortex-M4); both are
+ * bit-exact with TFLM.
  */
 #include "arm_nnfunctions.h"
 #include "tg_cmsis_nn_isa.h"
@@ -14,6 +18,7 @@
 #include "../tg_kernels.h"
 #include "../tg_nn_scratch.h"
 
+#if defined(ARM_MATH_MVEI)
 void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
                const tg_mul_params_t *p)
 {
@@ -24,3 +29,6 @@ void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
         tg_nn_fail();
     }
 }
+#else
+#include "../portable/tg_mul_s8.c"
+#endif

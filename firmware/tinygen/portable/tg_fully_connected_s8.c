@@ -27,12 +27,17 @@
  * about 1.4 instructions per MAC in the inner loop on a Cortex-M4 at -O2, against 2.2 for
  * the byte-pair loop that longer rows take; plus about 25 per output for the
  * requantization (no intrinsics).
+ *
+ * On cores with the DSP extension (TG_FC_DSP, tg_fc_dsp.h) rows of up to 168 features
+ * take tg_fc_dsp_s8 instead, with the same 2 KiB stack buffer as its scratch: about 0.8
+ * instructions per MAC on a Cortex-M4.
  */
 #include <stddef.h>
 
 #include "../tg_kernels.h"
 #include "../tg_math.h"
 #include "tg_dot.h"
+#include "tg_fc_dsp.h"
 
 #define TG_FC_PACK_MAX 512
 
@@ -84,6 +89,11 @@ void tg_fully_connected_s8(const int8_t *input, int8_t *output, const tg_fc_para
     int32_t o = 0;
     int32_t r;
 
+#if TG_FC_DSP
+    if (tg_fc_dsp_s8(input, output, p, packed, TG_FC_PACK_MAX)) {
+        return;
+    }
+#endif
 #define TG_FC_OUT(acc, ch)                                                               \
     tg_requantize_s8(tg_add_wrap_s32((acc), (ch).offset), (ch).multiplier, (ch).shift,  \
                      output_zero_point, act_min, act_max)

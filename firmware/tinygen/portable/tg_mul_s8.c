@@ -12,6 +12,9 @@
  *   [-31, 31]; act_min <= act_max in [-128, 127].
  *
  * out[i] = clamp(MBQM((a[i] - zp1) * (b[i] - zp2), m_out, s_out) + zp_out, act_min, act_max)
+ *
+ * With an output shift <= -2 the rescale is tg_requant_scale_fast (tg_math.h): one 64-bit
+ * multiply-accumulate and a shift from constants prepared once per call.
  */
 #include "tg_elementwise.h"
 
@@ -20,8 +23,21 @@ void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
 {
     /* a local copy: output stores cannot change it, so its fields stay in registers */
     const tg_mul_params_t q = *p;
+    const tg_requant_t out = tg_requant_prepare(q.output_multiplier, q.output_shift);
     int32_t i;
 
+    if (out.fast) {
+        const int32_t lo = q.act_min - q.output_zero_point;
+        const int32_t hi = q.act_max - q.output_zero_point;
+
+        for (i = 0; i < q.size; ++i) {
+            const int32_t product = ((int32_t)input1[i] - q.input1_zero_point) *
+                                    ((int32_t)input2[i] - q.input2_zero_point);
+            output[i] = (int8_t)(tg_clamp_s32(tg_requant_scale_fast(product, &out), lo, hi) +
+                                 q.output_zero_point);
+        }
+        return;
+    }
     for (i = 0; i < q.size; ++i) {
         output[i] = tg_mul_one_s8(input1[i], input2[i], &q);
     }

@@ -1,0 +1,360 @@
+/*
+ * tg_fc_dsp.h: the int8 fully connected layer (matrix x matrix) for cores with the Arm
+ * DSP extension (__ARM_FEATURE_DSP: Cortex-M4, M7, M33, M55's scalar path), in C with
+ * ACLE intrinsics (SMLAD, SXTB16). Used by portable/tg_fully_connected_s8.c and by the
+ * CMSIS-NN adapter on cores without MVE, where it beats arm_fully_connected_s8 (a vector
+ * x matrix per row). Elsewhere TG_FC_DSP is 0 and nothing here is compiled.
+ * Bit-exact with TFLM reference_integer_ops::FullyConnectedPerChannel, the same contract
+ * as tg_fully_connected_s8 (tg_kernels.h): the same integer sums and requantization.
+ *
+ * tg_fc_dsp_s8(input, output, p, buf, buf_words) -> 1 when done, 0 (nothing written)
+ * when buf is smaller than tg_fc_dsp_min_words(p->in_features).
+ *   input   [in]  int8 (rows, in_features), zero point p->input_zero_point.
+ *   output  [out] int8 (rows, out_features); must not overlap input or buf.
+ *   p       [in]  tg_fc_params_t, ranges as tg_fully_connected_s8.c states.
+ *   buf     [tmp] 4-byte aligned scratch of buf_words words; the more rows it holds,
+ *                 the fewer times each weight is unpacked (tg_fc_dsp_words).
+ *
+ * Depth D = in_features rounded up to a multiple of 8 (zero padded). The scratch holds
+ * the weights of 4 output channels and the input of a block of row pairs, both widened to
+ * int16 pairs as SXTB16 gives them (bytes 0,2 and 1,3 of each word: both operands use the
+ * same order, so the pairs line up):
+ *   weights: word 4j + c = channel c's pair j, j in [0, D/2)    (2 D words)
+ *   inputs:  per row pair, word 2j + r = row r's pair j          (D words per row pair)
+ * The padded columns and the missing channels of the last group of 4 are zero weights, so
+ * their products vanish; an odd last row gets a partner whose outputs are not stored.
+ * Then 8 words of accumulators per row pair. One tile is 2 rows x 4 channels: 8
+ * accumulators, per pair of columns one doubleword load of the inputs, four word loads of weights and
+ * 8 SMLADs (16 MACs). The inputs are widened minus their zero point (|x - zp| <= 255
+ * fits an int16 half), so the sums are TFLM's sum (x - zp) w as they stand; the
+ * requantization is tg_requant_scale_fast (tg_math.h: one SMLAL) with SSAT clamps for
+ * channels with shift <= -2 (scales below 1/4, the usual case), tg_requantize_s8 for
+ * the others.
+ *
+ * Cost on a Cortex-M4 at -O2 (GCC): 0.73 instructions per MAC in the tile, about 12 per
+ * output for the requantization and 3.5 for the tile's call, and about 2 per weight byte
+ * per block of rows (the widening, shared by the block's rows).
+ */
+#ifndef TG_FC_DSP_H
+#define TG_FC_DSP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../tg_kernels.h"
+#include "../tg_math.h"
+
+/* The DSP intrinsics (tg_math.h). */
+#define TG_FC_DSP TG_ACLE_DSP
+
+/* The largest scratch a build plans for one call (tinygen/targets/platformio.py mirrors
+ * tg_fc_dsp_words): 24 KiB, or the two row pairs' minimum when that is larger. */
+#define TG_FC_DSP_MAX_WORDS 6144
+
+/* in_features rounded up to a multiple of 8 (the tile takes 4 pairs per turn). */
+static inline int32_t tg_fc_dsp_depth(int32_t in_features)
+{
+    return (in_features + 7) & ~7;
+}
+
+/* The least scratch that works: one weight group (2 D words), one row pair (D words) and
+ * its 8 accumulators. */
+static inline int32_t tg_fc_dsp_min_words(int32_t in_features)
+{
+    return 3 * tg_fc_dsp_depth(in_features) + 8;
+}
+
+/* The scratch a build plans: the weight group plus every row pair and its accumulators,
+ * as far as
+ * TG_FC_DSP_MAX_WORDS allows (at least one pair). */
+static inline int32_t tg_fc_dsp_words(int32_t rows, int32_t in_features)
+{
+    const int32_t depth = tg_fc_dsp_depth(in_features);
+    int32_t pairs = (rows + 1) / 2;
+    const int32_t fit = (TG_FC_DSP_MAX_WORDS - 2 * depth) / (depth + 8);
+
+    if (pairs > fit) {
+        pairs = fit;
+    }
+    if (pairs < 1) {
+        pairs = 1;
+    }
+    return 2 * depth + pairs * (depth + 8);
+}
+
+#if TG_FC_DSP
+
+/* Four int8 values from src (any alignment). */
+static inline int32_t tg_fc_dsp_word(const int8_t *src)
+{
+    int32_t v;
+
+    memcpy(&v, src, sizeof v);
+    return v;
+}
+
+/* v rotated right by 8 bits (one ROR, folded into SXTB16's rotation; GCC's <arm_acle.h>
+ * has no __ror). */
+static inline int32_t tg_fc_dsp_ror8(int32_t v)
+{
+    const uint32_t u = (uint32_t)v;
+
+    return tg_s32_from_u32((u >> 8) | (u << 24));
+}
+
+/* The four int8 values src[0..n) (n in [0, 4)) and zeros, as one word. */
+static inline int32_t tg_fc_dsp_tail(const int8_t *src, int32_t n)
+{
+    int8_t v[4] = {0, 0, 0, 0};
+    int32_t i;
+
+    for (i = 0; i < n; ++i) {
+        v[i] = src[i];
+    }
+    return tg_fc_dsp_word(v);
+}
+
+/* dst[stride * j] = pair j of the len values src plus offset (in both halves: SADD16),
+ * for j in [0, depth / 2) (len <= depth). Past len the pairs hold offset; the weights are
+ * zero there, so the products vanish whatever the input side holds. add: offset != 0
+ * (a constant in each caller below, so that the weights' copy has no SADD16). */
+static inline void tg_fc_dsp_widen_with(const int8_t *src, int32_t len, int32_t depth,
+                                        int32_t offset, int32_t *dst, int32_t stride,
+                                        const int add)
+{
+    const int32_t pair = tg_s32_from_u32(((uint32_t)offset & 0xFFFFu) * 0x00010001u);
+    int32_t k = 0;
+
+#define TG_FC_DSP_PUT(i, v) dst[(i) * stride] = add ? __sadd16((v), pair) : (v)
+    for (; k + 8 <= len; k += 8) {
+        const int32_t v0 = tg_fc_dsp_word(src + k), v1 = tg_fc_dsp_word(src + k + 4);
+        TG_FC_DSP_PUT(0, __sxtb16(v0));
+        TG_FC_DSP_PUT(1, __sxtb16(tg_fc_dsp_ror8(v0)));
+        TG_FC_DSP_PUT(2, __sxtb16(v1));
+        TG_FC_DSP_PUT(3, __sxtb16(tg_fc_dsp_ror8(v1)));
+        dst += 4 * stride;
+    }
+    for (; k < depth; k += 4) {
+        const int32_t v = k + 4 <= len ? tg_fc_dsp_word(src + k)
+                                       : tg_fc_dsp_tail(src + k, k < len ? len - k : 0);
+        TG_FC_DSP_PUT(0, __sxtb16(v));
+        TG_FC_DSP_PUT(1, __sxtb16(tg_fc_dsp_ror8(v)));
+        dst += 2 * stride;
+    }
+#undef TG_FC_DSP_PUT
+}
+
+static inline void tg_fc_dsp_widen(const int8_t *src, int32_t len, int32_t depth,
+                                   int32_t offset, int32_t *dst, int32_t stride)
+{
+    if (offset != 0) {
+        tg_fc_dsp_widen_with(src, len, depth, offset, dst, stride, 1);
+    } else {
+        tg_fc_dsp_widen_with(src, len, depth, 0, dst, stride, 0);
+    }
+}
+
+/* For each of the pairs row pairs (x: D words each, one after the other), acc[8 k + 4 r + c]
+ * = sum over the depth / 2 column pairs of row r's pair times channel c's pair (a 2 x 4
+ * tile; depth % 8 == 0, so four column pairs per turn). Kept out of line: inlined into the
+ * caller's loops, the 8 accumulators, 4 operands and 2 pointers would not get the 14
+ * registers to themselves. With GCC (optimising) the loop is written in assembly, one
+ * LDRD per two weight words; GCC's own code loads them one by one (0.9 instructions per
+ * MAC instead of 0.73). The frame pointer is left out so that r7 is free. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__)
+#define TG_FC_DSP_ASM 1
+__attribute__((noinline, optimize("omit-frame-pointer")))
+#else
+#define TG_FC_DSP_ASM 0
+#endif
+static void tg_fc_dsp_tiles(const int32_t *x, const int32_t *w0, int32_t depth,
+                            int32_t pairs, int32_t *acc)
+{
+    int32_t pair;
+
+    for (pair = 0; pair < pairs; ++pair, acc += 8) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+        const int32_t *w = w0;
+        const int32_t *const end = x + depth; /* this row pair: depth / 2 pairs of 2 words */
+#if TG_FC_DSP_ASM
+        int32_t x0, x1, v0, v1;
+
+#define TG_FC_DSP_PAIR                                                                   \
+    "ldrd %[x0], %[x1], [%[x]], #8\n\t"                                                   \
+    "ldrd %[v0], %[v1], [%[w]], #8\n\t"                                                   \
+    "smlad %[a0], %[x0], %[v0], %[a0]\n\t"                                                \
+    "smlad %[a4], %[x1], %[v0], %[a4]\n\t"                                                \
+    "smlad %[a1], %[x0], %[v1], %[a1]\n\t"                                                \
+    "smlad %[a5], %[x1], %[v1], %[a5]\n\t"                                                \
+    "ldrd %[v0], %[v1], [%[w]], #8\n\t"                                                   \
+    "smlad %[a2], %[x0], %[v0], %[a2]\n\t"                                                \
+    "smlad %[a6], %[x1], %[v0], %[a6]\n\t"                                                \
+    "smlad %[a3], %[x0], %[v1], %[a3]\n\t"                                                \
+        "smlad %[a7], %[x1], %[v1], %[a7]\n\t"
+        __asm__ volatile("1:\n\t" TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR
+                         "ldr %[v0], %[end]\n\t"
+                         "cmp %[x], %[v0]\n\t"
+                         "bne 1b\n\t"
+                         : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
+                           [a4] "+r"(a4), [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7),
+                           [x] "+r"(x), [w] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
+                           [v0] "=&r"(v0), [v1] "=&r"(v1)
+                         : [end] "m"(end)
+                         : "cc", "memory");
+#undef TG_FC_DSP_PAIR
+#else
+#define TG_FC_DSP_STEP(j)                                                                \
+        do {                                                                                 \
+            const int32_t x0 = x[2 * (j)], x1 = x[2 * (j) + 1];                              \
+            int32_t v = w[4 * (j)];                                                          \
+            a0 = __smlad(x0, v, a0);                                                         \
+            a4 = __smlad(x1, v, a4);                                                         \
+            v = w[4 * (j) + 1];                                                              \
+            a1 = __smlad(x0, v, a1);                                                         \
+            a5 = __smlad(x1, v, a5);                                                         \
+            v = w[4 * (j) + 2];                                                              \
+            a2 = __smlad(x0, v, a2);                                                         \
+            a6 = __smlad(x1, v, a6);                                                         \
+            v = w[4 * (j) + 3];                                                              \
+            a3 = __smlad(x0, v, a3);                                                         \
+            a7 = __smlad(x1, v, a7);                                                         \
+        } while (0)
+        while (x != end) {
+            TG_FC_DSP_STEP(0);
+            TG_FC_DSP_STEP(1);
+            TG_FC_DSP_STEP(2);
+            TG_FC_DSP_STEP(3);
+            x += 8;
+            w += 16;
+        }
+#undef TG_FC_DSP_STEP
+#endif
+        acc[0] = a0;
+        acc[1] = a1;
+        acc[2] = a2;
+        acc[3] = a3;
+        acc[4] = a4;
+        acc[5] = a5;
+        acc[6] = a6;
+        acc[7] = a7;
+    }
+}
+
+/* One output channel's constants: its bias and requantization (tg_math.h). */
+typedef struct {
+    int32_t bias;
+    tg_requant_t q;
+} tg_fc_dsp_channel_t;
+
+static inline void tg_fc_dsp_channel(const tg_fc_params_t *p, int32_t o,
+                                     tg_fc_dsp_channel_t *ch)
+{
+    ch->bias = p->bias != NULL ? p->bias[o] : 0;
+    ch->q = tg_requant_prepare(p->multiplier[o], p->shift[o]);
+}
+
+/* One output: clamp(MBQM(acc + bias) + zp_out); the bias wraps as TFLM's int32 addition
+ * does. */
+static inline int8_t tg_fc_dsp_out(int32_t acc, const tg_fc_dsp_channel_t *ch,
+                                   const tg_fc_params_t *p)
+{
+    return tg_requantize_s8(tg_add_wrap_s32(acc, ch->bias), ch->q.multiplier, ch->q.shift,
+                            p->output_zero_point, p->act_min, p->act_max);
+}
+
+/* The n outputs of one channel in a block (out: stride bytes apart), from its
+ * accumulators acc[0], acc[4], acc[8], acc[12], ... (two rows per 8 words). A fast
+ * channel with the full clamp: SSAT to [-256, 255] first keeps the clamp exact (act - zp
+ * lies in [-255, 255]), then zp and SSAT to int8. */
+static inline void tg_fc_dsp_channel_out(const int32_t *acc, int32_t n,
+                                         const tg_fc_dsp_channel_t *ch, int32_t full,
+                                         const tg_fc_params_t *p, int8_t *out, size_t stride)
+{
+    int32_t r;
+
+    if (ch->q.fast && full) {
+        const tg_requant_t q = ch->q;
+        const int32_t bias = ch->bias, zp_out = p->output_zero_point;
+
+#define TG_FC_DSP_FAST(a)                                                                \
+    (int8_t) __ssat(                                                                     \
+        __ssat(tg_requant_scale_fast(tg_add_wrap_s32((a), bias), &q), 9) + zp_out, 8)
+        for (r = 0; r + 2 <= n; r += 2, acc += 8, out += 2 * stride) {
+            out[0] = TG_FC_DSP_FAST(acc[0]);
+            out[stride] = TG_FC_DSP_FAST(acc[4]);
+        }
+        if (r < n) {
+            out[0] = TG_FC_DSP_FAST(acc[0]);
+        }
+#undef TG_FC_DSP_FAST
+        return;
+    }
+    for (r = 0; r < n; ++r, out += stride) {
+        *out = tg_fc_dsp_out(acc[(r >> 1) * 8 + (r & 1) * 4], ch, p);
+    }
+}
+
+static inline int tg_fc_dsp_s8(const int8_t *input, int8_t *output, const tg_fc_params_t *p,
+                               int32_t *buf, int32_t buf_words)
+{
+    const int32_t rows = p->rows;
+    const int32_t in_features = p->in_features;
+    const int32_t out_features = p->out_features;
+    const int32_t depth = tg_fc_dsp_depth(in_features);
+    const int32_t full = p->act_min == INT8_MIN && p->act_max == INT8_MAX;
+    const size_t in_stride = (size_t)in_features;
+    const size_t out_stride = (size_t)out_features;
+    int32_t block_pairs;
+    int32_t *wbuf, *xbuf, *accs;
+    int32_t r0;
+
+    if (buf_words < tg_fc_dsp_min_words(in_features)) {
+        return 0;
+    }
+    block_pairs = (buf_words - 2 * depth) / (depth + 8);
+    wbuf = buf;
+    xbuf = buf + 2 * depth;
+    accs = xbuf + block_pairs * depth;
+    for (r0 = 0; r0 < rows; r0 += 2 * block_pairs) {
+        const int32_t block_rows =
+            rows - r0 < 2 * block_pairs ? rows - r0 : 2 * block_pairs;
+        int32_t o, r, c;
+
+        /* the block's rows minus the input zero point (|x - zp| <= 255 fits int16), in
+         * pairs; an odd last row is paired with one whose outputs are not stored */
+        for (r = 0; r < block_rows; ++r) {
+            tg_fc_dsp_widen(input + (size_t)(r0 + r) * in_stride, in_features, depth,
+                            -p->input_zero_point, xbuf + (r / 2) * depth + (r & 1), 2);
+        }
+        if (block_rows & 1) {
+            tg_fc_dsp_widen(input, 0, depth, 0, xbuf + (block_rows / 2) * depth + 1, 2);
+        }
+        for (o = 0; o < out_features; o += 4) {
+            const int32_t n_ch = out_features - o < 4 ? out_features - o : 4;
+
+            for (c = 0; c < 4; ++c) {
+                if (c < n_ch) {
+                    tg_fc_dsp_widen(p->weights + (size_t)(o + c) * in_stride, in_features,
+                                    depth, 0, wbuf + c, 4);
+                } else {
+                    tg_fc_dsp_widen(p->weights, 0, depth, 0, wbuf + c, 4);
+                }
+            }
+            tg_fc_dsp_tiles(xbuf, wbuf, depth, (block_rows + 1) / 2, accs);
+            for (c = 0; c < n_ch; ++c) {
+                tg_fc_dsp_channel_t ch;
+
+                tg_fc_dsp_channel(p, o + c, &ch);
+                tg_fc_dsp_channel_out(accs + c, block_rows, &ch, full, p,
+                                      output + (size_t)r0 * out_stride + (size_t)(o + c),
+                                      out_stride);
+            }
+        }
+    }
+    return 1;
+}
+
+#endif /* TG_FC_DSP */
+
+#endif /* TG_FC_DSP_H */

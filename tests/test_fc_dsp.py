@@ -1,0 +1,122 @@
+"""The DSP fully connected kernel (firmware/tinygen/portable/tg_fc_dsp.h) on QEMU's
+Cortex-M4 and M7 against the numpy reference, byte for byte.
+
+The host cannot run SMLAD / SXTB16, so tests/c/tg_fc_dsp_driver.c is built with the
+boards' startup and semihosting (firmware/boards/qemu/) and run under qemu-system-arm:
+it reads the cases from a host file and writes, per case, tg_fc_dsp_s8's output with the
+case's scratch size and tg_fully_connected_s8's (the portable kernel as built for that
+core, which takes the DSP tiles up to 168 features). The cases aim at the tile's edges:
+row counts that are odd or not a multiple of the block, channel counts not a multiple of
+4, depths not a multiple of 8 (zero padded) and of 4 (the byte tail), scratch that holds
+one row pair or all of them, shifts on both sides of the fast requantization (-2), ReLU
+clamps and biases at the int32 limits.
+"""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.test_c_kernels import INT32_MAX, INT32_MIN, acc_quant, activation, log_scale, zp
+from tinygen.reference import kernels as K
+from tinygen.targets import qemu
+
+REPO = Path(__file__).resolve().parent.parent
+FIRMWARE = REPO / "firmware"
+DRIVER = REPO / "tests" / "c" / "tg_fc_dsp_driver.c"
+
+
+def depth(d_in: int) -> int:
+    return (d_in + 7) // 8 * 8
+
+
+def cases() -> list[dict]:
+    rng = np.random.default_rng(1717)
+    shapes = [(1, 1, 1), (2, 8, 4), (3, 5, 3), (5, 7, 5), (7, 9, 6), (24, 64, 29),
+              (24, 96, 10), (13, 63, 7), (4, 65, 9), (9, 3, 11), (6, 12, 2), (2, 200, 5),
+              (11, 168, 4), (3, 169, 3), (24, 384, 6), (17, 31, 17)]
+    out = []
+    for case, (rows, d_in, d_out) in enumerate(shapes * 3):
+        s_in, zp_in = log_scale(rng, -3, 0.5), zp(rng)
+        s_w = [log_scale(rng, -3, -0.5) for _ in range(d_out)]
+        x = rng.integers(-128, 128, size=(rows, d_in)).astype(np.int8)
+        w = rng.integers(-127, 128, size=(d_out, d_in)).astype(np.int8)
+        bias = rng.integers(-40000, 40000, size=d_out)
+        if case % 7 == 3:  # int32 limits: the sum wraps as TFLM's does
+            near = rng.integers(0, 1 << 17, size=d_out)
+            bias = np.where(rng.random(d_out) < 0.5, INT32_MAX - near, INT32_MIN + near)
+        s_out, zp_out = acc_quant(rng, x, zp_in, w, d_in, s_in * float(np.median(s_w)), case)
+        if case % 5 == 2:  # multiplier > 1 for some: shifts >= -1 take the generic path
+            s_out = float(np.float32(s_in * min(s_w) * 10 ** rng.uniform(-1.5, 0.5)))
+        act = activation(rng)
+        p = K.prepare_fully_connected(s_in, zp_in, s_w, s_out, zp_out, act)
+        has_bias = case % 4 != 1
+        b = bias.astype(np.int32) if has_bias else None
+        # scratch: one row pair, two, or every pair (tg_fc_dsp_words)
+        pairs = [1, 2, (rows + 1) // 2][case % 3]
+        out.append({"rows": rows, "d_in": d_in, "d_out": d_out, "zp_in": zp_in,
+                    "zp_out": zp_out, "p": p, "x": x, "w": w, "bias": b,
+                    "buf_words": 2 * depth(d_in) + pairs * (depth(d_in) + 8),
+                    "want": K.fully_connected_s8(x, w, b, p)})
+    return out
+
+
+def pad4(b: bytes) -> bytes:
+    return b + b"\0" * (-len(b) % 4)
+
+
+def encode(cs: list[dict]) -> bytes:
+    parts = [struct.pack("<i", len(cs))]
+    for c in cs:
+        p = c["p"]
+        mult = np.broadcast_to(np.asarray(p.output_multiplier), (c["d_out"],))
+        shift = np.broadcast_to(np.asarray(p.output_shift), (c["d_out"],))
+        parts.append(struct.pack("<9i", c["rows"], c["d_in"], c["d_out"], c["zp_in"],
+                                 c["zp_out"], p.act_min, p.act_max, c["bias"] is not None,
+                                 c["buf_words"]))
+        parts += [pad4(c["x"].tobytes()), pad4(c["w"].tobytes())]
+        if c["bias"] is not None:
+            parts.append(c["bias"].astype("<i4").tobytes())
+        parts += [mult.astype("<i4").tobytes(), pad4(shift.astype(np.int8).tobytes())]
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("target", ["qemu-m4", "qemu-m7"])
+def test_fc_dsp_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
+    board = qemu.BOARDS[target]
+    gcc, emu = shutil.which(board.arch.cc), shutil.which(board.arch.qemu)
+    assert gcc and emu, "needs gcc-arm-none-eabi and qemu-system-arm (scripts/setup.sh)"
+    boards = FIRMWARE / "boards" / "qemu"
+    tiny = FIRMWARE / "tinygen"
+    elf = tmp_path / "fc.elf"
+    subprocess.run(
+        [gcc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", *board.arch.cflags,
+         *board.cflags, "-I", str(tiny), "-I", str(boards), str(DRIVER),
+         str(tiny / "portable" / "tg_fully_connected_s8.c"),
+         *(str(boards / f) for f in board.arch.sources if (boards / f).is_file()),
+         *board.arch.ldflags, "-L", str(boards), "-T", board.linker_script, "-o", str(elf)],
+        check=True, capture_output=True, text=True, timeout=300)
+    cs = cases()
+    (tmp_path / "fc_cases.bin").write_bytes(encode(cs))
+    proc = subprocess.run([emu, *board.qemu_args(), "-kernel", str(elf)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = (tmp_path / "fc_out.bin").read_bytes()
+    assert len(got) == sum(2 * c["want"].size for c in cs)
+    pos, bad = 0, []
+    for i, c in enumerate(cs):
+        want = c["want"].tobytes()
+        for name in ("tg_fc_dsp_s8", "tg_fully_connected_s8"):
+            if got[pos:pos + len(want)] != want:
+                bad.append(f"case {i} {name} ({c['rows']},{c['d_in']})x({c['d_out']}) "
+                           f"scratch {c['buf_words']} words")
+            pos += len(want)
+    assert not bad, "\n".join(bad)
+    shifts = np.concatenate([np.broadcast_to(c["p"].output_shift, (c["d_out"],))
+                             for c in cs])
+    assert shifts.min() <= -2 and shifts.max() >= -1  # both requantization paths ran
