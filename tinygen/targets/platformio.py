@@ -151,8 +151,8 @@ def _ceil(a: int, b: int) -> int:
 
 def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
     """CMSIS-NN v7.0.0's *_get_buffer_size for the call the adapter makes (GCC build)."""
-    if kind == "fully_connected":  # arm_fully_connected_s8_get_buffer_size: kernel sums
-        return 4 * p["out_features"] if family == "mve" else 0
+    if kind == "fully_connected":  # MVE: arm_nn_mat_mult_nt_t_s8 sums in its loop; DSP: 0
+        return 0
     if kind == "depthwise_conv2d":  # arm_depthwise_conv_wrapper_s8_get_buffer_size
         kh, kw = p["kernel_h"], p["kernel_w"]
         if family == "mve":
