@@ -61,7 +61,7 @@ CMSIS_CALLS = {"fully_connected": "arm_fully_connected_per_channel_s8",
                "conv2d": "arm_convolve_wrapper_s8",
                "depthwise_conv2d": "arm_depthwise_conv_wrapper_s8",
                "softmax": "arm_softmax_s8", "add": "arm_elementwise_add_s8",
-               "mul": "arm_elementwise_mul_s8"}
+               "mul": "arm_elementwise_mul_s8", "batch_matmul": "arm_nn_vec_mat_mult_t_s8"}
 # Helium (the M55) takes CMSIS-NN's matrix x matrix kernel for fully connected layers.
 CMSIS_CALLS_MVE = {**CMSIS_CALLS, "fully_connected": "arm_nn_mat_mult_nt_t_s8"}
 ESP_CALLS = {"fully_connected": "esp_nn_fully_connected_per_ch_s8_ansi",
