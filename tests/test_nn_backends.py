@@ -227,6 +227,36 @@ def test_the_library_is_compiled_once_per_core(built) -> None:  # type: ignore[n
     assert again in archives and {a: a.stat().st_mtime_ns for a in archives} == stamp
 
 
+@needs_cmsis
+def test_helium_layer_norm_equals_the_portable_kernel(tmp_path: Path) -> None:
+    """cmsis_nn/tg_layer_norm_s8.c's MVE code on qemu-m55 against the portable kernel it
+    compiles in, on edge cases the presets lack (every tail length, roots past 2^30 that
+    take the portable fallback, in place): tests/c/tg_layer_norm_mve_check.c."""
+    board = qemu.BOARDS["qemu-m55"]
+    boards = qemu.board_dir().parent
+    for name in (*board.arch.files, *qemu.SHARED_FILES,
+                 f"{board.folder}/{board.linker_script}"):
+        shutil.copyfile(boards / name, tmp_path / Path(name).name)
+    tinygen_c = Path(__file__).parents[1] / "firmware" / "tinygen"
+    sources = [Path(__file__).parent / "c" / "tg_layer_norm_mve_check.c",
+               tinygen_c / "cmsis_nn" / "tg_layer_norm_s8.c",
+               *(tmp_path / s for s in board.arch.sources)]
+    cmd = [board.arch.cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+           *board.arch.cflags, *board.cflags, "-DTG_CMSIS_NN_REQUIRE_MVE=1",
+           "-I", str(tinygen_c), "-I", str(tmp_path), "-I", f"{CMSIS_NN}/Include",
+           *map(str, sources), *board.arch.ldflags, "-L", str(tmp_path), "-T",
+           board.linker_script, "-o", "check.elf"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = subprocess.run([QEMU_ARM, "-M", board.machine, "-nographic",
+                          *board.arch.qemu_options, "-kernel", "check.elf"],
+                         cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=300)
+    console = run.stdout + run.stderr  # semihosting's text
+    assert "cases 400\nhuge_eps 100\nbad 0\n" in console, console[-2000:]
+    assert run.returncode == 0
+
+
 @pytest.mark.parametrize(("target", "backend", "env"), [
     ("qemu-m4", "cmsis-nn", "TINYGEN_CMSIS_NN"), ("host", "esp-nn", "TINYGEN_ESP_NN")])
 def test_without_the_checkout_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
