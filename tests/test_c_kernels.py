@@ -308,10 +308,24 @@ def batch_matmul_cases() -> list[Case]:
                                    adj_y=adj_y)
         want = K.batch_matmul_s8(lhs, rhs, p)
         batches = int(np.prod(batch_dims))
-        cases.append(Case(
-            "batch_matmul", f"bmm#{case} {batch_dims} m{m} k{k} n{n} adj {adj_x},{adj_y}",
-            [batches, m, k, n, int(adj_x), int(adj_y), zp_l, zp_r, zp_out,
-             p.output_multiplier, p.output_shift], [lhs, rhs], [want]))
+        head = [batches, m, k, n, int(adj_x), int(adj_y), zp_l, zp_r, zp_out,
+                p.output_multiplier, p.output_shift]
+        packed = [lhs.shape[-2] * lhs.shape[-1], lhs.shape[-1],
+                  rhs.shape[-2] * rhs.shape[-1], rhs.shape[-1], m * n, n]
+        label = f"bmm#{case} {batch_dims} m{m} k{k} n{n} adj {adj_x},{adj_y}"
+        cases.append(Case("batch_matmul", label, head + packed, [lhs, rhs], [want]))
+        if len(batch_dims) == 1:
+            # The same product with every operand stored rows-first, (rows, batches, row)
+            # as attention's (T, H, D) tensors are: the kernel reads and writes through
+            # strides (a transpose the compiler folded in); numpy's transposes are the
+            # oracle's.
+            b = batches
+            lhs_t, rhs_t = (np.ascontiguousarray(x.transpose(1, 0, 2)) for x in (lhs, rhs))
+            want_t = np.ascontiguousarray(want.transpose(1, 0, 2))
+            strided = [lhs.shape[-1], b * lhs.shape[-1], rhs.shape[-1], b * rhs.shape[-1],
+                       n, b * n]
+            cases.append(Case("batch_matmul", label + " rows-first", head + strided,
+                              [lhs_t, rhs_t], [want_t]))
     return cases
 
 

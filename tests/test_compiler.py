@@ -55,6 +55,45 @@ def test_golden_reference_equals_tflite_micro_end_to_end(preset: str) -> None:
     assert worst_native <= NATIVE_MAX_DIFF
 
 
+def test_attention_transposes_fold_into_the_matmuls() -> None:
+    """The int8 graph's head split (T, H, D) -> (H, T, D) and merge back are the
+    matmuls' strides, not copies; the folded graph computes what the unfolded one does,
+    whose transposes numpy executes."""
+    from tinygen.compiler.passes import matmul_strides
+    from tinygen.compiler.plan import make_plan
+    from tinygen.compiler.quantize import quantize
+    from tinygen.reference import interpreter
+
+    # hand counts: Q stored (1, T=24, H=4, D=24) read as (1, H, T, D)
+    assert matmul_strides((1, 24, 4, 24), [0, 2, 1, 3]) == (4, 24, 96)
+    assert matmul_strides((1, 24, 4, 24), [0, 2, 1, 3], result=True) == (4, 24, 96)
+    assert matmul_strides((2, 3, 5, 7)) == (6, 35, 7)  # packed
+    assert matmul_strides((1, 24, 4, 24), [0, 1, 3, 2]) is None  # rows not contiguous
+    assert matmul_strides((2, 3, 5, 7), [1, 0, 2, 3]) is None  # batch dims do not merge
+
+    _, compiled, held = compiled_preset("mcu-tiny", calib=2)
+    unfolded = quantize(compiled.float_graph, compiled.ranges, compiled.tie_scales)
+    ops = [n.op for n in unfolded.nodes]
+    assert ops.count("transpose") == 24 and ops.count("batch_matmul") == 12
+    folded = [n.op for n in compiled.int8.nodes]
+    assert folded.count("transpose") == 0 and folded.count("batch_matmul") == 12
+    views = {(tuple(n.attrs.get("lhs_perm", ())), tuple(n.attrs.get("rhs_perm", ())),
+              tuple(n.attrs.get("out_perm", ()))) for n in compiled.int8.nodes
+             if n.op == "batch_matmul"}
+    heads = (0, 2, 1, 3)
+    assert views == {(heads, heads, ()), ((), heads, heads)}  # Q K^T; softmax(.) V
+    for x in held[:3]:
+        xq = compiled.quantize_input(x)
+        np.testing.assert_array_equal(interpreter.run(compiled.int8, [xq])[0],
+                                      interpreter.run(unfolded, [xq])[0])
+    steps = make_plan(compiled.int8).steps
+    assert "transpose" not in {st.kind for st in steps}
+    qk = next(st.params for st in steps if st.kind == "batch_matmul")
+    assert (qk["lhs_batch_stride"], qk["lhs_row_stride"]) == (24, 96)  # Q read in place
+    # the export keeps TFLite's TRANSPOSE ops
+    assert [n.op for n in compiled.tflite_int8.nodes].count("transpose") == 24
+
+
 def test_sharing_carries_into_the_file_for_every_preset() -> None:
     from tinygen.speech.config import preset_names
 

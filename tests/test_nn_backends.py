@@ -61,12 +61,15 @@ CMSIS_CALLS = {"fully_connected": "arm_fully_connected_per_channel_s8",
                "conv2d": "arm_convolve_wrapper_s8",
                "depthwise_conv2d": "arm_depthwise_conv_wrapper_s8",
                "softmax": "arm_softmax_s8", "add": "arm_elementwise_add_s8",
-               "mul": "arm_elementwise_mul_s8"}
+               "mul": "arm_elementwise_mul_s8", "batch_matmul": "arm_nn_vec_mat_mult_t_s8"}
+# Helium (the M55) takes CMSIS-NN's matrix x matrix kernel for fully connected layers.
+CMSIS_CALLS_MVE = {**CMSIS_CALLS, "fully_connected": "arm_nn_mat_mult_nt_t_s8"}
 # Where tinygen's own kernel beats CMSIS-NN's on a core, the adapter runs it instead
 # (firmware/tinygen/cmsis_nn/README.md): the function that shows it is linked.
 DSP_OWN = {"fully_connected": "tg_fc_dsp_tiles", "add": "tg_add_s8", "mul": "tg_mul_s8",
            "softmax": "tg_softmax_s8"}
-OWN_KERNELS = {"qemu-m4": DSP_OWN, "qemu-m7": DSP_OWN}
+OWN_KERNELS = {"qemu-m4": DSP_OWN, "qemu-m7": DSP_OWN,
+               "qemu-m55": {"softmax": "tg_softmax_s8"}}
 ESP_CALLS = {"fully_connected": "esp_nn_fully_connected_per_ch_s8_ansi",
              "conv2d": "esp_nn_conv_s8_ansi",
              "depthwise_conv2d": "esp_nn_depthwise_conv_s8_ansi",
@@ -136,10 +139,11 @@ def test_cmsis_nn_on_qemu_is_bit_exact(built, preset: str,  # type: ignore[no-un
     assert ran.outputs == expected(out)
     linked = symbols(qemu.ARM.nm, out / qemu.ELF)
     own = OWN_KERNELS.get(target, {})
-    calls = {**CMSIS_CALLS, **own}
+    library = CMSIS_CALLS_MVE if target == "qemu-m55" else CMSIS_CALLS
+    calls = {**library, **own}
     used = {st.kind for st in steps} & set(calls)
     assert used and {calls[k] for k in used} <= linked
-    assert not {CMSIS_CALLS[k] for k in own} & linked  # tinygen's kernel, not the library's
+    assert not {library[k] for k in own} & linked  # tinygen's kernel, not the library's
     assert "tg_fully_connected_s8" in linked  # the adapter, in place of the portable one
 
     # Instructions per step: one row per step, summing to the inference.
@@ -230,6 +234,36 @@ def test_the_library_is_compiled_once_per_core(built) -> None:  # type: ignore[n
     again = nnlib.library("cmsis-nn", "qemu-m4", board.arch.cc, board.arch.ar,
                           qemu._core(board))
     assert again in archives and {a: a.stat().st_mtime_ns for a in archives} == stamp
+
+
+@needs_cmsis
+def test_helium_layer_norm_equals_the_portable_kernel(tmp_path: Path) -> None:
+    """cmsis_nn/tg_layer_norm_s8.c's MVE code on qemu-m55 against the portable kernel it
+    compiles in, on edge cases the presets lack (every tail length, roots past 2^30 that
+    take the portable fallback, in place): tests/c/tg_layer_norm_mve_check.c."""
+    board = qemu.BOARDS["qemu-m55"]
+    boards = qemu.board_dir().parent
+    for name in (*board.arch.files, *qemu.SHARED_FILES,
+                 f"{board.folder}/{board.linker_script}"):
+        shutil.copyfile(boards / name, tmp_path / Path(name).name)
+    tinygen_c = Path(__file__).parents[1] / "firmware" / "tinygen"
+    sources = [Path(__file__).parent / "c" / "tg_layer_norm_mve_check.c",
+               tinygen_c / "cmsis_nn" / "tg_layer_norm_s8.c",
+               *(tmp_path / s for s in board.arch.sources)]
+    cmd = [board.arch.cc, "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror",
+           *board.arch.cflags, *board.cflags, "-DTG_CMSIS_NN_REQUIRE_MVE=1",
+           "-I", str(tinygen_c), "-I", str(tmp_path), "-I", f"{CMSIS_NN}/Include",
+           *map(str, sources), *board.arch.ldflags, "-L", str(tmp_path), "-T",
+           board.linker_script, "-o", "check.elf"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = subprocess.run([QEMU_ARM, "-M", board.machine, "-nographic",
+                          *board.arch.qemu_options, "-kernel", "check.elf"],
+                         cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, timeout=300)
+    console = run.stdout + run.stderr  # semihosting's text
+    assert "cases 400\nhuge_eps 100\nbad 0\n" in console, console[-2000:]
+    assert run.returncode == 0
 
 
 @pytest.mark.parametrize(("target", "backend", "env"), [

@@ -259,8 +259,9 @@ def test_backend_file_selection(project, name: str, backend: str,  # type: ignor
 
 
 def test_cmsis_nn_scratch_follows_the_cpu(project) -> None:  # type: ignore[no-untyped-def]
-    """Cortex-M55 (MVE) needs kernel sums for fully connected layers; on the M4 (DSP) the
-    adapters run tinygen's DSP tiles, whose operands are widened into the scratch."""
+    """The scratch follows the core: on the M4 (DSP) the adapters run tinygen's DSP tiles,
+    whose operands are widened into the scratch; the Cortex-M55 (MVE) takes CMSIS-NN's
+    kernels, whose buffers (arm_depthwise_conv_s8_opt, batch matmul sums) it sizes."""
     _, m4 = project("mcu-tiny", "nucleo_f446re")
     _, m55 = project("mcu-tiny", "mps3_an547")
     # M4, by hand: the largest is the second subsampling conv (3x3x32 = 288 taps, 32

@@ -78,6 +78,15 @@ typedef struct {
     int32_t shift;
     const int8_t *rhs_const;    /* a constant rhs in flash, or NULL (from the arena); the
                                  * executor passes it as rhs */
+    /* Where the matrices lie, in elements: matrix b of an operand starts at
+     * base + b * batch_stride, its stored row r (lhs: m rows of k, adj_x: k rows of m;
+     * rhs: k rows of n, adj_y: n rows of k; output: m rows of n) at
+     * + r * row_stride, and each row is contiguous. Packed tensors have
+     * row_stride = row length and batch_stride = rows * row_stride; other strides are
+     * transposes the compiler folded into the matmul (attention's (T, H, D) heads). */
+    int32_t lhs_batch_stride, lhs_row_stride;
+    int32_t rhs_batch_stride, rhs_row_stride;
+    int32_t out_batch_stride, out_row_stride;
 } tg_batch_matmul_params_t;
 
 void tg_batch_matmul_s8(const int8_t *lhs, const int8_t *rhs, int8_t *output,

@@ -195,6 +195,12 @@ static void run_case(case_t *c, int32_t op)
         p.multiplier = s32(c, 9);
         p.shift = s32(c, 10);
         p.rhs_const = NULL;
+        p.lhs_batch_stride = s32(c, 11);
+        p.lhs_row_stride = s32(c, 12);
+        p.rhs_batch_stride = s32(c, 13);
+        p.rhs_row_stride = s32(c, 14);
+        p.out_batch_stride = s32(c, 15);
+        p.out_row_stride = s32(c, 16);
         tg_batch_matmul_s8(I8(c, 0), I8(c, 1), (int8_t *)c->out[0], &p);
         break;
     }

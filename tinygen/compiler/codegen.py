@@ -133,7 +133,7 @@ def _env() -> jinja2.Environment:
 _STRUCT_BYTES = {
     "tg_fc_params_t": 4 * 4 + 7 * 4,
     "tg_conv_params_t": 4 * 4 + 19 * 4,
-    "tg_batch_matmul_params_t": 11 * 4 + 4,
+    "tg_batch_matmul_params_t": 17 * 4 + 4,
     "tg_add_params_t": 13 * 4,
     "tg_mul_params_t": 8 * 4,
     "tg_lut_params_t": 4 + 4,

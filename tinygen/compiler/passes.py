@@ -8,6 +8,7 @@ constant after the pass. A rewrite that would give different users different byt
 from __future__ import annotations
 
 from collections.abc import Callable
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -400,6 +401,78 @@ def _absorb_into_matmul(g: Graph) -> bool:
             n.attrs[flag] = not n.attrs.get(flag, False)
             return True
     return False
+
+
+# --------------------------------------------------------- matmul operand layout
+def matmul_strides(shape: tuple[int, ...], perm: list[int] | None = None,
+                   result: bool = False) -> tuple[int, int, int] | None:
+    """(batches, batch stride, row stride), in elements, of a batch_matmul operand stored
+    row-major as ``shape`` and seen through ``perm``: an operand is
+    ``stored.transpose(perm)``; a result (``result=True``) is stored as
+    ``result.transpose(perm)``. None when that view is not a stack of matrices with
+    contiguous rows (the last dim must stay last; the batch dims must collapse into one
+    stride)."""
+    r = len(shape)
+    perm = list(range(r)) if perm is None else list(perm)
+    phys = [1] * r
+    for d in range(r - 2, -1, -1):
+        phys[d] = phys[d + 1] * shape[d + 1]
+    where = [perm.index(d) for d in range(r)] if result else perm  # logical -> stored dim
+    dims = [shape[w] for w in where]
+    strides = [phys[w] for w in where]
+    if r < 2 or strides[-1] != 1:
+        return None
+    batch = [d for d in range(r - 2) if dims[d] != 1]
+    for a, b in pairwise(batch):
+        if strides[a] != strides[b] * dims[b]:
+            return None
+    batches = int(np.prod([dims[d] for d in batch], dtype=np.int64))
+    bstride = strides[batch[-1]] if batch else dims[-2] * dims[-1]
+    return batches, bstride, strides[-2]
+
+
+def fold_matmul_layout(graph: Graph) -> Graph:
+    """int8 graph: a transpose feeding a batch_matmul, or fed by one (its only user),
+    becomes the matmul's view of that operand (attrs ``lhs_perm``, ``rhs_perm``,
+    ``out_perm``), when the view keeps rows contiguous (:func:`matmul_strides`). The
+    kernel then reads and writes in place: attention's head split (T, H, D) -> (H, T, D)
+    and its merge back are no longer copies. Pure data movement is folded, so the values
+    are unchanged; the golden reference applies the same views."""
+    g = graph.copy()
+    changed = True
+    while changed:
+        changed = False
+        producer, users = g.producer(), g.users()
+        for n in g.nodes:
+            if n.op != "batch_matmul":
+                continue
+            for slot, key in ((0, "lhs_perm"), (1, "rhs_perm")):
+                t = producer.get(n.inputs[slot])
+                if t is None or t.op != "transpose" or key in n.attrs:
+                    continue
+                src = g.values[t.inputs[0]]
+                if src.quant != g.values[t.outputs[0]].quant or \
+                        matmul_strides(src.shape, t.attrs["perm"]) is None:
+                    continue
+                n.inputs[slot] = src.name
+                n.attrs[key] = list(t.attrs["perm"])
+                changed = True
+            out = n.outputs[0]
+            after = users[out]
+            if "out_perm" in n.attrs or out in g.outputs or len(after) != 1 or \
+                    after[0].op != "transpose":
+                continue
+            t = after[0]
+            moved = g.values[t.outputs[0]]
+            if moved.quant != g.values[out].quant or \
+                    matmul_strides(moved.shape, t.attrs["perm"], result=True) is None:
+                continue
+            n.outputs[0] = moved.name
+            n.attrs["out_perm"] = list(t.attrs["perm"])
+            g.nodes.remove(t)
+            changed = True
+        g = dce(g)
+    return g
 
 
 # ------------------------------------------------------------------ activation

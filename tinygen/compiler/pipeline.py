@@ -1,9 +1,11 @@
 """The compile pipeline: capture -> passes -> calibrate -> int8, in both flavours.
 
-- ``int8``: the native graph with tinygen's integer LayerNorm; the C runtime runs it and
-  the golden reference defines its outputs.
+- ``int8``: the native graph with tinygen's integer LayerNorm and the transposes around
+  batch matmuls folded into the matmuls' operand views (passes.fold_matmul_layout); the
+  C runtime runs it and the golden reference defines its outputs.
 - ``tflite_int8``: LayerNorm decomposed into TFLite builtins; it is what the .tflite
-  export holds, and the golden reference runs it bit-exactly like TFLite Micro.
+  export holds (TRANSPOSE ops kept), and the golden reference runs it bit-exactly like
+  TFLite Micro.
 
 Both share the float graph's calibration ranges, so every activation they have in
 common has the same quantization.
@@ -124,5 +126,6 @@ def compile_model(model: torch.nn.Module | torch.export.ExportedProgram, frames:
         graph = passes.optimize(capture(model, example))
     check_constants(graph)
     ranges = fix_input_range(graph, calibrate(graph, calib_inputs, progress), input_range)
-    return Compiled(graph, ranges, quantize(graph, ranges, tie_scales), frames,
+    int8 = passes.fold_matmul_layout(quantize(graph, ranges, tie_scales))
+    return Compiled(graph, ranges, int8, frames,
                     calib_inputs=list(calib_inputs), tie_scales=tie_scales)

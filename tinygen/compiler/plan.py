@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from tinygen.compiler.ir import Graph, Node
+from tinygen.compiler.passes import matmul_strides
 from tinygen.errors import TinygenError
 from tinygen.reference import kernels as K
 
@@ -140,17 +141,7 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
                 raise PlanError(f"dilated convolution at {n.origin}")
             kind = n.op
         elif n.op == "batch_matmul":
-            a, b = graph.values[n.inputs[0]].shape, graph.values[n.inputs[1]].shape
-            if a[:-2] != b[:-2]:
-                raise PlanError(f"broadcast batch_matmul {a} x {b} at {n.origin}")
-            m, k = (a[-1], a[-2]) if p.adj_x else (a[-2], a[-1])
-            nn_ = b[-2] if p.adj_y else b[-1]
-            prm = {"batches": int(np.prod(a[:-2], dtype=np.int64)), "m": m, "k": k, "n": nn_,
-                   "adj_x": int(p.adj_x), "adj_y": int(p.adj_y),
-                   "lhs_zero_point": p.lhs_zero_point, "rhs_zero_point": p.rhs_zero_point,
-                   "output_zero_point": p.output_zero_point,
-                   "multiplier": p.output_multiplier, "shift": p.output_shift,
-                   "rhs_const": n.inputs[1] if graph.values[n.inputs[1]].is_const else None}
+            prm = _batch_matmul_params(graph, n, p)
             kind = "batch_matmul"
         elif n.op in ("add", "mul"):
             prm, kind = _binary_params(graph, n, p)
@@ -219,6 +210,30 @@ def _steps(graph: Graph) -> tuple[list[Step], dict[str, str], dict[str, np.ndarr
         ins = [i for i in ins if not graph.values[i].is_const]  # constants live in flash
         steps.append(Step(kind, ins, list(n.outputs), prm, n.origin, scope, n))
     return steps, alias, luts
+
+
+def _batch_matmul_params(graph: Graph, n: Node, p: Any) -> dict[str, Any]:
+    """BATCH_MATMUL: shapes, quantization and each operand's (batch, row) strides, which
+    also describe the views of transposes folded into it (passes.fold_matmul_layout)."""
+    views = [(graph.values[n.inputs[0]].shape, n.attrs.get("lhs_perm"), False),
+             (graph.values[n.inputs[1]].shape, n.attrs.get("rhs_perm"), False),
+             (graph.values[n.outputs[0]].shape, n.attrs.get("out_perm"), True)]
+    strides = [matmul_strides(shape, perm, result) for shape, perm, result in views]
+    a, b = (tuple(shape[i] for i in (perm or range(len(shape)))) for shape, perm, _ in
+            views[:2])
+    if a[:-2] != b[:-2] or None in strides:
+        raise PlanError(f"batch_matmul {a} x {b} at {n.origin}: broadcast batch dims or "
+                        "rows that are not contiguous")
+    (batches, lb, lr), (_, rb, rr), (_, ob, orow) = strides  # type: ignore[misc]
+    m, k = (a[-1], a[-2]) if p.adj_x else (a[-2], a[-1])
+    return {"batches": batches, "m": m, "k": k, "n": b[-2] if p.adj_y else b[-1],
+            "adj_x": int(p.adj_x), "adj_y": int(p.adj_y),
+            "lhs_zero_point": p.lhs_zero_point, "rhs_zero_point": p.rhs_zero_point,
+            "output_zero_point": p.output_zero_point,
+            "multiplier": p.output_multiplier, "shift": p.output_shift,
+            "rhs_const": n.inputs[1] if graph.values[n.inputs[1]].is_const else None,
+            "lhs_batch_stride": lb, "lhs_row_stride": lr, "rhs_batch_stride": rb,
+            "rhs_row_stride": rr, "out_batch_stride": ob, "out_row_stride": orow}
 
 
 def _binary_params(graph: Graph, n: Node, p: Any) -> tuple[dict[str, Any], str]:

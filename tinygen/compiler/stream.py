@@ -228,7 +228,7 @@ def compile_step(module: torch.nn.Module, example: tuple[torch.Tensor, ...],
         if progress:
             progress(k)
     ranges = _tie_state_ranges(graph, fix_input_range(graph, ranges, input_range), n_state)
-    int8 = quantize(graph, ranges)
+    int8 = passes.fold_matmul_layout(quantize(graph, ranges))
     _check_state_quant(int8, graph)
     int8.meta["state"] = {"inputs": list(int8.inputs[1:]), "outputs": list(int8.outputs[1:])}
     return CompiledStep(graph, ranges, int8, n_state, calib_steps=list(calib_steps))

@@ -46,8 +46,15 @@ def run_node(graph: Graph, n: Node, env: dict[str, Array]) -> list[Array]:
         return [K.softmax_s8(x, p)]
     if op == "log_softmax":
         return [K.log_softmax_s8(x, p)]
-    if op == "batch_matmul":
-        return [K.batch_matmul_s8(x, env[n.inputs[1]], p)]
+    if op == "batch_matmul":  # operands and result seen through folded transposes
+        rhs = env[n.inputs[1]]
+        if "lhs_perm" in n.attrs:
+            x = x.transpose(n.attrs["lhs_perm"])
+        if "rhs_perm" in n.attrs:
+            rhs = rhs.transpose(n.attrs["rhs_perm"])
+        y = K.batch_matmul_s8(x, rhs, p)
+        return [np.ascontiguousarray(y.transpose(n.attrs["out_perm"]))
+                if "out_perm" in n.attrs else y]
     if op == "slice":
         return [np.ascontiguousarray(x[tuple(slice(b, b + k) for b, k in zip(
             n.attrs["begin"], n.attrs["size"], strict=True))])]

@@ -154,8 +154,12 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
     if kind == "fully_connected":
         if family == "dsp":  # tinygen's DSP tiles (portable/tg_fc_dsp.h)
             return 4 * fc_dsp_words(p["rows"], p["in_features"])
-        # arm_fully_connected_s8_get_buffer_size: kernel sums
-        return 4 * p["out_features"] if family == "mve" else 0
+        return 0  # MVE: arm_nn_mat_mult_nt_t_s8 sums the weights in its loop
+    if kind == "batch_matmul":  # cmsis_nn/tg_batch_matmul_s8.c: sums, rhs, lhs copies
+        m, k, n = p["m"], p["k"], p["n"]
+        sums = 16 * _ceil(4 * n, 16) if family == "mve" else 0
+        in_place = p["adj_y"] and p["rhs_row_stride"] == k
+        return sums + (0 if in_place else 16 * _ceil(n * k, 16)) + (m * k if p["adj_x"] else 0)
     if kind == "depthwise_conv2d":  # arm_depthwise_conv_wrapper_s8_get_buffer_size
         kh, kw = p["kernel_h"], p["kernel_w"]
         if family == "mve":

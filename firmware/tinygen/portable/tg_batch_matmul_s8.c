@@ -7,10 +7,14 @@
  * rhs     [in]  int8 (batches, k, n), or (batches, n, k) when adj_y; zero point
  *               p->rhs_zero_point.
  * output  [out] int8 (batches, m, n); must not overlap lhs or rhs.
+ *               Each operand's matrices and rows lie where its batch and row strides say
+ *               (tg_kernels.h): packed, or a transpose the compiler folded in (attention's
+ *               heads read from and written to (T, H, D) tensors).
  * p       [in]  tg_batch_matmul_params_t:
  *   batches >= 0; m, k, n >= 1; k <= 33025 (|a - zp| * |b - zp| <= 255 * 255 per term,
  *   so the int32 accumulator cannot overflow).
  *   adj_x, adj_y      0 or 1.
+ *   *_batch_stride, *_row_stride >= 0, in elements; rows contiguous.
  *   zero points in [-128, 127]; multiplier in [0, INT32_MAX], shift in [-31, 30].
  *
  * out[b][i][j] = clamp(MBQM(sum_t (lhs[b][i][t] - zp_l) * (rhs[b][t][j] - zp_r), mult, shift)
@@ -34,7 +38,7 @@
 #define TG_BMM_CHUNK 32
 
 /* acc += a0.b[:, 0], a0.b[:, 1], a1.b[:, 0], a1.b[:, 1] for a (k, n) rhs b with row
- * stride n: the lhs rows are contiguous, the rhs columns step by n. */
+ * stride n (the rhs row stride): the lhs rows are contiguous, the rhs columns step by n. */
 static void tg_bmm_dot_2x2_kn(const int8_t *a0, const int8_t *a1, const int8_t *b, size_t n,
                               int32_t len, int32_t acc[4])
 {
@@ -69,10 +73,10 @@ static void tg_bmm_strided(const int8_t *lhs_b, const int8_t *rhs_b, int8_t *out
                            const tg_batch_matmul_params_t *p)
 {
     const int32_t m = p->m, k = p->k, n = p->n;
-    const size_t lhs_row_step = p->adj_x ? 1u : (size_t)k;
-    const size_t lhs_depth_step = p->adj_x ? (size_t)m : 1u;
-    const size_t rhs_col_step = p->adj_y ? (size_t)k : 1u;
-    const size_t rhs_depth_step = p->adj_y ? 1u : (size_t)n;
+    const size_t lhs_row_step = p->adj_x ? 1u : (size_t)p->lhs_row_stride;
+    const size_t lhs_depth_step = p->adj_x ? (size_t)p->lhs_row_stride : 1u;
+    const size_t rhs_col_step = p->adj_y ? (size_t)p->rhs_row_stride : 1u;
+    const size_t rhs_depth_step = p->adj_y ? 1u : (size_t)p->rhs_row_stride;
     int32_t i, j, t;
 
     for (i = 0; i < m; ++i) {
@@ -84,8 +88,9 @@ static void tg_bmm_strided(const int8_t *lhs_b, const int8_t *rhs_b, int8_t *out
                 acc += ((int32_t)lhs_row[(size_t)t * lhs_depth_step] - p->lhs_zero_point) *
                        ((int32_t)rhs_col[(size_t)t * rhs_depth_step] - p->rhs_zero_point);
             }
-            *output++ = tg_requantize_s8(acc, p->multiplier, p->shift,
-                                         p->output_zero_point, INT8_MIN, INT8_MAX);
+            output[(size_t)i * (size_t)p->out_row_stride + (size_t)j] =
+                tg_requantize_s8(acc, p->multiplier, p->shift, p->output_zero_point,
+                                 INT8_MIN, INT8_MAX);
         }
     }
 }
@@ -96,18 +101,18 @@ void tg_batch_matmul_s8(const int8_t *lhs, const int8_t *rhs, int8_t *output,
     const int32_t m = p->m, k = p->k, n = p->n;
     const int32_t zp_l = p->lhs_zero_point, zp_r = p->rhs_zero_point;
     const int32_t adj_y = p->adj_y;
-    const size_t lhs_size = (size_t)m * (size_t)k;
-    const size_t rhs_size = (size_t)k * (size_t)n;
-    const size_t row = (size_t)k;
+    const size_t row = (size_t)p->lhs_row_stride;     /* lhs row i at i * row */
+    const size_t rhs_row = (size_t)p->rhs_row_stride; /* rhs row: n or k elements */
+    const size_t out_row = (size_t)p->out_row_stride;
     /* k zp_l zp_r: |k * zp_l * zp_r| <= 33025 * 2^14 fits */
     const int32_t constant = k * zp_l * zp_r;
     int32_t col_term[TG_BMM_CHUNK]; /* -zp_l sum_t b_t + k zp_l zp_r, per column */
     int32_t b, i, j, j0, t;
 
     for (b = 0; b < p->batches; ++b) {
-        const int8_t *const lhs_b = lhs + (size_t)b * lhs_size;
-        const int8_t *const rhs_b = rhs + (size_t)b * rhs_size;
-        int8_t *const out_b = output + (size_t)b * (size_t)m * (size_t)n;
+        const int8_t *const lhs_b = lhs + (size_t)b * (size_t)p->lhs_batch_stride;
+        const int8_t *const rhs_b = rhs + (size_t)b * (size_t)p->rhs_batch_stride;
+        int8_t *const out_b = output + (size_t)b * (size_t)p->out_batch_stride;
 
         if (p->adj_x) {
             tg_bmm_strided(lhs_b, rhs_b, out_b, p);
@@ -120,11 +125,11 @@ void tg_batch_matmul_s8(const int8_t *lhs, const int8_t *rhs, int8_t *output,
             }
             if (adj_y) { /* rhs (n, k): column j is row j */
                 for (j = 0; j < cols; ++j) {
-                    col_term[j] = tg_sum_s8(rhs_b + (size_t)(j0 + j) * row, k);
+                    col_term[j] = tg_sum_s8(rhs_b + (size_t)(j0 + j) * rhs_row, k);
                 }
             } else { /* rhs (k, n) */
                 for (t = 0; t < k; ++t) {
-                    const int8_t *const r = rhs_b + (size_t)t * (size_t)n + (size_t)j0;
+                    const int8_t *const r = rhs_b + (size_t)t * rhs_row + (size_t)j0;
                     for (j = 0; j < cols; ++j) {
                         col_term[j] += r[j];
                     }
@@ -139,23 +144,23 @@ void tg_batch_matmul_s8(const int8_t *lhs, const int8_t *rhs, int8_t *output,
                 const int8_t *const a1 = two_rows ? a0 + row : a0;
                 const int32_t r0 = -zp_r * tg_sum_s8(a0, k);
                 const int32_t r1 = -zp_r * tg_sum_s8(a1, k);
-                int8_t *const o0 = out_b + (size_t)i * (size_t)n + (size_t)j0;
-                int8_t *const o1 = o0 + n;
+                int8_t *const o0 = out_b + (size_t)i * out_row + (size_t)j0;
+                int8_t *const o1 = o0 + out_row;
 
                 for (j = 0; j < cols; j += 2) {
                     const int32_t two_cols = j + 1 < cols;
                     int32_t acc[4] = {0, 0, 0, 0};
                     if (adj_y) {
-                        const int8_t *const b0 = rhs_b + (size_t)(j0 + j) * row;
-                        tg_dot_2x2_s8(a0, a1, b0, two_cols ? b0 + row : b0, k, acc);
+                        const int8_t *const b0 = rhs_b + (size_t)(j0 + j) * rhs_row;
+                        tg_dot_2x2_s8(a0, a1, b0, two_cols ? b0 + rhs_row : b0, k, acc);
                     } else {
                         const int8_t *const b0 = rhs_b + j0 + j;
                         if (two_cols) { /* the column pair j, j + 1 */
-                            tg_bmm_dot_2x2_kn(a0, a1, b0, (size_t)n, k, acc);
+                            tg_bmm_dot_2x2_kn(a0, a1, b0, rhs_row, k, acc);
                         } else { /* the last column of an odd count */
                             for (t = 0; t < k; ++t) {
-                                acc[0] += (int32_t)a0[t] * b0[(size_t)t * (size_t)n];
-                                acc[2] += (int32_t)a1[t] * b0[(size_t)t * (size_t)n];
+                                acc[0] += (int32_t)a0[t] * b0[(size_t)t * rhs_row];
+                                acc[2] += (int32_t)a1[t] * b0[(size_t)t * rhs_row];
                             }
                         }
                     }
