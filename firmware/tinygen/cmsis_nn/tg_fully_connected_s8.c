@@ -34,6 +34,7 @@
 #include <stddef.h>
 
 #include "arm_nnfunctions.h"
+#include "arm_nnsupportfunctions.h"
 #include "tg_cmsis_nn_isa.h"
 
 #include "../tg_kernels.h"
