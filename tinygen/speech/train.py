@@ -87,6 +87,8 @@ class TrainOptions:
     temperature: float = 2.0  # softmax temperature T of that term
     augment: float = 0.0  # share of training items given waveform augmentation
     noise: tuple[Path, ...] = ()  # background-noise WAVs the augmentation mixes in
+    device: str = "cpu"  # torch device: cpu, cuda, cuda:N
+    stream_lead_ms: float = 2560.0  # silence before each utterance of a streaming model
 
     def warmup_steps(self) -> int:
         return self.warmup if self.warmup is not None else min(500, self.steps // 10)
@@ -293,9 +295,69 @@ def _check(opts: TrainOptions) -> None:
     for path in opts.noise:
         if not Path(path).is_file():
             raise TrainError(f"noise file {path} does not exist")
+    if not opts.stream_lead_ms >= 0:
+        raise TrainError(f"--stream-lead-ms {opts.stream_lead_ms} must be >= 0")
+    if opts.device != "cpu":
+        import torch
+
+        try:
+            dev = torch.device(opts.device)
+        except RuntimeError:
+            raise TrainError(f"--device {opts.device} is not a torch device",
+                             "give cpu, cuda or cuda:N") from None
+        if dev.type != "cuda":
+            raise TrainError(f"--device {opts.device}: tinygen trains on cpu or cuda")
+        if not torch.cuda.is_available():
+            raise TrainError(f"--device {opts.device}: this torch sees no CUDA GPU",
+                             "train on --device cpu")
+        if world_size_env() > 1:
+            raise TrainError(f"--device {opts.device} with several processes",
+                             "run one process on the GPU (torchrun uses gloo on CPUs)")
     if opts.init is not None and opts.resume:
         raise TrainError("--init and --resume do not go together",
                          "--resume continues OUT; --init starts a new run from other weights")
+
+
+def world_size_env() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def stream_lead(cfg: ConformerConfig, ms: float) -> int:
+    """Whole chunks of silence in front of each utterance of a streaming model (at least
+    ``ms``), so the chunk-masked pass starts from (close to) the silence state."""
+    chunk_ms = cfg.chunk_feature_frames * 1000 * cfg.hop_length / cfg.sample_rate
+    return math.ceil(ms / chunk_ms - 1e-9)
+
+
+def _split_of(opts: TrainOptions, store: Any, split: str, vocab: str) -> list[Any]:
+    from tinygen.speech.data.dataset import has_split, load_split
+
+    if store is not None:
+        return list(store.split(split))
+    if split != "train" and not has_split(opts.data, split):
+        return []
+    return load_split(opts.data, split, vocab)
+
+
+def _store(opts: TrainOptions, cfg: ConformerConfig) -> Any:
+    """The feature file ``--data`` names, or None for a corpus folder."""
+    from tinygen.audio.frontend import FrontendConfig
+    from tinygen.speech.data.features import read_store
+
+    if not Path(opts.data).is_file():
+        return None
+    store = read_store(opts.data)
+    want = asdict(FrontendConfig.of(cfg))
+    if store.frontend != want:
+        differ = sorted(k for k in want if store.frontend.get(k) != want[k])
+        raise TrainError(f"{opts.data} was made with another front end than {cfg.name} "
+                         f"({', '.join(differ)})",
+                         "make the feature file with `tinygen data features --preset ...` "
+                         "for this model")
+    if opts.augment > 0:
+        raise TrainError("--augment needs the audio; a feature file holds only features",
+                         "give the corpus folder as --data, or drop --augment")
+    return store
 
 
 def _start(cfg: ConformerConfig | None, opts: TrainOptions
@@ -385,7 +447,7 @@ def distill_loss(student: torch.Tensor, teacher: torch.Tensor, lens: torch.Tenso
     t = temperature
     p_teacher = (teacher / t).log_softmax(-1)
     kl = (p_teacher.exp() * (p_teacher - (student / t).log_softmax(-1))).sum(-1)  # (B, T')
-    valid = torch.arange(student.shape[1])[None, :] < lens[:, None]
+    valid = torch.arange(student.shape[1], device=student.device)[None, :] < lens[:, None]
     return kl[valid].mean() * t * t
 
 
@@ -406,7 +468,7 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
 
     from tinygen.speech.calib import window_frames
     from tinygen.speech.checkpoint import save_checkpoint
-    from tinygen.speech.data.dataset import SkipLog, SpeechDataset, collate, has_split, load_split
+    from tinygen.speech.data.dataset import SkipLog, SpeechDataset, collate, stream_window
     from tinygen.speech.data.dataset import deployment_window as window
     from tinygen.speech.data.dataset import spec_augment as augment
     from tinygen.speech.summary import unique_params
@@ -414,19 +476,26 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
     _check(opts)
     model, start, meta, state = _start(cfg, opts)
     cfg = model.cfg
+    device = torch.device(opts.device)
     teacher = _teacher(opts.teacher, cfg)
-    train_utts = load_split(opts.data, "train", cfg.vocab)
+    store = _store(opts, cfg)
+    codes = None if store is None else store.codes
+    train_utts = _split_of(opts, store, "train", cfg.vocab)
     if not train_utts:
         raise TrainError(f"{opts.data} has no training utterances",
                          "give a corpus whose train split is not empty")
-    dev_utts = (load_split(opts.data, "dev", cfg.vocab)[:opts.dev_limit]
-                if has_split(opts.data, "dev") else [])
+    dev_utts = _split_of(opts, store, "dev", cfg.vocab)[:opts.dev_limit]
     hours = sum(u.duration or 0.0 for u in train_utts) / 3600
     train_ds = SpeechDataset(train_utts, cfg, cache=hours <= CACHE_HOURS,
                              augment=_wave_augment(opts, cfg.sample_rate),
-                             augment_prob=opts.augment)
-    dev_ds = SpeechDataset(dev_utts, cfg, cache=True)
+                             augment_prob=opts.augment, features=codes)
+    dev_ds = SpeechDataset(dev_utts, cfg, cache=True, features=codes)
+    lead = stream_lead(cfg, opts.stream_lead_ms) if cfg.streaming else 0
+    drop = lead * cfg.chunk_frames  # encoder frames of the silence lead, not scored
 
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device)
     model.train()
     net: torch.nn.Module = model
     if world.size > 1:
@@ -456,25 +525,35 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
             for group in optimizer.param_groups:
                 group["lr"] = lr
             if len(batch) == 0:  # every item was unusable: join the gradient all-reduce
-                loss = net(torch.zeros(1, 16, cfg.n_mels)).sum() * 0.0
+                loss = net(torch.zeros(1, 16, cfg.n_mels, device=device)).sum() * 0.0
             else:
                 feats = augment(batch.feats, batch.feat_lens, gen)
                 mask: torch.Tensor | None = batch.feat_lens
-                if float(torch.rand(1, generator=gen)) < opts.window_prob:
+                if cfg.streaming:  # as a stream from the silence state meets speech
+                    feats = stream_window(feats, batch.feat_lens, gen, lead,
+                                          cfg.chunk_feature_frames,
+                                          max_tail=cfg.chunk_feature_frames)
+                    mask = None
+                elif float(torch.rand(1, generator=gen)) < opts.window_prob:
                     feats = window(feats, batch.feat_lens, gen,  # no mask, like a device
                                    frames=window_max)
                     mask = None
-                logits = net(feats, mask)  # (B, T', vocab)
+                feats = feats.to(device)
+                if mask is not None:
+                    mask = mask.to(device)
+                logits = net(feats, mask)[:, drop:]  # (B, T', vocab)
                 out_lens = (torch.full((len(batch),), logits.shape[1], dtype=torch.long)
-                            if mask is None else model.output_lengths(mask))
+                            if mask is None else model.output_lengths(mask.cpu()))
                 log_probs = logits.log_softmax(-1).transpose(0, 1)  # (T', B, vocab)
-                loss = F.ctc_loss(log_probs, batch.labels, out_lens, batch.label_lens,
-                                  blank=0, reduction="mean", zero_infinity=True)
+                loss = F.ctc_loss(log_probs, batch.labels.to(device), out_lens.to(device),
+                                  batch.label_lens.to(device), blank=0, reduction="mean",
+                                  zero_infinity=True)
                 if teacher is not None:
                     with torch.no_grad():
-                        target = teacher(feats, mask)
+                        target = teacher(feats, mask)[:, drop:]
                     loss = ((1 - opts.distill) * loss + opts.distill
-                            * distill_loss(logits, target, out_lens, opts.temperature))
+                            * distill_loss(logits, target, out_lens.to(device),
+                                           opts.temperature))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
@@ -490,7 +569,7 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
             if world.main:
                 dev = None
                 if dev_ds and (done % opts.eval_every == 0 or done == opts.steps):
-                    dev = dev_scores(model, dev_ds)
+                    dev = dev_scores(model, dev_ds, lead=lead)
                     model.train()
                 report.step(done, loss_avg, lr, dev)
                 if done % save_every == 0 or done == opts.steps:
@@ -525,26 +604,41 @@ def _wave_augment(opts: TrainOptions, sample_rate: int
     return lambda wave, rng: random_augment(wave, rng, sample_rate, noises)
 
 
-def dev_scores(model: Conformer, dev: SpeechDataset, batch: int = 32
+def dev_scores(model: Conformer, dev: SpeechDataset, batch: int = 32, lead: int = 0
                ) -> dict[str, float]:
-    """Greedy-decoded CER and WER of the model (in eval mode) on a dataset."""
+    """Greedy-decoded CER and WER of the model (in eval mode) on a dataset. A streaming
+    model reads each utterance after ``lead`` chunks of silence, as a stream from the
+    silence state does (:func:`stream_lead`), and decodes its whole chunks."""
     import torch
 
     from tinygen.speech.data.dataset import Example, collate
     from tinygen.speech.evaluate import Tally, greedy_decode
+    from tinygen.speech.features import silence_value
 
     model.eval()
+    cfg = model.cfg
+    device = next(model.parameters()).device
     items = [x for x in (dev[i] for i in range(len(dev))) if isinstance(x, Example)]
     items.sort(key=lambda x: x.feats.shape[0])
     tally = Tally()
     with torch.no_grad():
         for b0 in range(0, len(items), batch):
             chunk = collate(items[b0:b0 + batch])
-            logits = model(chunk.feats, chunk.feat_lens)  # (B, T', vocab)
-            lens = model.output_lengths(chunk.feat_lens)
+            if cfg.streaming:
+                n = cfg.chunk_feature_frames
+                t = -(-chunk.feats.shape[1] // n) * n
+                x = torch.full((len(chunk), (lead * n) + t, cfg.n_mels), silence_value())
+                for i, length in enumerate(chunk.feat_lens.tolist()):
+                    x[i, lead * n:lead * n + length] = chunk.feats[i, :length]
+                logits = model(x.to(device))[:, lead * cfg.chunk_frames:]
+                lens = -(-chunk.feat_lens // n) * cfg.chunk_frames
+            else:
+                logits = model(chunk.feats.to(device), chunk.feat_lens.to(device))
+                lens = model.output_lengths(chunk.feat_lens)
+            logits = logits.cpu()
             for b, text in enumerate(chunk.texts):
                 tally.add(text, greedy_decode(logits[b, :int(lens[b])].numpy(),
-                                              model.cfg.vocab))
+                                              cfg.vocab))
     return {"cer": tally.cer, "wer": tally.wer}
 
 
@@ -661,7 +755,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         window_prob=args.window_prob, window_ms=args.window_ms,
                         init=args.init, teacher=args.teacher, distill=args.distill,
                         temperature=args.temperature, augment=args.augment,
-                        noise=tuple(args.noise))
+                        noise=tuple(args.noise), device=args.device,
+                        stream_lead_ms=args.stream_lead_ms)
     cfg = load_preset(args.preset) if args.preset else None
     if args.chunk_frames is not None or args.left_chunks is not None:
         cfg = streaming_variant(cfg, opts, args.chunk_frames, args.left_chunks)
@@ -689,7 +784,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--left-chunks", type=int, default=None, metavar="L",
                    help="chunks of left context a streaming model attends to")
     p.add_argument("--data", type=Path, required=True, metavar="DIR",
-                   help="a corpus from `tinygen data synth`, or a LibriSpeech root")
+                   help="a corpus from `tinygen data synth`/`import`/`merge`, a LibriSpeech "
+                        "root, or a feature file from `tinygen data features`")
     p.add_argument("--out", type=Path, required=True, metavar="PATH",
                    help="checkpoint to write, e.g. models/NAME.pt (+ PATH.state)")
     d = TrainOptions(data=Path(), out=Path())
@@ -739,5 +835,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "reverb, telephone band, --noise (default 0; docs/training.md)")
     p.add_argument("--noise", type=Path, nargs="+", default=[], metavar="WAV",
                    help="background-noise recordings that --augment mixes in at 5-25 dB SNR")
+    p.add_argument("--stream-lead-ms", type=float, default=d.stream_lead_ms, metavar="MS",
+                   help="streaming models: silence in front of each utterance, so training "
+                        "starts where a stream starts, from the silence state (default "
+                        f"{d.stream_lead_ms:g}; docs/streaming.md)")
+    p.add_argument("--device", default=d.device, metavar="DEV",
+                   help="torch device to train on: cpu (default), cuda or cuda:N")
     p.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p.set_defaults(func=cmd_train)

@@ -119,6 +119,35 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument("--force", action="store_true", help="replace DIR if it exists")
     m.set_defaults(func=_cmd_merge)
 
+    f = actions.add_parser(
+        "features", help="compute a corpus's front-end features once, into one file",
+        description="Run the integer front end over the utterances of a corpus and store "
+                    "their int8 features, transcripts and sources in one xz-compressed file. "
+                    "`tinygen train --data FILE` then trains without the audio (e.g. on "
+                    "another machine); waveform augmentation still needs the corpus.")
+    f.add_argument("corpus", type=Path, metavar="CORPUS", help="a corpus folder")
+    f.add_argument("--out", type=Path, required=True, metavar="FILE",
+                   help="feature file to write (e.g. mix.feat)")
+    f.add_argument("--splits", nargs="+", choices=SPLITS, default=["train", "dev"],
+                   metavar="SPLIT", help="splits to store (default: train dev)")
+    f.add_argument("--sample", nargs="+", default=[], metavar="SOURCE=SHARE",
+                   help="keep a seeded share of a source's utterances (default: all), "
+                        "e.g. synth12=0.7")
+    f.add_argument("--preset", default=None, metavar="P",
+                   help="the model preset whose front end to run (default: the standard "
+                        "40-mel front end every preset uses)")
+    f.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0, metavar="S",
+                   help="seed of --sample (default 0)")
+    f.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=_cmd_features)
+
+
+def _cmd_features(args: argparse.Namespace) -> int:
+    from tinygen.speech.data.features import cmd_features
+
+    return cmd_features(args)
+
 
 def _cmd_import(args: argparse.Namespace) -> int:
     from tinygen.speech.data.imports import cmd_import

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +154,10 @@ class SpeechDataset(Dataset):  # type: ignore[type-arg]
 
     def __init__(self, utterances: Sequence[Utterance], cfg: ConformerConfig,
                  cache: bool = False, augment: WaveAugment | None = None,
-                 augment_prob: float = 0.0) -> None:
+                 augment_prob: float = 0.0,
+                 features: Mapping[str, np.ndarray] | None = None) -> None:
         self.utterances = list(utterances)
+        self.features = features  # uid -> int8 front-end codes (a feature file)
         self.cfg = cfg
         self.ids = {ch: i for i, ch in enumerate(cfg.vocab)}
         self.cache: dict[int, Example | Skipped] | None = {} if cache else None
@@ -177,10 +179,25 @@ class SpeechDataset(Dataset):  # type: ignore[type-arg]
                 return self._load(self.utterances[i], lambda w: self.augment(w, rng))
         if self.cache is not None and i in self.cache:
             return self.cache[i]
-        item = self._load(self.utterances[i])
+        utt = self.utterances[i]
+        if self.features is not None and utt.uid in self.features:
+            return self._stored(utt, self.features[utt.uid])
+        item = self._load(utt)
         if self.cache is not None:
             self.cache[i] = item
         return item
+
+    def _stored(self, utt: Utterance, codes: np.ndarray) -> Example | Skipped:
+        from tinygen.audio.frontend import dequantize
+
+        feats = torch.from_numpy(dequantize(codes))
+        if self.cfg.subsampled_frames(feats.shape[0]) < 1:
+            return Skipped(utt.path, f"too short ({feats.shape[0]} frames)")
+        return Example(utt.uid, feats, self._labels(utt), utt.text)
+
+    def _labels(self, utt: Utterance) -> torch.Tensor:
+        return torch.tensor([self.ids[c] for c in utt.text if c in self.ids and
+                             self.ids[c] != 0], dtype=torch.long)
 
     def _load(self, utt: Utterance,
               augment: Callable[[np.ndarray], np.ndarray] | None = None) -> Example | Skipped:
@@ -195,9 +212,7 @@ class SpeechDataset(Dataset):  # type: ignore[type-arg]
         feats = torch.from_numpy(frontend_logmel(wave, self.cfg))  # (T, n_mels)
         if self.cfg.subsampled_frames(feats.shape[0]) < 1:
             return Skipped(utt.path, f"too short ({len(wave)} samples)")
-        labels = torch.tensor([self.ids[c] for c in utt.text if c in self.ids and
-                               self.ids[c] != 0], dtype=torch.long)
-        return Example(utt.uid, feats, labels, utt.text)
+        return Example(utt.uid, feats, self._labels(utt), utt.text)
 
 
 @dataclass
@@ -289,6 +304,33 @@ def deployment_window(feats: torch.Tensor, lengths: torch.Tensor, gen: torch.Gen
     out = torch.full((b, t2, f), silence_value())
     for i in range(b):
         n, s = int(lengths[i]), int(leads[i])
+        out[i, s:s + n] = feats[i, :n]
+    return out
+
+
+def stream_window(feats: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator,
+                  lead_chunks: int, chunk: int, max_tail: int = 0) -> torch.Tensor:
+    """Place each utterance where a stream from the silence state meets it.
+
+    A streaming model runs from the silence state (docs/streaming.md): every cache full of
+    what the model computed on digital silence. The chunk-masked full pass reproduces that
+    state with enough silence in front: ``lead_chunks`` whole chunks of ``chunk`` log-mel
+    frames, whose outputs the caller drops, then a phase of 0 to ``chunk - 1`` more
+    silence frames, because speech does not start on a chunk boundary. After the
+    utterance, silence up to a whole number of chunks plus 0 to ``max_tail`` frames.
+    (B, T, F) -> (B, lead_chunks * chunk + T2, F); no frame is masked.
+    """
+    from tinygen.speech.features import silence_value
+
+    b, _, f = feats.shape
+    lead = lead_chunks * chunk
+    phase = torch.randint(0, chunk, (b,), generator=gen)
+    need = int((phase + lengths).max()) + int(torch.randint(0, max_tail + 1, (1,),
+                                                            generator=gen))
+    t2 = -(-need // chunk) * chunk
+    out = torch.full((b, lead + t2, f), silence_value())
+    for i in range(b):
+        n, s = int(lengths[i]), lead + int(phase[i])
         out[i, s:s + n] = feats[i, :n]
     return out
 
