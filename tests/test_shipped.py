@@ -21,9 +21,9 @@ SHIPPED_CER = {
     "baseline-tiny": {"float": 0.67, "int8-reference": 0.66, "host-c": 0.66},
 }
 STREAMING_CER = {
-    "mcu-tiny-stream": {"float-stream": 19.96, "int8-stream": 19.94, "host-c-stream": 19.94},
+    "mcu-tiny-stream": {"float-stream": 4.49, "int8-stream": 4.63, "host-c-stream": 4.63},
 }
-STREAMING_CHUNK = {"mcu-tiny-stream": (8, 2)}  # chunk_frames, left_chunks
+STREAMING_CHUNK = {"mcu-tiny-stream": (4, 4)}  # chunk_frames, left_chunks
 MARGIN = 1.0  # percentage points
 WINDOW_MS = 4800  # the README's window
 CALIB = 8  # calibration windows from the split's train part (the README used 32)
