@@ -162,13 +162,14 @@ def stream_backend(model: Conformer) -> Backend:
     import numpy as np
     import torch
 
-    from tinygen.speech.streaming import stream
+    from tinygen.speech.streaming import silence_state, stream
 
     model.eval()
+    start = silence_state(model)  # the same for every utterance: computed once
 
     def run(feats: np.ndarray) -> np.ndarray:
         x = torch.from_numpy(np.ascontiguousarray(feats, dtype=np.float32))[None]
-        return stream(model, x)[0].numpy()  # (T_pad // 4, vocab)
+        return stream(model, x, start=start)[0].numpy()  # (T_pad // 4, vocab)
 
     return run
 
