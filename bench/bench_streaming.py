@@ -69,7 +69,9 @@ def measure_qemu(spec: str, chunk: int, left: int) -> dict[str, float | int]:
     import numpy as np
 
     from tinygen.build import BuildOptions, build
+    from tinygen.compiler.plan import make_plan
     from tinygen.speech.calib import inputs
+    from tinygen.speech.streaming import compile_streaming
     from tinygen.verify import verify
 
     model = load_model(spec)
@@ -86,10 +88,17 @@ def measure_qemu(spec: str, chunk: int, left: int) -> dict[str, float | int]:
         s_rep = build(model, Path(tmp) / "s", cal, inputs(cfg, 4 * frames, 1, seed=1),
                       BuildOptions(target="qemu-m4"), cfg.name)
         s_run = verify(Path(tmp) / "s")
+        s_steps = make_plan(compile_streaming(model, cal).int8).steps
         w_rep = build(full, Path(tmp) / "w", cal, inputs(cfg, frames, 1, seed=1),
                       BuildOptions(target="qemu-m4"), full.cfg.name)
         w_run = verify(Path(tmp) / "w")
     per_step = float(np.mean(s_run["instructions_per_inference"]))
+    by_step = np.mean(np.array(s_run["instructions_per_step"], dtype=np.float64), axis=0)
+    if len(by_step) != len(s_steps):
+        raise SystemExit("bench_streaming: the firmware ran a different schedule than the plan")
+    # The cache updates: concatenating old state and new frames, slicing the new state out.
+    copies = float(sum(n for st, n in zip(s_steps, by_step, strict=True)
+                       if st.kind in ("concat", "slice")))
     per_window = float(np.mean(w_run["instructions_per_inference"]))
     steps_per_s = 1000.0 / cfg.chunk_ms
     st = s_rep["streaming"]
@@ -100,6 +109,8 @@ def measure_qemu(spec: str, chunk: int, left: int) -> dict[str, float | int]:
         "stream_ram_bytes": st["ram_bytes"],
         "window_arena_bytes": w_rep["arena_bytes"],
         "stream_instructions_per_step": round(per_step),
+        "stream_cache_copy_instructions_per_step": round(copies),
+        "stream_cache_copy_share": round(copies / per_step, 5),
         "stream_instructions_per_s": round(per_step * steps_per_s),
         "window_instructions_per_pass": round(per_window),
         "windowed_instructions_per_s_same_latency": round(per_window * steps_per_s),
@@ -139,6 +150,9 @@ def main() -> None:
         print(f"  windowed 1 s arena      {r['window_arena_bytes']:>14,} B")
         print(f"  streaming, per second   {r['stream_instructions_per_s']:>14,} instructions "
               f"({r['stream_vs_one_pass_instructions']:.3f}x one 1 s pass)")
+        print(f"  cache concat + slice    {r['stream_cache_copy_instructions_per_step']:>14,} "
+              f"instructions per step ({100 * r['stream_cache_copy_share']:.2f}% of a step; "
+              "what ring buffers could save)")
         print(f"  one 1 s pass            {r['window_instructions_per_pass']:>14,} instructions")
         print(f"  1 s window every chunk  {r['windowed_instructions_per_s_same_latency']:>14,}"
               " instructions per second")
