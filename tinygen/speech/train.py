@@ -5,7 +5,9 @@
   (:func:`tinygen.speech.data.dataset.spec_augment`), and, for a share ``window_prob`` of
   the steps, the deployment window: utterances placed in digital silence with no padding
   mask, as a compiled model runs them
-  (:func:`tinygen.speech.data.dataset.deployment_window`).
+  (:func:`tinygen.speech.data.dataset.deployment_window`). A streaming model trains on
+  every step as a stream meets speech: after ``stream_lead_ms`` of silence, whose outputs
+  are not scored (:func:`tinygen.speech.data.dataset.stream_window`).
 - Distillation (``--teacher CKPT``): the loss becomes ``(1 - w) * CTC + w * T^2 *
   KL(teacher || student)`` over the frame posteriors at temperature T, on the frames CTC
   scores. A 4x-subsampled teacher with the same front end and vocabulary emits one
@@ -813,8 +815,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="torch threads per process (default: torch's; small models on a "
                         "busy machine often run fastest with 1)")
     p.add_argument("--window-prob", type=float, default=d.window_prob, metavar="P",
-                   help="share of steps on unmasked silence windows, as a compiled model "
-                        f"runs (default {d.window_prob})")
+                   help="full-context models: share of steps on unmasked silence windows, "
+                        f"as a compiled model runs (default {d.window_prob}; a streaming "
+                        "model trains every step after --stream-lead-ms of silence)")
     p.add_argument("--window-ms", type=float_arg(1.0, MAX_WINDOW_MS), default=d.window_ms,
                    metavar="MS",
                    help="longest window those steps draw: the longest window you will "
