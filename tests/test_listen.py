@@ -388,13 +388,14 @@ def test_report_md_lists_the_listen_ram(windowed) -> None:  # type: ignore[no-un
 
 def test_cli_listen_on_the_board_it_names(tmp_path: Path) -> None:
     """docs/listen.md's command: --board nrf52840_dk alone picks its target, and the
-    listen check looks at that board, not at the target's default board."""
+    listen check looks at that board, not at the target's default board. The output folder
+    is relative, as in the docs (the compile check of the project once ran elsewhere)."""
     from tests.conftest import run_tinygen
 
     out = tmp_path / "mic-nrf"
     result = run_tinygen("build", "preset:share-blocks", "--board", "nrf52840_dk", "--app",
                          "listen", "--window-ms", "400", "--calib", "2", "--vectors", "1",
-                         "-o", str(out))
+                         "-o", "mic-nrf", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     report = json.loads((out / "report.json").read_text())
     assert (report["board"], report["listen"]["streaming"]) == ("nrf52840_dk", False)

@@ -597,6 +597,7 @@ def compile_check(out: Path, cpu: str, gcc: str = "arm-none-eabi-gcc",
     compiled and those not compiled, with why (project paths)."""
     flags = [*ARM_CHECK_FLAGS, f"-mcpu={cpu}"] if cpu else ["-std=c99", "-O2", "-Wall",
                                                             "-Wextra", "-Werror"]
+    out = out.resolve()  # the compiler runs in a temporary folder
     lib = out / "lib" / "tinygen"
     includes = [f"-I{out / 'src'}", f"-I{lib}"]
     cmsis = cmsis_nn_include()
