@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.test_train import TINY
 from tinygen.audio.frontend import FrontendConfig
 from tinygen.speech.checkpoint import load_checkpoint, read_checkpoint
-from tinygen.speech.config import ConformerConfig
 from tinygen.speech.data import DataError, Utterance
 from tinygen.speech.data.dataset import (
     SpeechDataset,
@@ -31,9 +31,6 @@ from tinygen.speech.model import build_model
 from tinygen.speech.streaming import receptive_steps, stream
 from tinygen.speech.train import TrainError, TrainOptions, dev_scores, fit, stream_lead
 
-TINY = ConformerConfig(name="test-tiny", d_model=32, n_heads=2, ff_dim=64, conv_kernel=7,
-                       subsample_channels=8, block_order=(0, 0), share_macaron=True
-                       ).validate()
 STREAM = replace(TINY, chunk_frames=2, left_chunks=2).validate()
 
 

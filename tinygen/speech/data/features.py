@@ -192,15 +192,14 @@ def cmd_features(args: Any) -> int:
     cfg = load_preset(args.preset) if args.preset else ConformerConfig()
     fe = FrontendConfig.of(cfg)
     tables = _tables(fe)
-    splits = {}
-    for split in args.splits:
-        utts = load_split(args.corpus, split, cfg.vocab)
-        unknown = set(shares) - {u.source or "" for u in utts}
-        if unknown and split == args.splits[0]:
-            raise DataError(f"--sample names no source of {args.corpus}: "
-                            f"{', '.join(sorted(unknown))}",
-                            "use the source names of its corpus.json (by_source)")
-        splits[split] = sample_utterances(utts, shares, args.seed)
+    listed = {split: load_split(args.corpus, split, cfg.vocab) for split in args.splits}
+    unknown = set(shares) - {u.source or "" for utts in listed.values() for u in utts}
+    if unknown:
+        raise DataError(f"--sample names no source of {args.corpus}: "
+                        f"{', '.join(sorted(unknown))}",
+                        "use the source names of its corpus.json (by_source)")
+    splits = {split: sample_utterances(utts, shares, args.seed)
+              for split, utts in listed.items()}
     info: dict[str, Any] = {"corpus": Path(args.corpus).resolve().name,
                             "sample": shares, "seed": args.seed}
     meta = Path(args.corpus) / "corpus.json"
