@@ -55,8 +55,9 @@ def render_audio_tables(tables: F.FrontendTables, vocab: str, prefix: str = "tg_
     arrays = [
         _array("window", "int16_t", t.window, "periodic Hann window, Q15"),
         _array("bitrev", "uint16_t", t.bitrev, "bit reversal of the n_fft/2-point FFT"),
-        _array("twiddle", "int32_t", t.twiddle, "FFT twiddles (cos, -sin), Q30"),
-        _array("split", "int32_t", t.split, "real-FFT split factors (-sin, -cos), Q30"),
+        _array("twiddle", "int32_t", t.twiddle_q31(),
+               "FFT twiddles (cos, -sin), Q31; W^0 = 1 saturates (the C never reads it)"),
+        _array("split", "int32_t", t.split_q31(), "real-FFT split factors (-sin, -cos), Q31"),
         _array("mel_start", "uint16_t", t.mel_start, "first FFT bin of each mel filter"),
         _array("mel_length", "uint16_t", t.mel_length, "FFT bins of each mel filter"),
         _array("mel_offset", "uint16_t", t.mel_offset, "first weight of each mel filter"),

@@ -131,6 +131,21 @@ class FrontendTables:
         """Mel sums are real mel power times 2^mel_exponent."""
         return mel_exponent(self.window_shift)
 
+    def twiddle_q31(self) -> np.ndarray:
+        """The twiddles as the C stores them: Q31 (twice the Q30 values), saturated to
+        int32. Only W^0 = 1 saturates, and the C never multiplies by it (nor by -i): it
+        multiplies doubled FFT values by Q31 twiddles, which gives the Q30 rounding exactly
+        (tg_q32_dot2 in tg_frontend.c)."""
+        return np.clip(self.twiddle.astype(np.int64) * 2, -(1 << 31),
+                       (1 << 31) - 1).astype(np.int32)
+
+    def split_q31(self) -> np.ndarray:
+        """The split factors as the C stores them: Q31, twice the Q30 values. Every stored
+        factor (k <= n_fft/4) is <= 0, so all fit int32 exactly."""
+        q31 = self.split.astype(np.int64) * 2
+        assert q31.max() <= 0 and q31.min() >= -(1 << 31)
+        return q31.astype(np.int32)
+
     def nbytes(self) -> int:
         """Flash bytes of the tables as the C stores them (arrays and scalars)."""
         arrays = (self.window, self.bitrev, self.twiddle, self.split, self.mel_start,

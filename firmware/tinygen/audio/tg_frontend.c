@@ -37,7 +37,7 @@
  * inside; longer spans (few groups) walk the twiddles along each group. Measured on
  * qemu-m4 (bench/bench_frontend.py). Either order gives the same values. */
 #ifndef TG_FFT_TWIDDLE_OUTER_MAX
-#define TG_FFT_TWIDDLE_OUTER_MAX 8
+#define TG_FFT_TWIDDLE_OUTER_MAX 16
 #endif
 
 /* Profiling hook at each phase of a frame (window, FFT, split + power, mel + log); the
@@ -80,36 +80,53 @@ int32_t tg_frontend_frames_for(const tg_frontend_state_t *state,
 #define TG_Q30_DOT2(a, b, c, d)                                                          \
     ((int32_t)(((int64_t)(a) * (b) + (int64_t)(c) * (d) + TG_Q30_ROUND) >> 30))
 
-/* One radix-2 butterfly with twiddle (wr, wi) in Q30 and nwi = -wi: t = round(b * W),
- * a' = a + t, b' = a - t (int32 x int32 -> int64 products, one rounding per component). */
+/* (a b + c d + 2^31) >> 32 for int32 operands whose sum of products fits int64: the
+ * high word plus the low word's top bit (the carry of adding 2^31), so a multiply, a
+ * multiply-accumulate and one add on a 32-bit core (SMULL, SMLAL, ADD ..., LSR #31 on
+ * Arm). With both factors of each product doubled (x2 = 2x, w31 = 2w, Q31 for Q30) it is
+ * round(x w) in Q30 exactly: (4 S + 2^31) >> 32 = (S + 2^29) >> 30. */
+static inline int32_t tg_q32_dot2(int32_t a, int32_t b, int32_t c, int32_t d)
+{
+    const int64_t s = (int64_t)a * b + (int64_t)c * d;
+    return (int32_t)(s >> 32) + (int32_t)((uint32_t)s >> 31);
+}
+
+/* One radix-2 butterfly on doubled values (a2 = 2a, b2 = 2b) with the Q31 twiddle
+ * (wr, wi) and nwi = -wi: t = round(b * W) in Q30 (tg_q32_dot2), a2' = a2 + 2t,
+ * b2' = a2 - 2t, the doubles of the reference's a + t and a - t. */
 #define TG_FFT_BUTTERFLY(a, b, wr, wi, nwi)                                              \
     do {                                                                                 \
         const int32_t br_ = (b)[0], bi_ = (b)[1];                                        \
-        const int32_t tr_ = TG_Q30_DOT2(br_, wr, bi_, nwi);                              \
-        const int32_t ti_ = TG_Q30_DOT2(br_, wi, bi_, wr);                               \
+        const int32_t tr_ = tg_q32_dot2(br_, wr, bi_, nwi);                              \
+        const int32_t ti_ = tg_q32_dot2(br_, wi, bi_, wr);                               \
         const int32_t ar_ = (a)[0], ai_ = (a)[1];                                        \
-        (a)[0] = ar_ + tr_;                                                              \
-        (a)[1] = ai_ + ti_;                                                              \
-        (b)[0] = ar_ - tr_;                                                              \
-        (b)[1] = ai_ - ti_;                                                              \
+        (a)[0] = ar_ + 2 * tr_;                                                          \
+        (a)[1] = ai_ + 2 * ti_;                                                          \
+        (b)[0] = ar_ - 2 * tr_;                                                          \
+        (b)[1] = ai_ - 2 * ti_;                                                          \
     } while (0)
 
 /* count butterflies along one group: a = p, b = p + span, twiddles w, w + stride, ... */
-static void tg_fft_walk(int32_t *p, int32_t span, const int32_t *w, int32_t stride,
+static void tg_fft_walk(int32_t *a, int32_t span, const int32_t *w, int32_t stride,
                         int32_t count)
 {
-    for (; count > 0; --count, p += 2, w += stride) {
-        TG_FFT_BUTTERFLY(p, p + span, w[0], w[1], -w[1]);
+    int32_t *b = a + span;
+    const int32_t *const end = w + count * stride;
+    for (; w != end; w += stride, a += 2, b += 2) {
+        const int32_t wr = w[0], wi = w[1];
+        TG_FFT_BUTTERFLY(a, b, wr, wi, -wi);
     }
 }
 
-/* Radix-2 decimation-in-time FFT of `half` complex points, in place, input already in
- * bit-reversed order. buf: re, im interleaved.
+/* Radix-2 decimation-in-time FFT of `half` complex points, in place, on doubled values
+ * (buf holds 2z: re, im interleaved, in bit-reversed order), with the Q31 twiddles.
  *
- * The first two stages multiply only by W = (2^30, 0) and W = (0, -2^30), whose rounded
- * products are exactly (br, bi) and (bi, -br), so they are done with adds (the values are
- * the same as the general butterfly's). Later stages loop over the twiddle outside and the
- * groups inside, so each twiddle is loaded once per stage. */
+ * The first two stages multiply only by W = 1 and W = -i, whose rounded products are
+ * exactly (br, bi) and (bi, -br), so they are adds, as are the butterflies with those
+ * twiddles in later stages (the values are the same as the general butterfly's; the
+ * Q31 table cannot hold 1 and is not read there). Short spans loop over the twiddles
+ * outside and the groups inside, so each twiddle is loaded once per stage; longer spans
+ * (few groups) walk the twiddles along each group. */
 static void tg_fft(int32_t *buf, int32_t half, const int32_t *twiddle)
 {
     int32_t size = 2;
@@ -136,6 +153,7 @@ static void tg_fft(int32_t *buf, int32_t half, const int32_t *twiddle)
         const int32_t h = size / 2;
         const int32_t q = h / 2;                   /* j = q: W = -i */
         const int32_t stride = 2 * (half / size); /* int32 steps between twiddles */
+        int32_t *const end = buf + 2 * half;
         for (base = 0; base < half; base += size) { /* W = 1 and W = -i: adds, exact */
             int32_t *a = buf + 2 * base;
             int32_t *b = a + 2 * h;
@@ -162,13 +180,13 @@ static void tg_fft(int32_t *buf, int32_t half, const int32_t *twiddle)
             for (j = 1; j < h; ++j) {
                 const int32_t wr = twiddle[j * stride];
                 const int32_t wi = twiddle[j * stride + 1];
-                const int32_t nwi = -wi; /* |wi| <= 2^30: no overflow */
+                const int32_t nwi = -wi; /* |wi| < 2^31 for j != q */
                 int32_t *a = buf + 2 * j;
+                int32_t *b = a + 2 * h;
                 if (j == q) {
                     continue;
                 }
-                for (base = 0; base < half; base += size, a += 2 * size) {
-                    int32_t *b = a + 2 * h;
+                for (; a < end; a += 2 * size, b += 2 * size) {
                     TG_FFT_BUTTERFLY(a, b, wr, wi, nwi);
                 }
             }
@@ -226,7 +244,8 @@ static int32_t tg_log2_q16(uint64_t m, const uint32_t *lut, int32_t lut_bits)
     return e * 65536 + (int32_t)(lo + step);
 }
 
-/* Window and pack z[i] = v[2i] + i v[2i+1] in bit-reversed order; v = 0 past win.
+/* Window and pack 2 z[i] = 2 v[2i] + 2i v[2i+1] in bit-reversed order; v = 0 past win
+ * (doubled for tg_fft: |2 v| <= 2^21).
  * Bit reversal is its own inverse, so sample pair r goes to position bitrev[r]: one pass
  * in sample order over the pairs the window covers, then zeros for the rest. */
 static void tg_window_pack(const tg_frontend_tables_t *t, const int16_t *samples,
@@ -241,12 +260,12 @@ static void tg_window_pack(const tg_frontend_tables_t *t, const int16_t *samples
     int32_t r;
     for (r = 0; r < pairs; ++r, samples += 2, w += 2) {
         int32_t *dst = buf + 2 * (int32_t)rev[r];
-        dst[0] = ((int32_t)samples[0] * w[0] + round) >> s;
-        dst[1] = ((int32_t)samples[1] * w[1] + round) >> s;
+        dst[0] = 2 * (((int32_t)samples[0] * w[0] + round) >> s);
+        dst[1] = 2 * (((int32_t)samples[1] * w[1] + round) >> s);
     }
     if (r < half && (t->win_length & 1) != 0) { /* odd win: the last sample, alone */
         int32_t *dst = buf + 2 * (int32_t)rev[r];
-        dst[0] = ((int32_t)samples[0] * w[0] + round) >> s;
+        dst[0] = 2 * (((int32_t)samples[0] * w[0] + round) >> s);
         dst[1] = 0;
         ++r;
     }
@@ -265,56 +284,63 @@ static uint64_t tg_shr64(uint64_t v, int32_t s)
     return ((uint64_t)(hi >> s) << 32) | (uint64_t)((lo >> s) | (hi << (32 - s)));
 }
 
-/* P = (yr^2 + yi^2) >> shift, stored as (low, high) 32-bit halves. */
+/* P = (yr^2 + yi^2) >> shift, stored as (low, high) 32-bit halves. |y| < 2^30, so the
+ * sum fits int64 (one multiply and one multiply-accumulate). */
 #define TG_POWER(yr, yi, shift, dst)                                                     \
     do {                                                                                 \
-        const uint64_t p_ = tg_shr64((uint64_t)((int64_t)(yr) * (yr)) +                  \
-                                     (uint64_t)((int64_t)(yi) * (yi)), shift);           \
+        const uint64_t p_ = tg_shr64(                                                    \
+            (uint64_t)((int64_t)(yr) * (yr) + (int64_t)(yi) * (yi)), shift);             \
         (dst)[0] = (uint32_t)p_;                                                         \
         (dst)[1] = (uint32_t)(p_ >> 32);                                                 \
     } while (0)
 
 /* Split the half-size FFT Z into the n_fft/2 + 1 bins of the real FFT (Y = 2X) and their
- * power. The tables hold T_k for k <= n_fft/4 only: T_(half - k) = (sr_k, -si_k).
- * Bins k and half - k are done together. With E = Z[k] + conj Z[-k] and
- * O = Z[k] - conj Z[-k] for bin k, bin half - k has E' = conj E and O' = -conj O exactly
- * (int32 sums), so
+ * power. z holds 2Z (tg_fft's doubled values); the tables hold T_k in Q31 (twice the
+ * reference's Q30 values; every one is <= 0 and fits) for k <= n_fft/4 only:
+ * T_(half - k) = (sr_k, -si_k). Bins k and half - k are done together. With
+ * E = Z[k] + conj Z[-k] and O = Z[k] - conj Z[-k] for bin k (here 2E and 2O, exact), bin
+ * half - k has E' = conj E and O' = -conj O exactly (int32 sums), so
  *   Y[k]        = (er + R(sr or - si oi), ei + R(sr oi + si or))
  *   Y[half - k] = (er + R(si oi - sr or), R(sr oi + si or) - ei)
- * with R(x) = (x + 2^29) >> 30: the same values as one bin at a time (the reference's
- * order), one load of each Z value and three rounded products per pair instead of four. */
+ * with R(x) = (x + 2^29) >> 30 = tg_q32_dot2 on the doubled operands: the same values as
+ * one bin at a time (the reference's order), one load of each Z value and three rounded
+ * products per pair instead of four. Every E, O < 2^29 (docs/frontend.md), so 2E, 2O
+ * fit. */
 static void tg_split_power(const tg_frontend_tables_t *t, const int32_t *z, uint32_t *power)
 {
     const int32_t half = t->n_fft / 2;
     const int32_t shift = t->power_shift;
     const int32_t *sp = t->split + 2;
     int32_t k;
-    {   /* k = 0 and half: Z[-0] = Z[0], E = (2 zr, 0), O = (0, 2 zi); T_0 = (0, si_0) */
-        const int32_t er = 2 * z[0], oi = 2 * z[1];
-        const int32_t tr = TG_Q30_DOT2(t->split[1], -oi, 0, 0);
-        const int32_t ti = TG_Q30_DOT2(t->split[0], oi, 0, 0);
-        const int32_t tr2 = TG_Q30_DOT2(t->split[1], oi, 0, 0); /* T_half = (0, -si_0) */
+    {   /* k = 0 and half: Z[-0] = Z[0], E = (2 zr, 0), O = (0, 2 zi); T_0 = (0, si_0);
+         * the Q30 factor is half the stored one (exact: it is even) */
+        const int32_t er = z[0], oi = z[1];
+        const int32_t si = t->split[1] / 2, sr = t->split[0] / 2;
+        const int32_t tr = TG_Q30_DOT2(si, -oi, 0, 0);
+        const int32_t ti = TG_Q30_DOT2(sr, oi, 0, 0);
+        const int32_t tr2 = TG_Q30_DOT2(si, oi, 0, 0); /* T_half = (0, -si_0) */
         TG_POWER(er + tr, ti, shift, power);
         TG_POWER(er + tr2, ti, shift, power + 2 * half);
     }
     for (k = 1; 2 * k < half; ++k, sp += 2) {
         const int32_t *zk = z + 2 * k, *zm = z + 2 * (half - k);
         uint32_t *pk = power + 2 * k, *pm = power + 2 * (half - k);
-        const int32_t er = zk[0] + zm[0], ei = zk[1] - zm[1];
+        const int32_t er = zk[0] + zm[0], ei = zk[1] - zm[1]; /* 2E, 2O */
         const int32_t orr = zk[0] - zm[0], oi = zk[1] + zm[1];
         const int32_t sr = sp[0], si = sp[1];
-        const int32_t ti = TG_Q30_DOT2(sr, oi, si, orr);
-        const int32_t tr = TG_Q30_DOT2(sr, orr, si, -oi);
-        const int32_t tr2 = TG_Q30_DOT2(si, oi, sr, -orr);
-        TG_POWER(er + tr, ei + ti, shift, pk);
-        TG_POWER(er + tr2, ti - ei, shift, pm);
+        const int32_t ti = tg_q32_dot2(sr, oi, si, orr);
+        const int32_t tr = tg_q32_dot2(sr, orr, si, -oi);
+        const int32_t tr2 = tg_q32_dot2(si, oi, sr, -orr);
+        const int32_t e_r = er >> 1, e_i = ei >> 1; /* exact: even */
+        TG_POWER(e_r + tr, e_i + ti, shift, pk);
+        TG_POWER(e_r + tr2, ti - e_i, shift, pm);
     }
     if (half >= 2) { /* k = half / 2 pairs with itself: Z[-k] = Z[k] */
         const int32_t *zk = z + half;
         uint32_t *pk = power + half;
-        const int32_t er = 2 * zk[0], oi = 2 * zk[1];
-        const int32_t tr = TG_Q30_DOT2(sp[1], -oi, 0, 0);
-        const int32_t ti = TG_Q30_DOT2(sp[0], oi, 0, 0);
+        const int32_t er = zk[0], oi = zk[1];
+        const int32_t tr = TG_Q30_DOT2(sp[1] / 2, -oi, 0, 0);
+        const int32_t ti = TG_Q30_DOT2(sp[0] / 2, oi, 0, 0);
         TG_POWER(er + tr, ti, shift, pk);
     }
 }

@@ -38,10 +38,12 @@ typedef struct {
     const int16_t *window;
     int32_t window_shift;
     /* FFT of n_fft/2 complex points: bit reversal (n_fft/2) and twiddles
-     * W^j = (cos, -sin) in Q30 for j < n_fft/4, interleaved re, im */
+     * W^j = (cos, -sin) in Q31 (twice the reference's Q30 values; W^0 = 1 saturates and
+     * is never read) for j < n_fft/4, interleaved re, im */
     const uint16_t *bitrev;
     const int32_t *twiddle;
-    /* real-FFT split: T_k = (-sin, -cos)(2 pi k / n_fft) in Q30, k = 0 .. n_fft/2 */
+    /* real-FFT split: T_k = (-sin, -cos)(2 pi k / n_fft) in Q31 (twice the reference's
+     * Q30 values, all <= 0), k = 0 .. n_fft/4 */
     const int32_t *split;
     /* mel filter m: weights mel_weight[mel_offset[m] + i] (Q12) on bins mel_start[m] + i,
      * i < mel_length[m] */
