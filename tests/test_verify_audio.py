@@ -71,10 +71,10 @@ def test_firmware_hears_like_python(m4, wavs) -> None:  # type: ignore[no-untype
         per_s = r["instructions_per_second_of_audio"]
         total = r["instructions_frontend"] + r["instructions_model_and_decoder"]
         assert abs(per_s - total / r["processed_seconds"]) <= 1
-        # the front end's share of a window's instructions, as counted by QEMU: about 6.4%
-        # with the DSP kernels (the 5% goal is open; measured by bench/bench_frontend.py);
-        # this bounds a regression of either count
-        assert 0 < r["instructions_frontend"] < 0.08 * r["instructions_model_and_decoder"]
+        # the front end's share of a window's instructions, as counted by QEMU (exact, so
+        # deterministic): 4.6% here (bench/bench_frontend.py measures the 5% goal on 40
+        # utterances); this bounds a regression of either count
+        assert 0 < r["instructions_frontend"] < 0.05 * r["instructions_model_and_decoder"]
         assert r["real_time_factor_lower_bound"] == round(per_s / 180e6, 4)  # nucleo_f429zi
 
 

@@ -22,6 +22,11 @@
  *           top log_lut_bits of them index log_lut, the rest interpolate (rounded)
  *   q     = clamp((L * out_mult + out_bias) >> 32, -128, 127)
  *
+ * The C computes the same bytes in another representation (docs/frontend.md, "Cost"):
+ * the FFT buffer holds 2z and the twiddle and split tables are Q31, twice the reference's
+ * Q30, so that each rounded product is (4S + 2^31) >> 32, the high word of the int64 sum
+ * plus its low word's top bit.
+ *
  * Cost per frame on a Cortex-M4 (measured under QEMU by bench/bench_frontend.py): the
  * FFT of n_fft/2 points dominates, (n_fft/4) log2(n_fft/2) butterflies of four 32x32->64
  * multiplies.
@@ -40,6 +45,25 @@
 #define TG_FFT_TWIDDLE_OUTER_MAX 16
 #endif
 
+/* Inline assembly for the long FFT stages and the mel sums on Arm M-profile cores with
+ * Thumb-2 (ARMv7-M and later: SMULL, UMLAL, MLA, LDRD and STRD with post-increment), with
+ * GCC or Clang; the C elsewhere gives the same values. Define TG_FRONTEND_ASM 0 to build the C everywhere. */
+#ifndef TG_FRONTEND_ASM
+#if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_ARCH_PROFILE) &&           \
+    __ARM_ARCH_PROFILE == 'M'
+#define TG_FRONTEND_ASM 1
+#else
+#define TG_FRONTEND_ASM 0
+#endif
+#endif
+
+/* Keeps a phase out of line where inlining it into tg_frontend_frame costs registers. */
+#if defined(__GNUC__)
+#define TG_FRONTEND_NOINLINE __attribute__((noinline))
+#else
+#define TG_FRONTEND_NOINLINE
+#endif
+
 /* Profiling hook at each phase of a frame (window, FFT, split + power, mel + log); the
  * QEMU benchmark defines it as its instruction-count step marker. */
 #ifndef TG_FRONTEND_PHASE
@@ -52,7 +76,8 @@ int32_t tg_frontend_check(const tg_frontend_tables_t *t)
         t->win_length < 1 || t->win_length > t->n_fft || t->hop_length < 1 ||
         t->hop_length > t->win_length || t->n_mels < 1 || t->n_mels > TG_FRONTEND_MAX_MELS ||
         t->window_shift < 0 || t->window_shift > 15 || t->power_shift < 1 ||
-        t->power_shift > 31 || t->log_lut_bits < 1 || t->log_lut_bits > 16) {
+        t->power_shift > 31 || t->log_lut_bits < 1 || t->log_lut_bits > 16 ||
+        t->out_mult < 0 || t->out_mult > INT32_MAX) {
         return TG_FRONTEND_ERR_TABLES;
     }
     return 0;
@@ -106,16 +131,69 @@ static inline int32_t tg_q32_dot2(int32_t a, int32_t b, int32_t c, int32_t d)
         (b)[1] = ai_ - 2 * ti_;                                                          \
     } while (0)
 
+/* The first two stages on four consecutive positions (values a, b, c, d), written to
+ * p[0..7]: W = 1, then W = 1 for (a, c) and -i for (b, d), all adds. */
+#define TG_FFT_FIRST_TWO(p, ar, ai, br, bi, cr, ci, dr, di)                               \
+    do {                                                                                 \
+        const int32_t r0_ = (ar) + (br), i0_ = (ai) + (bi);                              \
+        const int32_t r1_ = (ar) - (br), i1_ = (ai) - (bi);                              \
+        const int32_t r2_ = (cr) + (dr), i2_ = (ci) + (di);                              \
+        const int32_t r3_ = (cr) - (dr), i3_ = (ci) - (di);                              \
+        (p)[0] = r0_ + r2_;                                                              \
+        (p)[1] = i0_ + i2_;                                                              \
+        (p)[4] = r0_ - r2_;                                                              \
+        (p)[5] = i0_ - i2_;                                                              \
+        (p)[2] = r1_ + i3_; /* t = -i * (r3, i3) = (i3, -r3) */                          \
+        (p)[3] = i1_ - r3_;                                                              \
+        (p)[6] = r1_ - i3_;                                                              \
+        (p)[7] = i1_ + r3_;                                                              \
+    } while (0)
+
 /* count butterflies along one group: a = p, b = p + span, twiddles w, w + stride, ... */
 static void tg_fft_walk(int32_t *a, int32_t span, const int32_t *w, int32_t stride,
                         int32_t count)
 {
     int32_t *b = a + span;
+#if TG_FRONTEND_ASM
+    /* TG_FFT_BUTTERFLY in 19 instructions (GCC's loop takes 23): ti first, then bi
+     * negated in place for tr = br wr + (-bi) wi */
+    int32_t *const end = a + 2 * count;
+    const int32_t step = 4 * stride; /* bytes */
+    int32_t wr, wi, br, bi, lo, hi, tr;
+    if (count > 0) { /* volatile: its only effect is on memory */
+        __asm__ volatile("1:\n\t"
+                         "ldrd %[wr], %[wi], [%[w]]\n\t"
+                         "add %[w], %[w], %[step]\n\t"
+                         "ldrd %[br], %[bi], [%[b]]\n\t"
+                         "smull %[lo], %[hi], %[br], %[wi]\n\t"
+                         "smlal %[lo], %[hi], %[bi], %[wr]\n\t"
+                         "add %[hi], %[hi], %[lo], lsr #31\n\t"     /* ti */
+                         "rsb %[bi], %[bi], #0\n\t"
+                         "smull %[lo], %[tr], %[br], %[wr]\n\t"
+                         "smlal %[lo], %[tr], %[bi], %[wi]\n\t"
+                         "add %[tr], %[tr], %[lo], lsr #31\n\t"     /* tr */
+                         "ldrd %[wr], %[wi], [%[a]]\n\t"            /* ar, ai */
+                         "add %[lo], %[wr], %[tr], lsl #1\n\t"
+                         "sub %[wr], %[wr], %[tr], lsl #1\n\t"
+                         "add %[br], %[wi], %[hi], lsl #1\n\t"
+                         "sub %[wi], %[wi], %[hi], lsl #1\n\t"
+                         "strd %[lo], %[br], [%[a]], #8\n\t"
+                         "strd %[wr], %[wi], [%[b]], #8\n\t"
+                         "cmp %[a], %[end]\n\t"
+                         "bne 1b\n\t"
+                         : [a] "+&r"(a), [b] "+&r"(b), [w] "+&r"(w), [wr] "=&r"(wr),
+                           [wi] "=&r"(wi), [br] "=&r"(br), [bi] "=&r"(bi), [lo] "=&r"(lo),
+                           [hi] "=&r"(hi), [tr] "=&r"(tr)
+                         : [step] "r"(step), [end] "r"(end)
+                         : "cc", "memory");
+    }
+#else
     const int32_t *const end = w + count * stride;
     for (; w != end; w += stride, a += 2, b += 2) {
         const int32_t wr = w[0], wi = w[1];
         TG_FFT_BUTTERFLY(a, b, wr, wi, -wi);
     }
+#endif
 }
 
 /* Radix-2 decimation-in-time FFT of `half` complex points, in place, on doubled values
@@ -124,28 +202,18 @@ static void tg_fft_walk(int32_t *a, int32_t span, const int32_t *w, int32_t stri
  * The first two stages multiply only by W = 1 and W = -i, whose rounded products are
  * exactly (br, bi) and (bi, -br), so they are adds, as are the butterflies with those
  * twiddles in later stages (the values are the same as the general butterfly's; the
- * Q31 table cannot hold 1 and is not read there). Short spans loop over the twiddles
+ * Q31 table cannot hold 1 and is not read there). size: the first stage's group size, 2,
+ * or 8 when tg_fft_first has done the first two. Short spans loop over the twiddles
  * outside and the groups inside, so each twiddle is loaded once per stage; longer spans
  * (few groups) walk the twiddles along each group. */
-static void tg_fft(int32_t *buf, int32_t half, const int32_t *twiddle)
+TG_FRONTEND_NOINLINE static void tg_fft(int32_t *buf, int32_t half, const int32_t *twiddle,
+                                        int32_t size)
 {
-    int32_t size = 2;
     int32_t base, j;
-    if (half >= 4) {
+    if (size == 2 && half >= 4) {
         for (base = 0; base < half; base += 4) {
             int32_t *p = buf + 2 * base;
-            const int32_t r0 = p[0] + p[2], i0 = p[1] + p[3];
-            const int32_t r1 = p[0] - p[2], i1 = p[1] - p[3];
-            const int32_t r2 = p[4] + p[6], i2 = p[5] + p[7];
-            const int32_t r3 = p[4] - p[6], i3 = p[5] - p[7];
-            p[0] = r0 + r2;
-            p[1] = i0 + i2;
-            p[4] = r0 - r2;
-            p[5] = i0 - i2;
-            p[2] = r1 + i3; /* t = -i * (r3, i3) = (i3, -r3) */
-            p[3] = i1 - r3;
-            p[6] = r1 - i3;
-            p[7] = i1 + r3;
+            TG_FFT_FIRST_TWO(p, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
         }
         size = 8;
     }
@@ -276,6 +344,50 @@ static void tg_window_pack(const tg_frontend_tables_t *t, const int16_t *samples
     }
 }
 
+/* 2 v[2r] and 2 v[2r + 1] for sample pair r (v = 0 past the window; pairs: the pairs
+ * the window covers whole; an odd window's last sample makes pair `pairs` half full). */
+#define TG_WINDOW_PAIR(r, re, im)                                                        \
+    do {                                                                                 \
+        const int32_t r_ = (r);                                                          \
+        if (r_ < pairs) {                                                                \
+            const int16_t *const xp_ = x + 2 * r_, *const wp_ = w + 2 * r_;              \
+            re = 2 * ((xp_[0] * wp_[0] + round) >> s);                                   \
+            im = 2 * ((xp_[1] * wp_[1] + round) >> s);                                   \
+        } else {                                                                         \
+            re = r_ == pairs && odd ? 2 * ((x[2 * r_] * w[2 * r_] + round) >> s) : 0;    \
+            im = 0;                                                                      \
+        }                                                                                \
+    } while (0)
+
+/* The window, the pack and the FFT's first two stages (W = 1 and -i: adds) in one pass
+ * over the groups of 4 bit-reversed positions, for n_fft >= 8: the same values as
+ * tg_window_pack and then tg_fft's first two stages, without storing and reloading the
+ * windowed samples. Positions base + i (base a multiple of 4) hold sample pairs
+ * bitrev[base] + {0, half/2, half/4, 3 half/4}: bit reversal maps the two low bits to the
+ * two high ones. */
+TG_FRONTEND_NOINLINE static void tg_fft_first(const tg_frontend_tables_t *t, const int16_t *x,
+                                              int32_t *buf)
+{
+    const int32_t half = t->n_fft / 2;
+    const int32_t pairs = t->win_length / 2, odd = t->win_length & 1;
+    const int32_t s = t->window_shift;
+    const int32_t round = (1 << s) >> 1;
+    const int16_t *const w = t->window;
+    const uint16_t *rev = t->bitrev;
+    const int32_t o1 = half / 2, o2 = half / 4, o3 = 3 * (half / 4);
+    int32_t *const end = buf + 2 * half;
+    for (; buf != end; buf += 8, rev += 4) {
+        const int32_t r = rev[0];
+        int32_t ar, ai, br, bi, cr, ci, dr, di;
+        TG_WINDOW_PAIR(r, ar, ai);
+        TG_WINDOW_PAIR(r + o1, br, bi);
+        TG_WINDOW_PAIR(r + o2, cr, ci);
+        TG_WINDOW_PAIR(r + o3, dr, di);
+        TG_FFT_FIRST_TWO(buf, ar, ai, br, bi, cr, ci, dr, di);
+    }
+}
+#undef TG_WINDOW_PAIR
+
 /* (v >> s) for 0 < s < 32 (tg_frontend_check) from 32-bit halves: four instructions on a
  * 32-bit core where a general 64-bit shift by a variable takes seven or more. */
 static uint64_t tg_shr64(uint64_t v, int32_t s)
@@ -351,6 +463,26 @@ static void tg_split_power(const tg_frontend_tables_t *t, const int32_t *z, uint
  * result is exact: two multiply-accumulates per weight on a 32-bit core. */
 static uint64_t tg_mel_sum(const uint16_t *w, const uint32_t *p, int32_t len)
 {
+#if TG_FRONTEND_ASM
+    /* the same sums, both halves in one pair of registers (UMLAL on the low half, MLA
+     * into the high word): six instructions per weight where GCC's own loop takes eight */
+    uint32_t lo = 0u, hi = 0u, pl, ph, wv;
+    const uint16_t *const end = w + len;
+    if (len > 0) {
+        __asm__("1:\n\t"
+                "ldrh %[wv], [%[w]], #2\n\t"
+                "ldrd %[pl], %[ph], [%[p]], #8\n\t"
+                "umlal %[lo], %[hi], %[pl], %[wv]\n\t"
+                "mla %[hi], %[ph], %[wv], %[hi]\n\t"
+                "cmp %[w], %[end]\n\t"
+                "bne 1b\n\t"
+                : [lo] "+&r"(lo), [hi] "+&r"(hi), [w] "+&r"(w), [p] "+&r"(p),
+                  [pl] "=&r"(pl), [ph] "=&r"(ph), [wv] "=&r"(wv)
+                : [end] "r"(end)
+                : "cc", "memory");
+    }
+    return ((uint64_t)hi << 32) | lo;
+#else
     uint64_t lo = 0u;
     uint32_t hi = 0u;
     int32_t i;
@@ -359,6 +491,7 @@ static uint64_t tg_mel_sum(const uint16_t *w, const uint32_t *p, int32_t len)
         hi += (uint32_t)w[i] * p[2 * i + 1];
     }
     return lo + ((uint64_t)hi << 32);
+#endif
 }
 
 void tg_frontend_frame(tg_frontend_state_t *state, const tg_frontend_tables_t *t,
@@ -370,19 +503,34 @@ void tg_frontend_frame(tg_frontend_state_t *state, const tg_frontend_tables_t *t
     int32_t m;
 
     TG_FRONTEND_PHASE(window);
-    tg_window_pack(t, samples, buf);
-    TG_FRONTEND_PHASE(fft);
-    tg_fft(buf, t->n_fft / 2, t->twiddle);
+    if (t->n_fft >= 8) {
+        tg_fft_first(t, samples, buf);
+        TG_FRONTEND_PHASE(fft);
+        tg_fft(buf, t->n_fft / 2, t->twiddle, 8);
+    } else {
+        tg_window_pack(t, samples, buf);
+        TG_FRONTEND_PHASE(fft);
+        tg_fft(buf, t->n_fft / 2, t->twiddle, 2);
+    }
     TG_FRONTEND_PHASE(split);
     tg_split_power(t, buf, power);
     TG_FRONTEND_PHASE(mel);
-    for (m = 0; m < n_mels; ++m) {
-        const uint64_t acc = tg_mel_sum(t->mel_weight + t->mel_offset[m],
-                                        power + 2 * t->mel_start[m], t->mel_length[m]);
-        const int64_t q = ((int64_t)tg_log2_q16(acc + t->log_floor, t->log_lut,
-                                                t->log_lut_bits) *
-                           t->out_mult + t->out_bias) >> 32;
-        out[m] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+    {   /* the tables' fields in locals: out is int8, which may alias anything, so the
+         * compiler would reload them after every store */
+        const uint16_t *const mel_start = t->mel_start, *const mel_length = t->mel_length;
+        const uint16_t *const mel_offset = t->mel_offset, *const mel_weight = t->mel_weight;
+        const uint32_t *const lut = t->log_lut;
+        const int32_t lut_bits = t->log_lut_bits;
+        const uint64_t floor = t->log_floor;
+        const int32_t mult = (int32_t)t->out_mult; /* in [0, 2^31): tg_frontend_check */
+        const int64_t bias = t->out_bias;
+        for (m = 0; m < n_mels; ++m) {
+            const uint64_t acc = tg_mel_sum(mel_weight + mel_offset[m],
+                                            power + 2 * mel_start[m], mel_length[m]);
+            const int32_t l = tg_log2_q16(acc + floor, lut, lut_bits);
+            const int32_t q = (int32_t)(((int64_t)l * mult + bias) >> 32);
+            out[m] = (int8_t)(q < -128 ? -128 : (q > 127 ? 127 : q));
+        }
     }
 }
 
