@@ -30,7 +30,8 @@
  *
  * On cores with the DSP extension (TG_FC_DSP, tg_fc_dsp.h) rows of up to 168 features
  * take tg_fc_dsp_s8 instead, with the same 2 KiB stack buffer as its scratch: about 0.8
- * instructions per MAC on a Cortex-M4.
+ * instructions per MAC on a Cortex-M4. On x86 with SSE2 (TG_DOT_SSE2) the byte-pair
+ * loops are vector loops, faster than the packed one, so nothing is packed.
  */
 #include <stddef.h>
 
@@ -84,7 +85,8 @@ void tg_fully_connected_s8(const int8_t *input, int8_t *output, const tg_fc_para
     /* rows of up to TG_FC_PACK_MAX take the packed loop (a 2 KiB stack buffer), on cores
      * with a one-instruction 64-bit multiply-accumulate (tg_dot.h), when there are at
      * least two rows to share each packed channel pair */
-    const int32_t packed_ok = TG_DOT_MUL64 && in_features <= TG_FC_PACK_MAX && rows >= 2;
+    const int32_t packed_ok = TG_DOT_MUL64 && !TG_DOT_SSE2 && in_features <= TG_FC_PACK_MAX &&
+                              rows >= 2;
     int32_t packed[TG_FC_PACK_MAX];
     int32_t o = 0;
     int32_t r;
