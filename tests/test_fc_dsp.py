@@ -1,5 +1,5 @@
-"""The DSP fully connected kernel (firmware/tinygen/portable/tg_fc_dsp.h) on QEMU's
-Cortex-M4 and M7 against the numpy reference, byte for byte.
+"""The DSP fully connected kernel and matrix product (firmware/tinygen/portable/
+tg_fc_dsp.h) on QEMU's Cortex-M4 and M7 against the numpy reference, byte for byte.
 
 The host cannot run SMLAD / SXTB16, so tests/c/tg_fc_dsp_driver.c is built with the
 boards' startup and semihosting (firmware/boards/qemu/) and run under qemu-system-arm:
@@ -86,8 +86,10 @@ def encode(cs: list[dict]) -> bytes:
     return b"".join(parts)
 
 
-@pytest.mark.parametrize("target", ["qemu-m4", "qemu-m7"])
-def test_fc_dsp_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
+def run_driver(target: str, tmp_path: Path, cases_file: str, data: bytes,
+               out_file: str) -> bytes:
+    """Build tests/c/tg_fc_dsp_driver.c (with the portable fully connected kernel) for
+    target, run it on ``data`` written to ``cases_file``, return ``out_file``'s bytes."""
     board = qemu.BOARDS[target]
     gcc, emu = shutil.which(board.arch.cc), shutil.which(board.arch.qemu)
     assert gcc and emu, "needs gcc-arm-none-eabi and qemu-system-arm (scripts/setup.sh)"
@@ -101,12 +103,17 @@ def test_fc_dsp_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
          *(str(boards / f) for f in board.arch.sources if (boards / f).is_file()),
          *board.arch.ldflags, "-L", str(boards), "-T", board.linker_script, "-o", str(elf)],
         check=True, capture_output=True, text=True, timeout=300)
-    cs = cases()
-    (tmp_path / "fc_cases.bin").write_bytes(encode(cs))
+    (tmp_path / cases_file).write_bytes(data)
     proc = subprocess.run([emu, *board.qemu_args(), "-kernel", str(elf)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    got = (tmp_path / "fc_out.bin").read_bytes()
+    return (tmp_path / out_file).read_bytes()
+
+
+@pytest.mark.parametrize("target", ["qemu-m4", "qemu-m7"])
+def test_fc_dsp_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
+    cs = cases()
+    got = run_driver(target, tmp_path, "fc_cases.bin", encode(cs), "fc_out.bin")
     assert len(got) == sum(2 * c["want"].size for c in cs)
     pos, bad = 0, []
     for i, c in enumerate(cs):
@@ -120,3 +127,75 @@ def test_fc_dsp_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
     shifts = np.concatenate([np.broadcast_to(c["p"].output_shift, (c["d_out"],))
                              for c in cs])
     assert shifts.min() <= -2 and shifts.max() >= -1  # both requantization paths ran
+
+
+# ---- tg_fc_dsp_matmul_s8: the CMSIS-NN batch matmul adapter's kernel on DSP cores --------
+
+def matmul_cases() -> list[dict]:
+    """Random products at the tile's edges: m odd or past a block, n not a multiple of
+    4, k not a multiple of 8 or 4, both operands transposed or at a row stride longer
+    than the row (attention's heads), every zero point, scratch from one row pair to
+    all, and both requantization paths."""
+    rng = np.random.default_rng(2323)
+    shapes = [(1, 1, 1), (24, 24, 24), (3, 5, 7), (24, 24, 24), (9, 13, 6), (2, 8, 4),
+              (17, 31, 5), (4, 3, 9), (24, 96, 24), (7, 40, 11)]
+    out = []
+    for case, (m, k, n) in enumerate(shapes * 4):
+        adj_x, adj_y = case % 4 == 3, case % 2 == 0
+        za, zb, zo = zp(rng), zp(rng), zp(rng)
+        if case % 5 == 4:
+            zb = 0
+        s_a, s_b = log_scale(rng, -3, 0.5), log_scale(rng, -3, 0.5)
+        a_shape = (k, m) if adj_x else (m, k)
+        b_shape = (n, k) if adj_y else (k, n)
+        a_stride = a_shape[1] + int(rng.integers(0, 3)) * 8
+        b_stride = b_shape[1] + int(rng.integers(0, 3)) * 8
+        a_buf = rng.integers(-128, 128, size=(a_shape[0], a_stride)).astype(np.int8)
+        b_buf = rng.integers(-128, 128, size=(b_shape[0], b_stride)).astype(np.int8)
+        a_mat, b_mat = a_buf[:, :a_shape[1]], b_buf[:, :b_shape[1]]
+        ref = (a_mat.T if adj_x else a_mat).astype(np.int64) - za
+        w = ((b_mat if adj_y else b_mat.T).astype(np.int64) - zb)  # (n, k)
+        acc = ref @ w.T
+        spread = float(np.std(acc)) + 1.0
+        s_out = float(np.float32(s_a * s_b * spread / 40 * 10 ** rng.uniform(-0.3, 0.3)))
+        if case % 6 == 5:  # a multiplier above 1/4: the generic requantization path
+            s_out = float(np.float32(s_a * s_b * 10 ** rng.uniform(-0.5, 0.5)))
+        p = K.prepare_batch_matmul(s_a, za, s_b, zb, s_out, zo, adj_x=adj_x, adj_y=adj_y)
+        want = K.batch_matmul_s8(a_mat, b_mat, p)
+        d = depth(k)
+        pairs = [1, 2, (m + 1) // 2][case % 3]
+        out.append({"m": m, "k": k, "n": n, "za": za, "zb": zb, "zo": zo, "p": p,
+                    "adj_x": adj_x, "adj_y": adj_y, "a": a_buf, "b": b_buf,
+                    "a_stride": a_stride, "b_stride": b_stride,
+                    "buf_words": 2 * d + pairs * (d + 10), "want": want})
+    return out
+
+
+def encode_matmul(cs: list[dict]) -> bytes:
+    parts = [struct.pack("<i", len(cs))]
+    for c in cs:
+        p = c["p"]
+        parts.append(struct.pack("<13i", c["m"], c["k"], c["n"], c["za"], c["zb"], c["zo"],
+                                 p.output_multiplier, p.output_shift, c["adj_x"],
+                                 c["adj_y"], c["a_stride"], c["b_stride"], c["buf_words"]))
+        parts += [pad4(c["a"].tobytes()), pad4(c["b"].tobytes())]
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("target", ["qemu-m4"])
+def test_fc_dsp_matmul_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
+    cs = matmul_cases()
+    got = run_driver(target, tmp_path, "mm_cases.bin", encode_matmul(cs), "mm_out.bin")
+    assert len(got) == sum(c["want"].size for c in cs)
+    pos, bad = 0, []
+    for i, c in enumerate(cs):
+        want = c["want"].tobytes()
+        if got[pos:pos + len(want)] != want:
+            bad.append(f"case {i} ({c['m']},{c['k']})x({c['k']},{c['n']}) adj "
+                       f"{c['adj_x']:d}{c['adj_y']:d} scratch {c['buf_words']} words")
+        pos += len(want)
+    assert not bad, "\n".join(bad)
+    shifts = [c["p"].output_shift for c in cs]
+    assert min(shifts) <= -2 < max(shifts)  # both requantization paths ran
+    outs = np.concatenate([c["want"].ravel() for c in cs]).astype(np.int64)
+    assert np.mean((outs > -128) & (outs < 127)) > 0.5  # the arithmetic, not the clamps

@@ -66,8 +66,8 @@ CMSIS_CALLS = {"fully_connected": "arm_fully_connected_per_channel_s8",
 CMSIS_CALLS_MVE = {**CMSIS_CALLS, "fully_connected": "arm_nn_mat_mult_nt_t_s8"}
 # Where tinygen's own kernel beats CMSIS-NN's on a core, the adapter runs it instead
 # (firmware/tinygen/cmsis_nn/README.md): the function that shows it is linked.
-DSP_OWN = {"fully_connected": "tg_fc_dsp_tiles", "add": "tg_add_s8", "mul": "tg_mul_s8",
-           "softmax": "tg_softmax_s8"}
+DSP_OWN = {"fully_connected": "tg_fc_dsp_tiles", "batch_matmul": "tg_fc_dsp_tiles",
+           "add": "tg_add_s8", "mul": "tg_mul_s8", "softmax": "tg_softmax_s8"}
 OWN_KERNELS = {"qemu-m4": DSP_OWN, "qemu-m7": DSP_OWN,
                "qemu-m55": {"softmax": "tg_softmax_s8"}}
 ESP_CALLS = {"fully_connected": "esp_nn_fully_connected_per_ch_s8_ansi",

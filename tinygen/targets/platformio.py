@@ -157,6 +157,8 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
         return 0  # MVE: arm_nn_mat_mult_nt_t_s8 sums the weights in its loop
     if kind == "batch_matmul":  # cmsis_nn/tg_batch_matmul_s8.c: sums, rhs, lhs copies
         m, k, n = p["m"], p["k"], p["n"]
+        if family == "dsp":  # tinygen's DSP tiles (tg_fc_dsp_matmul_s8)
+            return 4 * fc_dsp_matmul_words(m, k)
         sums = 16 * _ceil(4 * n, 16) if family == "mve" else 0
         in_place = p["adj_y"] and p["rhs_row_stride"] == k
         return sums + (0 if in_place else 16 * _ceil(n * k, 16)) + (m * k if p["adj_x"] else 0)
@@ -194,6 +196,14 @@ def fc_dsp_words(rows: int, in_features: int) -> int:
     depth = (in_features + 7) // 8 * 8
     pairs = max(1, min((rows + 1) // 2, (FC_DSP_MAX_WORDS - 2 * depth) // (depth + 8)))
     return 2 * depth + pairs * (depth + 8)
+
+
+def fc_dsp_matmul_words(m: int, k: int) -> int:
+    """tg_fc_dsp_matmul_words (firmware/tinygen/portable/tg_fc_dsp.h): the scratch words
+    the CMSIS-NN batch matmul adapter takes on a DSP core without MVE."""
+    words = fc_dsp_words(m, k)
+    depth = (k + 7) // 8 * 8
+    return words + 2 * ((words - 2 * depth) // (depth + 8))
 
 
 def _conv_1xn_mve(p: dict[str, Any], im2col: int) -> int:

@@ -295,6 +295,21 @@ static inline void tg_fc_dsp_channel_out(const int32_t *acc, int32_t n,
     }
 }
 
+/* The scratch as the kernels below lay it out: one weight group (2 depth words), then
+ * block_pairs row pairs (depth words each), their accumulators (8 words a pair), then
+ * `extra` words a pair for the caller. -> block_pairs, as many as buf_words holds. */
+static inline int32_t tg_fc_dsp_layout(int32_t *buf, int32_t buf_words, int32_t depth,
+                                       int32_t extra, int32_t **wbuf, int32_t **xbuf,
+                                       int32_t **accs)
+{
+    const int32_t pairs = (buf_words - 2 * depth) / (depth + 8 + extra);
+
+    *wbuf = buf;
+    *xbuf = buf + 2 * depth;
+    *accs = *xbuf + pairs * depth;
+    return pairs;
+}
+
 static inline int tg_fc_dsp_s8(const int8_t *input, int8_t *output, const tg_fc_params_t *p,
                                int32_t *buf, int32_t buf_words)
 {
@@ -312,10 +327,7 @@ static inline int tg_fc_dsp_s8(const int8_t *input, int8_t *output, const tg_fc_
     if (buf_words < tg_fc_dsp_min_words(in_features)) {
         return 0;
     }
-    block_pairs = (buf_words - 2 * depth) / (depth + 8);
-    wbuf = buf;
-    xbuf = buf + 2 * depth;
-    accs = xbuf + block_pairs * depth;
+    block_pairs = tg_fc_dsp_layout(buf, buf_words, depth, 0, &wbuf, &xbuf, &accs);
     for (r0 = 0; r0 < rows; r0 += 2 * block_pairs) {
         const int32_t block_rows =
             rows - r0 < 2 * block_pairs ? rows - r0 : 2 * block_pairs;
@@ -349,6 +361,146 @@ static inline int tg_fc_dsp_s8(const int8_t *input, int8_t *output, const tg_fc_
                 tg_fc_dsp_channel_out(accs + c, block_rows, &ch, full, p,
                                       output + (size_t)r0 * out_stride + (size_t)(o + c),
                                       out_stride);
+            }
+        }
+    }
+    return 1;
+}
+
+/* dst[stride * j] = pair j of the len values src[0], src[step], src[2 step], ... plus
+ * offset, in the pairing tg_fc_dsp_widen gives contiguous values (elements 4i, 4i + 2 in
+ * word 2i and 4i + 1, 4i + 3 in word 2i + 1), for j in [0, depth / 2); past len the values
+ * are offset. For operands the compiler stores transposed or at a head's stride. */
+static inline void tg_fc_dsp_widen_strided(const int8_t *src, size_t step, int32_t len,
+                                           int32_t depth, int32_t offset, int32_t *dst,
+                                           int32_t stride)
+{
+    int32_t k = 0, i;
+
+#define TG_FC_DSP_PACK(e0, e1, e2, e3)                                                   \
+    do {                                                                                 \
+        dst[0] = tg_s32_from_u32(((uint32_t)(e0) & 0xFFFFu) | ((uint32_t)(e2) << 16));  \
+        dst[stride] = tg_s32_from_u32(((uint32_t)(e1) & 0xFFFFu) | ((uint32_t)(e3) << 16)); \
+        dst += 2 * stride;                                                               \
+    } while (0)
+    for (; k + 4 <= len; k += 4, src += 4 * step) {
+        TG_FC_DSP_PACK(src[0] + offset, src[step] + offset, src[2 * step] + offset,
+                       src[3 * step] + offset);
+    }
+    for (; k < depth; k += 4) { /* src: element k of the first such group */
+        int32_t e[4];
+
+        for (i = 0; i < 4; ++i) {
+            e[i] = (k + i < len ? (int32_t)src[(size_t)(k + i - (len & ~3)) * step] : 0) +
+                   offset;
+        }
+        TG_FC_DSP_PACK(e[0], e[1], e[2], e[3]);
+    }
+#undef TG_FC_DSP_PACK
+}
+
+/* The least scratch tg_fc_dsp_matmul_s8 takes for depth k: tg_fc_dsp_min_words plus one
+ * row sum per row of a row pair. */
+static inline int32_t tg_fc_dsp_matmul_min_words(int32_t k)
+{
+    return tg_fc_dsp_min_words(k) + 2;
+}
+
+/* The scratch a build plans for an (m, k) x (k, n) product: tg_fc_dsp_words plus one row
+ * sum per row it holds. */
+static inline int32_t tg_fc_dsp_matmul_words(int32_t m, int32_t k)
+{
+    const int32_t words = tg_fc_dsp_words(m, k);
+    const int32_t depth = tg_fc_dsp_depth(k);
+
+    return words + 2 * ((words - 2 * depth) / (depth + 8));
+}
+
+/* An int8 matrix product with both operands' zero points and one requantization:
+ *   out[i * out_row + j] = clamp(MBQM(sum_t (a_it - za)(b_jt - zb)) + zo, -128, 127)
+ * with a_it at a + i * a_row + t * a_col and b_jt at b + j * b_row + t * b_col (so b's
+ * rows are the output's columns), i < m, j < n, t < k: TFLM's BATCH_MATMUL int8 for one
+ * batch. The 2 x 4 tiles of tg_fc_dsp_tiles take the products with a widened minus za
+ * and b widened as it is; the zb terms are subtracted per row afterwards, exactly:
+ * sum (a - za)(b - zb) = sum (a - za) b - zb sum (a - za) (each term below 2^31 for
+ * k < 2^16). -> 1 when done, 0 (nothing written) when buf is smaller than
+ * tg_fc_dsp_matmul_min_words(k). out must not overlap a, b or buf. */
+static inline int tg_fc_dsp_matmul_s8(const int8_t *a, size_t a_row, size_t a_col,
+                                      const int8_t *b, size_t b_row, size_t b_col,
+                                      int8_t *out, size_t out_row, int32_t m, int32_t k,
+                                      int32_t n, int32_t za, int32_t zb, int32_t zo,
+                                      int32_t multiplier, int32_t shift, int32_t *buf,
+                                      int32_t buf_words)
+{
+    const int32_t depth = tg_fc_dsp_depth(k);
+    tg_fc_dsp_channel_t ch;
+    tg_fc_params_t fp; /* what tg_fc_dsp_channel_out reads: the full clamp and zo */
+    int32_t block_pairs;
+    int32_t *wbuf, *xbuf, *accs, *sums;
+    int32_t r0;
+
+    if (buf_words < tg_fc_dsp_matmul_min_words(k)) {
+        return 0;
+    }
+    block_pairs = tg_fc_dsp_layout(buf, buf_words, depth, 2, &wbuf, &xbuf, &accs);
+    sums = accs + 8 * block_pairs;
+    ch.bias = 0;
+    ch.q = tg_requant_prepare(multiplier, shift);
+    memset(&fp, 0, sizeof fp);
+    fp.output_zero_point = zo;
+    fp.act_min = INT8_MIN;
+    fp.act_max = INT8_MAX;
+    for (r0 = 0; r0 < m; r0 += 2 * block_pairs) {
+        const int32_t block_rows = m - r0 < 2 * block_pairs ? m - r0 : 2 * block_pairs;
+        int32_t o, r, c, t;
+
+        for (r = 0; r < block_rows; ++r) { /* rows minus za, and their sums */
+            const int8_t *const row = a + (size_t)(r0 + r) * a_row;
+            int32_t *const dst = xbuf + (r / 2) * depth + (r & 1);
+            int32_t sum = 0;
+
+            if (a_col == 1u) {
+                tg_fc_dsp_widen(row, k, depth, -za, dst, 2);
+            } else {
+                tg_fc_dsp_widen_strided(row, a_col, k, depth, -za, dst, 2);
+            }
+            for (t = 0; t < k; ++t) {
+                sum += (int32_t)row[(size_t)t * a_col];
+            }
+            sums[r] = sum - k * za;
+        }
+        if (block_rows & 1) {
+            tg_fc_dsp_widen(a, 0, depth, 0, xbuf + (block_rows / 2) * depth + 1, 2);
+            sums[block_rows] = 0;
+        }
+        for (o = 0; o < n; o += 4) {
+            const int32_t n_ch = n - o < 4 ? n - o : 4;
+
+            for (c = 0; c < 4; ++c) {
+                const int8_t *const col = b + (size_t)(o + c) * b_row;
+
+                if (c >= n_ch) {
+                    tg_fc_dsp_widen(b, 0, depth, 0, wbuf + c, 4);
+                } else if (b_col == 1u) {
+                    tg_fc_dsp_widen(col, k, depth, 0, wbuf + c, 4);
+                } else {
+                    tg_fc_dsp_widen_strided(col, b_col, k, depth, 0, wbuf + c, 4);
+                }
+            }
+            tg_fc_dsp_tiles(xbuf, wbuf, depth, (block_rows + 1) / 2, accs);
+            if (zb != 0) {
+                for (r = 0; r < block_rows; ++r) {
+                    int32_t *const acc = accs + (r >> 1) * 8 + (r & 1) * 4;
+                    const int32_t fix = zb * sums[r];
+
+                    for (c = 0; c < n_ch; ++c) {
+                        acc[c] -= fix;
+                    }
+                }
+            }
+            for (c = 0; c < n_ch; ++c) {
+                tg_fc_dsp_channel_out(accs + c, block_rows, &ch, 1, &fp,
+                                      out + (size_t)r0 * out_row + (size_t)(o + c), out_row);
             }
         }
     }
