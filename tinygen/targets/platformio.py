@@ -187,7 +187,7 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
 
 FC_DSP_MAX_WORDS = 6144  # TG_FC_DSP_MAX_WORDS
 # cmsis_nn/tg_conv2d_s8.c: TG_CONV_DSP_ROWS, TG_CONV_DSP_MIN_DEPTH
-CONV_DSP_ROWS, CONV_DSP_MIN_DEPTH = 24, 64
+CONV_DSP_ROWS, CONV_DSP_MIN_DEPTH = 24, 8
 
 
 def fc_dsp_words(rows: int, in_features: int) -> int:

@@ -290,6 +290,19 @@ static inline void tg_fc_dsp_channel_out(const int32_t *acc, int32_t n,
 #undef TG_FC_DSP_FAST
         return;
     }
+    if (ch->q.fast) { /* a fused activation's clamp: the same order as tg_requantize_s8 */
+        const tg_requant_t q = ch->q;
+        const int32_t bias = ch->bias, zp_out = p->output_zero_point;
+        const int32_t lo = p->act_min - zp_out, hi = p->act_max - zp_out;
+
+        for (r = 0; r < n; ++r, out += stride) {
+            *out = (int8_t)(tg_clamp_s32(tg_requant_scale_fast(
+                                             tg_add_wrap_s32(acc[(r >> 1) * 8 + (r & 1) * 4],
+                                                             bias), &q),
+                                         lo, hi) + zp_out);
+        }
+        return;
+    }
     for (r = 0; r < n; ++r, out += stride) {
         *out = tg_fc_dsp_out(acc[(r >> 1) * 8 + (r & 1) * 4], ch, p);
     }
