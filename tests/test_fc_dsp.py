@@ -17,6 +17,8 @@ from __future__ import annotations
 import shutil
 import struct
 import subprocess
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +112,18 @@ def run_driver(target: str, tmp_path: Path, cases_file: str, data: bytes,
     return (tmp_path / out_file).read_bytes()
 
 
+def assert_outputs(got: bytes, cs: list[dict], label: Callable[[dict], str]) -> None:
+    """got is every case's output, one after the other: each must be its "want"."""
+    assert len(got) == sum(c["want"].size for c in cs)
+    pos, bad = 0, []
+    for i, c in enumerate(cs):
+        want = c["want"].tobytes()
+        if got[pos:pos + len(want)] != want:
+            bad.append(f"case {i} {label(c)}")
+        pos += len(want)
+    assert not bad, "\n".join(bad)
+
+
 @pytest.mark.parametrize("target", ["qemu-m4", "qemu-m7"])
 def test_fc_dsp_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
     cs = cases()
@@ -186,16 +200,77 @@ def encode_matmul(cs: list[dict]) -> bytes:
 def test_fc_dsp_matmul_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
     cs = matmul_cases()
     got = run_driver(target, tmp_path, "mm_cases.bin", encode_matmul(cs), "mm_out.bin")
-    assert len(got) == sum(c["want"].size for c in cs)
-    pos, bad = 0, []
-    for i, c in enumerate(cs):
-        want = c["want"].tobytes()
-        if got[pos:pos + len(want)] != want:
-            bad.append(f"case {i} ({c['m']},{c['k']})x({c['k']},{c['n']}) adj "
-                       f"{c['adj_x']:d}{c['adj_y']:d} scratch {c['buf_words']} words")
-        pos += len(want)
-    assert not bad, "\n".join(bad)
+    assert_outputs(got, cs, lambda c: f"({c['m']},{c['k']})x({c['k']},{c['n']}) adj "
+                                      f"{c['adj_x']:d}{c['adj_y']:d} scratch "
+                                      f"{c['buf_words']} words")
     shifts = [c["p"].output_shift for c in cs]
     assert min(shifts) <= -2 < max(shifts)  # both requantization paths ran
+    outs = np.concatenate([c["want"].ravel() for c in cs]).astype(np.int64)
+    assert np.mean((outs > -128) & (outs < 127)) > 0.5  # the arithmetic, not the clamps
+
+
+# ---- tg_dw_dsp_s8: the CMSIS-NN depthwise adapter's time convolution on DSP cores ------
+
+
+def depthwise_cases() -> list[dict]:
+    """Random time convolutions: odd and even kernels from 1 tap to 31, paddings from
+    none to past the kernel, odd output lengths, one to 40 channels, two batches, no
+    bias, fused clamps, and both requantization paths."""
+    rng = np.random.default_rng(4545)
+    out = []
+    for case in range(60):
+        n = 1 + (case % 7 == 3)
+        c = int(rng.integers(1, 41))
+        h = int(rng.integers(1, 40))
+        kh = int(rng.integers(1, 32)) if case % 3 else 15
+        padding = K.PADDINGS[case % 2]
+        if padding == "VALID":
+            kh = min(kh, h)
+        s_in, zp_in = log_scale(rng, -3, 0.5), zp(rng)
+        s_w = [log_scale(rng, -3, -0.5) for _ in range(c)]
+        x = rng.integers(-128, 128, size=(n, h, 1, c)).astype(np.int8)
+        w = rng.integers(-127, 128, size=(1, kh, 1, c)).astype(np.int8)
+        bias = None if case % 5 == 4 else rng.integers(-40000, 40000, size=c).astype(np.int32)
+        s_out, zp_out = acc_quant(rng, x, zp_in, w, kh, s_in * float(np.median(s_w)), case)
+        if case % 6 == 5:  # multipliers above 1/4: the generic requantization path
+            s_out = float(np.float32(s_in * min(s_w) * 10 ** rng.uniform(-0.5, 0.5)))
+        p = K.prepare_depthwise_conv2d(s_in, zp_in, s_w, s_out, zp_out, input_shape=x.shape,
+                                       filter_shape=w.shape, padding=padding,
+                                       activation=activation(rng))
+        if case % 10 == 9:  # padding wider than the kernel
+            _, out_h, out_w, oc = p.output_shape
+            p = replace(p, pad_h=p.pad_h + kh + 1, output_shape=(n, out_h + 2 * (kh + 1),
+                                                                 out_w, oc))
+        out.append({"n": n, "h": h, "c": c, "kh": kh, "p": p, "zp_in": zp_in,
+                    "zp_out": zp_out, "x": x, "w": w, "bias": bias,
+                    "want": K.depthwise_conv2d_s8(x, w, bias, p)})
+    return out
+
+
+def encode_depthwise(cs: list[dict]) -> bytes:
+    parts = [struct.pack("<i", len(cs))]
+    for c in cs:
+        p = c["p"]
+        mult = np.broadcast_to(np.asarray(p.output_multiplier), (c["c"],))
+        shift = np.broadcast_to(np.asarray(p.output_shift), (c["c"],))
+        parts.append(struct.pack("<11i", c["n"], c["h"], c["c"], p.output_shape[1], c["kh"],
+                                 p.pad_h, c["zp_in"], c["zp_out"], p.act_min, p.act_max,
+                                 c["bias"] is not None))
+        parts += [pad4(c["x"].tobytes()), pad4(c["w"].tobytes())]
+        if c["bias"] is not None:
+            parts.append(c["bias"].astype("<i4").tobytes())
+        parts += [mult.astype("<i4").tobytes(), pad4(shift.astype(np.int8).tobytes())]
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("target", ["qemu-m4"])
+def test_dw_dsp_on_qemu_is_bit_exact(target: str, tmp_path: Path) -> None:
+    cs = depthwise_cases()
+    got = run_driver(target, tmp_path, "dw_cases.bin", encode_depthwise(cs), "dw_out.bin")
+    assert_outputs(got, cs, lambda c: f"n{c['n']} h{c['h']} c{c['c']} k{c['kh']} "
+                                      f"pad {c['p'].pad_h} out {c['p'].output_shape}")
+    shifts = np.concatenate([np.broadcast_to(c["p"].output_shift, (c["c"],)) for c in cs])
+    assert shifts.min() <= -2 < shifts.max()  # both requantization paths ran
+    assert any(c["p"].act_min > -128 for c in cs) and any(c["bias"] is None for c in cs)
     outs = np.concatenate([c["want"].ravel() for c in cs]).astype(np.int64)
     assert np.mean((outs > -128) & (outs < 127)) > 0.5  # the arithmetic, not the clamps

@@ -20,6 +20,12 @@
  *      when adj_x, else at i * a_stride + t;
  *   b  (adj_y ? n rows : k rows) * b_stride bytes: element (t, j) at j * b_stride + t
  *      when adj_y, else at t * b_stride + j.
+ * Depthwise along the height (tg_dw_dsp.h): reads "dw_cases.bin" (when there is one) and
+ * writes "dw_out.bin": per case, tg_dw_dsp_s8's (batches, out_h, c) output. One case:
+ *   int32 batches, in_h, c, out_h, kernel_h, pad_h, zp_in, zp_out, act_min, act_max,
+ *         has_bias
+ *   input   batches * in_h * c bytes, weights kernel_h * c bytes,
+ *   bias    c int32 (when has_bias), multiplier c int32, shift c bytes.
  * All numbers little-endian, each part padded to a multiple of 4 bytes; each stream
  * starts with the int32 number of cases. Exit status 0, 2 on a bad stream, 3 when a
  * kernel refuses its scratch.
@@ -28,6 +34,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "portable/tg_dw_dsp.h"
 #include "portable/tg_fc_dsp.h"
 #include "tg_kernels.h"
 #include "tg_semihost.h"
@@ -176,9 +183,64 @@ static int run_mm(void)
     return write_out("mm_out.bin", out_len);
 }
 
+static int run_dw(void)
+{
+    const int8_t *pos = (const int8_t *)in_words;
+    int32_t out_len = 0;
+    int32_t count, c;
+    const int read = read_cases("dw_cases.bin");
+
+    if (read <= 0) {
+        return read < 0 ? 2 : 0; /* bad, or no cases */
+    }
+    count = take_i32(&pos);
+    for (c = 0; c < count; ++c) {
+        tg_conv_params_t p;
+        int32_t has_bias, size;
+        const int8_t *x;
+
+        memset(&p, 0, sizeof p);
+        p.batches = take_i32(&pos);
+        p.in_h = take_i32(&pos);
+        p.in_c = p.out_c = take_i32(&pos);
+        p.out_h = take_i32(&pos);
+        p.kernel_h = take_i32(&pos);
+        p.pad_h = take_i32(&pos);
+        p.input_zero_point = take_i32(&pos);
+        p.output_zero_point = take_i32(&pos);
+        p.act_min = take_i32(&pos);
+        p.act_max = take_i32(&pos);
+        has_bias = take_i32(&pos);
+        p.in_w = p.out_w = p.kernel_w = p.stride_h = p.stride_w = 1;
+        x = take(&pos, p.batches * p.in_h * p.in_c);
+        p.weights = take(&pos, p.kernel_h * p.in_c);
+        p.bias = has_bias ? (const int32_t *)(const void *)take(&pos, 4 * p.in_c) : NULL;
+        p.multiplier = (const int32_t *)(const void *)take(&pos, 4 * p.in_c);
+        p.shift = take(&pos, p.in_c);
+        size = p.batches * p.out_h * p.in_c;
+        if (4 * BUF_WORDS < TG_DW_DSP_BYTES(p.out_h, p.kernel_h) || out_len + size > OUT_BYTES) {
+            return 2;
+        }
+#if TG_DW_DSP
+        if (!tg_dw_dsp_takes(&p)) {
+            return 3;
+        }
+        tg_dw_dsp_s8(x, out_bytes + out_len, &p, (int16_t *)(void *)scratch);
+#else
+        (void)x;
+        return 4; /* built for a core without the DSP extension */
+#endif
+        out_len += size;
+    }
+    return write_out("dw_out.bin", out_len);
+}
+
 int main(void)
 {
-    const int rc = run_fc();
+    int rc = run_fc();
 
-    return rc != 0 ? rc : run_mm();
+    if (rc == 0) {
+        rc = run_mm();
+    }
+    return rc != 0 ? rc : run_dw();
 }

@@ -164,6 +164,8 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
         return sums + (0 if in_place else 16 * _ceil(n * k, 16)) + (m * k if p["adj_x"] else 0)
     if kind == "depthwise_conv2d":  # arm_depthwise_conv_wrapper_s8_get_buffer_size
         kh, kw = p["kernel_h"], p["kernel_w"]
+        if family == "dsp" and dw_dsp_takes(p):  # tinygen's time convolution (SMLAD)
+            return 4 * ((p["out_h"] + kh + 4) // 2)  # TG_DW_DSP_BYTES
         if family == "mve":
             return 4 * 124 * kw * kh  # arm_depthwise_conv_s8_opt: CH_IN_BLOCK_MVE = 124
         if kh == 3 and kw == 3 and p["pad_h"] <= 1 and p["pad_w"] <= 1:
@@ -188,6 +190,14 @@ def _cmsis_scratch(kind: str, p: dict[str, Any], family: str) -> int:
 FC_DSP_MAX_WORDS = 6144  # TG_FC_DSP_MAX_WORDS
 # cmsis_nn/tg_conv2d_s8.c: TG_CONV_DSP_ROWS, TG_CONV_DSP_MIN_DEPTH
 CONV_DSP_ROWS, CONV_DSP_MIN_DEPTH = 24, 8
+
+
+def dw_dsp_takes(p: dict[str, Any]) -> bool:
+    """The shapes cmsis_nn/tg_depthwise_conv2d_s8.c's DSP path takes (tg_depthwise_dsp):
+    a convolution along the height only, stride 1, at most TG_DW_DSP_MAX_TAPS (64) taps."""
+    return bool(p["kernel_w"] == 1 and p["in_w"] == 1 and p["out_w"] == 1 and
+                p["stride_h"] == 1 and p["pad_w"] == 0 and p["kernel_h"] <= 64 and
+                p["out_c"] == p["in_c"])
 
 
 def fc_dsp_words(rows: int, in_features: int) -> int:

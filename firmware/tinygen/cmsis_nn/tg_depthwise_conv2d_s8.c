@@ -15,6 +15,11 @@
  * output_offset = +zp_out, ch_mult = 1, stride/padding as {w, h} tiles, dilation {1, 1}.
  * Scratch: the shifts widened to int32 (tinygen stores them as int8; tg_nn_shifts), then
  * arm_depthwise_conv_wrapper_s8_get_buffer_size.
+ * On little-endian cores with the DSP extension and without MVE (Cortex-M4, M7), a
+ * convolution along the height only (kernel_w, in_w, out_w 1, stride 1, up to 64 taps:
+ * a Conformer's time convolution) runs ../portable/tg_dw_dsp.h instead (scratch:
+ * TG_DW_DSP_BYTES, planned by tinygen/targets/platformio.py): 5.9 instructions per MAC on
+ * mcu-tiny against 10.5.
  * Note (arm_nnfunctions.h): with MVE, arm_depthwise_conv_s8_opt may read up to 3 elements
  * past the end of the kernel, bias, multiplier and shift arrays when the channel count is
  * not a multiple of 4. Those are const arrays in flash; the reads are harmless there.
@@ -26,8 +31,31 @@
 
 #include "../tg_kernels.h"
 #include "../tg_nn_scratch.h"
+#include "../portable/tg_dw_dsp.h"
 
-void tg_depthwise_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p)
+#if defined(ARM_MATH_DSP) && !defined(ARM_MATH_MVEI) && TG_DW_DSP
+/* 1 when done (or refused for want of scratch, counted by tg_nn_scratch), 0 when the
+ * shape is left to CMSIS-NN. */
+static int tg_depthwise_dsp(const int8_t *input, int8_t *output, const tg_conv_params_t *p)
+{
+    int16_t *u;
+
+    if (!tg_dw_dsp_takes(p)) {
+        return 0;
+    }
+    u = (int16_t *)(void *)tg_nn_scratch(TG_DW_DSP_BYTES(p->out_h, p->kernel_h));
+    if (u != NULL) {
+        tg_dw_dsp_s8(input, output, p, u);
+    }
+    return 1;
+}
+#define TG_DW_USE_DSP 1
+#else
+#define TG_DW_USE_DSP 0
+#endif
+
+static void tg_depthwise_cmsis(const int8_t *input, int8_t *output,
+                               const tg_conv_params_t *p)
 {
     const cmsis_nn_dims input_dims = {1, p->in_h, p->in_w, p->in_c};
     const cmsis_nn_dims filter_dims = {1, p->kernel_h, p->kernel_w, p->out_c};
@@ -65,4 +93,14 @@ void tg_depthwise_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_p
             tg_nn_fail();
         }
     }
+}
+
+void tg_depthwise_conv2d_s8(const int8_t *input, int8_t *output, const tg_conv_params_t *p)
+{
+#if TG_DW_USE_DSP
+    if (tg_depthwise_dsp(input, output, p)) {
+        return;
+    }
+#endif
+    tg_depthwise_cmsis(input, output, p);
 }

@@ -47,6 +47,19 @@ void tg_add_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
             scaled2[i] = tg_requant_scale((i - 128 - q.input2_zero_point) * left_multiplier,
                                           &in2);
         }
+#if TG_ELEMENTWISE_SSAT
+        if (out.fast && q.act_min == INT8_MIN && q.act_max == INT8_MAX) {
+            const int32_t zp_out = q.output_zero_point;
+
+            for (i = 0; i < q.size; ++i) {
+                const int32_t sum =
+                    tg_add_wrap_s32(scaled1[input1[i] + 128], scaled2[input2[i] + 128]);
+                output[i] = (int8_t)__ssat(__ssat(tg_requant_scale_fast(sum, &out), 9) +
+                                           zp_out, 8);
+            }
+            return;
+        }
+#endif
         if (out.fast) {
             for (i = 0; i < q.size; ++i) {
                 const int32_t sum =

@@ -10,6 +10,13 @@
 #include "../tg_kernels.h"
 #include "../tg_math.h"
 
+/* TG_ELEMENTWISE_SSAT: 1 where the same-shape loops below clamp a full int8 range with
+ * two saturations (Arm DSP: SSAT), as tg_fc_dsp.h does:
+ *   clamp(s, -128 - zp, 127 - zp) + zp = ssat8(ssat9(s) + zp) for zp in [-128, 127]
+ * (ssat9 keeps every s the clamp does not change; past it, the sum still saturates to
+ * the same rail). */
+#define TG_ELEMENTWISE_SSAT TG_ACLE_DSP
+
 /* clamp(MBQM(MBQM((a - zp1) << ls, m1, s1) + MBQM((b - zp2) << ls, m2, s2), m_out, s_out)
  *       + zp_out, act_min, act_max) */
 static inline int8_t tg_add_one_s8(int8_t a, int8_t b, const tg_add_params_t *p)

@@ -192,16 +192,30 @@ static void tg_fc_dsp_tiles(const int32_t *x, const int32_t *w0, int32_t depth,
     "smlad %[a6], %[x1], %[v0], %[a6]\n\t"                                                \
     "smlad %[a3], %[x0], %[v1], %[a3]\n\t"                                                \
         "smlad %[a7], %[x1], %[v1], %[a7]\n\t"
-        __asm__ volatile("1:\n\t" TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR
+#define TG_FC_DSP_FOUR TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR TG_FC_DSP_PAIR
+        /* eight column pairs per turn of the loop (one compare per 32 SMLADs); a depth
+         * that is an odd multiple of 8 does four first. One asm statement: the 14
+         * registers are all its operands, so nothing may sit between two statements. */
+        const int32_t odd = depth & 8;
+
+        __asm__ volatile("ldr %[v0], %[odd]\n\t"
+                         "cmp %[v0], #0\n\t"
+                         "beq 2f\n\t" TG_FC_DSP_FOUR
                          "ldr %[v0], %[end]\n\t"
                          "cmp %[x], %[v0]\n\t"
-                         "bne 1b\n\t"
+                         "beq 3f\n\t"
+                         "2:\n\t" TG_FC_DSP_FOUR TG_FC_DSP_FOUR
+                         "ldr %[v0], %[end]\n\t"
+                         "cmp %[x], %[v0]\n\t"
+                         "bne 2b\n\t"
+                         "3:\n\t"
                          : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3),
                            [a4] "+r"(a4), [a5] "+r"(a5), [a6] "+r"(a6), [a7] "+r"(a7),
                            [x] "+r"(x), [w] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1),
                            [v0] "=&r"(v0), [v1] "=&r"(v1)
-                         : [end] "m"(end)
+                         : [end] "m"(end), [odd] "m"(odd)
                          : "cc", "memory");
+#undef TG_FC_DSP_FOUR
 #undef TG_FC_DSP_PAIR
 #else
 #define TG_FC_DSP_STEP(j)                                                                \

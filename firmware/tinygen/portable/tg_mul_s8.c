@@ -29,6 +29,19 @@ void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
     if (out.fast) {
         const int32_t lo = q.act_min - q.output_zero_point;
         const int32_t hi = q.act_max - q.output_zero_point;
+#if TG_ELEMENTWISE_SSAT
+        if (q.act_min == INT8_MIN && q.act_max == INT8_MAX) {
+            const int32_t zp1 = q.input1_zero_point, zp2 = q.input2_zero_point;
+            const int32_t zp_out = q.output_zero_point;
+
+            for (i = 0; i < q.size; ++i) {
+                const int32_t product = ((int32_t)input1[i] - zp1) * ((int32_t)input2[i] - zp2);
+                output[i] = (int8_t)__ssat(
+                    __ssat(tg_requant_scale_fast(product, &out), 9) + zp_out, 8);
+            }
+            return;
+        }
+#endif
 
         for (i = 0; i < q.size; ++i) {
             const int32_t product = ((int32_t)input1[i] - q.input1_zero_point) *
