@@ -441,8 +441,11 @@ static void tg_split_power(const tg_frontend_tables_t *t, const int32_t *z, uint
         const int32_t orr = zk[0] - zm[0], oi = zk[1] + zm[1];
         const int32_t sr = sp[0], si = sp[1];
         const int32_t ti = tg_q32_dot2(sr, oi, si, orr);
-        const int32_t tr = tg_q32_dot2(sr, orr, si, -oi);
-        const int32_t tr2 = tg_q32_dot2(si, oi, sr, -orr);
+        /* tr2's sum is -(tr's sum) = -S: (-S + 2^31) >> 32 = -((S + 2^31) >> 32) except
+         * when S's low word is exactly 2^31 (a tie), where it is one more */
+        const int64_t s_tr = (int64_t)sr * orr + (int64_t)si * -oi;
+        const int32_t tr = (int32_t)(s_tr >> 32) + (int32_t)((uint32_t)s_tr >> 31);
+        const int32_t tr2 = ((uint32_t)s_tr == 0x80000000u) - tr;
         const int32_t e_r = er >> 1, e_i = ei >> 1; /* exact: even */
         TG_POWER(e_r + tr, e_i + ti, shift, pk);
         TG_POWER(e_r + tr2, ti - e_i, shift, pm);
