@@ -218,7 +218,8 @@ static int run_dw(void)
         p.multiplier = (const int32_t *)(const void *)take(&pos, 4 * p.in_c);
         p.shift = take(&pos, p.in_c);
         size = p.batches * p.out_h * p.in_c;
-        if (4 * BUF_WORDS < TG_DW_DSP_BYTES(p.out_h, p.kernel_h) || out_len + size > OUT_BYTES) {
+        if (4 * BUF_WORDS < TG_DW_DSP_BYTES(p.out_h, p.kernel_h) ||
+            out_len + size > OUT_BYTES) {
             return 2;
         }
 #if TG_DW_DSP

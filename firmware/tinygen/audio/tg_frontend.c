@@ -47,7 +47,8 @@
 
 /* Inline assembly for the long FFT stages and the mel sums on Arm M-profile cores with
  * Thumb-2 (ARMv7-M and later: SMULL, UMLAL, MLA, LDRD and STRD with post-increment), with
- * GCC or Clang; the C elsewhere gives the same values. Define TG_FRONTEND_ASM 0 to build the C everywhere. */
+ * GCC or Clang; the C elsewhere gives the same values. Define TG_FRONTEND_ASM 0 to build
+ * the C everywhere. */
 #ifndef TG_FRONTEND_ASM
 #if defined(__GNUC__) && defined(__thumb2__) && defined(__ARM_ARCH_PROFILE) &&           \
     __ARM_ARCH_PROFILE == 'M'

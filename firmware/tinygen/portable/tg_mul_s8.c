@@ -35,7 +35,8 @@ void tg_mul_s8(const int8_t *input1, const int8_t *input2, int8_t *output,
             const int32_t zp_out = q.output_zero_point;
 
             for (i = 0; i < q.size; ++i) {
-                const int32_t product = ((int32_t)input1[i] - zp1) * ((int32_t)input2[i] - zp2);
+                const int32_t product =
+                    ((int32_t)input1[i] - zp1) * ((int32_t)input2[i] - zp2);
                 output[i] = (int8_t)__ssat(
                     __ssat(tg_requant_scale_fast(product, &out), 9) + zp_out, 8);
             }
