@@ -40,11 +40,15 @@ def write_tables(folder: Path, tables: F.FrontendTables, vocab: str) -> Path:
     return folder / "tg_audio_tables.c"
 
 
+# the front end's test entry point (tg_frontend_split_power_test) for the SPLIT command
+HOOKS = "-DTG_FRONTEND_TEST_HOOKS"
+
+
 def build_host(folder: Path, tables: F.FrontendTables, vocab: str,
                flags: Sequence[str] = SANITIZED) -> Path:
     exe = folder / "tg_audio_driver"
     sources = [DRIVER, write_tables(folder, tables, vocab), *sorted(AUDIO.glob("*.c"))]
-    proc = subprocess.run(["gcc", *flags, "-I", str(AUDIO), "-I", str(AUDIO.parent),
+    proc = subprocess.run(["gcc", *flags, HOOKS, "-I", str(AUDIO), "-I", str(AUDIO.parent),
                            "-I", str(folder),
                            *map(str, sources), "-o", str(exe)],
                           capture_output=True, text=True, timeout=300)
@@ -63,7 +67,7 @@ def build_qemu(folder: Path, tables: F.FrontendTables, vocab: str,
     sources = [DRIVER, tables_c, *sorted(AUDIO.glob("*.c")),
                *(folder / s for s in M4.arch.sources)]
     cmd = [M4.arch.cc, *STRICT, *M4.arch.cflags, *M4.cflags, "-ffunction-sections",
-           "-fdata-sections", "-DTG_DRIVER_SEMIHOST",
+           "-fdata-sections", "-DTG_DRIVER_SEMIHOST", HOOKS,
            *(["-DTG_FRONTEND_PHASE(name)=tg_mark_step()", "-include", "tg_qemu_markers.h"]
              if phases else []), "-I", str(AUDIO), "-I", str(AUDIO.parent), "-I", str(folder),
            *map(str, sources), *M4.arch.ldflags, "-L", str(folder), "-T", M4.linker_script,
@@ -104,6 +108,23 @@ def run_qemu(elf: Path, payload: bytes, plugin: Path | None = None
 
 
 # ------------------------------------------------------------------ the commands
+def split_cmd(cases: Sequence[np.ndarray]) -> bytes:
+    """SPLIT: each case an int32 (n_fft,) array of doubled half-size FFT values 2Z."""
+    return struct.pack("<ii", 6, len(cases)) + b"".join(
+        np.asarray(c, dtype="<i4").tobytes() for c in cases)
+
+
+def split_read(out: bytes, pos: int, n_cases: int, n_fft: int
+               ) -> tuple[list[np.ndarray], int]:
+    """SPLIT's answers: per case the (n_fft/2 + 1,) power as int64, and the new pos."""
+    got = []
+    for _ in range(n_cases):
+        halves = np.frombuffer(out[pos:pos + 4 * (n_fft + 2)], dtype="<u4").astype(np.int64)
+        got.append(halves[0::2] + (halves[1::2] << 32))
+        pos += 4 * (n_fft + 2)
+    return got, pos
+
+
 def frontend_cmd(chunks: Sequence[np.ndarray]) -> bytes:
     parts = [_i32(1, len(chunks))]
     for c in chunks:

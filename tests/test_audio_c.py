@@ -12,7 +12,9 @@ One batch drives tests/c/tg_audio_driver.c (the protocol is in its header):
 - the gate over the utterances in 100 ms chunks, against tinygen.audio.gate;
 - the ring buffer through wraparound and overruns, against a list model;
 - word-list decoding (tg_words) over random and real logits, with repeated letters,
-  phrases, one-letter entries and too few frames, chunked, against tinygen.audio.words.
+  phrases, one-letter entries and too few frames, chunked, against tinygen.audio.words;
+- the split and power on chosen FFT values (tg_frontend_split_power_test): random ones,
+  and ones built so that hundreds of bins hit the rounding tie of the mirrored product.
 
 The host build has AddressSanitizer and UBSan (any overflow or bad access aborts), with
 the firmware's strict flags; the qemu-m4 build runs under qemu-system-arm and reads and
@@ -49,6 +51,34 @@ class Batch:
     gate_chunks: list[np.ndarray]
     ring_ops: list[tuple[int, int]]
     words: list[tuple[words.WordList, list[np.ndarray]]]
+    splits: list[np.ndarray]  # (n_fft/2, 2) int64 half-size FFT values Z
+
+
+def _tie_z(rng: np.random.Generator) -> np.ndarray:
+    """Z (n_fft/2, 2) with, for every bin pair k, half - k that has one, O chosen so that
+    the real part of T_k O lands exactly half way, sr or - si oi = 2^29 mod 2^30: the tie
+    where the mirrored bin's product is not the first one negated (tg_frontend.c)."""
+    half = TABLES.cfg.n_fft // 2
+    full = F.split_factors(TABLES.split)
+    z = rng.integers(-(1 << 26), 1 << 26, size=(half, 2))
+    for k in range(1, half // 2):
+        sr, si = int(full[k, 0]), int(full[k, 1])
+        p = (si & -si).bit_length() - 1  # si = 2^p * odd
+        for _ in range(64):
+            orr = int(rng.integers(-(1 << 26), 1 << 26))
+            need = (sr * orr - (1 << 29)) % (1 << 30)  # si * oi = need (mod 2^30)
+            if need % (1 << p) == 0:
+                break
+        else:
+            continue
+        mod = 1 << (30 - p)
+        oi = (need >> p) * pow(si >> p, -1, mod) % mod
+        oi -= mod if oi >= mod // 2 else 0  # |oi| < 2^28
+        assert (sr * orr - si * oi) % (1 << 30) == 1 << 29
+        # O = Z[k] - conj Z[half - k]: or = zk_r - zm_r, oi = zk_i + zm_i
+        z[half - k, 0] = z[k, 0] - orr
+        z[half - k, 1] = oi - z[k, 1]
+    return z
 
 
 def _logits(rng: np.random.Generator, frames: int) -> np.ndarray:
@@ -126,11 +156,14 @@ def batch() -> Batch:
     long_only = words.word_list(["committee", "call waiting"], DEFAULT_VOCAB)
     x = _logits(rng, 14)  # committee needs 10 frames (the double letters need blanks)
     word_cases.append((long_only, [x[:3], x[3:9], x[9:10], x[10:]]))
+    splits = [rng.integers(-(1 << 28), 1 << 28, size=(TABLES.cfg.n_fft // 2, 2))
+              for _ in range(3)] + [_tie_z(rng) for _ in range(3)]
     payload = b"".join([*(D.frontend_cmd(c) for c in chunks),
                         *(D.ctc_cmd(c) for c in logits),
                         D.gate_cmd(GATE, gate_chunks), D.ring_cmd(CAPACITY, ring_ops),
-                        *(D.words_cmd(wl.ids, parts) for wl, parts in word_cases)])
-    return Batch(payload, signals, chunks, logits, gate_chunks, ring_ops, word_cases)
+                        *(D.words_cmd(wl.ids, parts) for wl, parts in word_cases),
+                        D.split_cmd([2 * z.ravel() for z in splits])])
+    return Batch(payload, signals, chunks, logits, gate_chunks, ring_ops, word_cases, splits)
 
 
 def _ring_model(ops: Sequence[tuple[int, int]]) -> tuple[list[tuple[int, list[int]]],
@@ -192,6 +225,15 @@ def check(out: bytes, b: Batch) -> None:
         assert got == want_words
         picked |= {g[0] for g in got}
     assert -1 in picked and len(picked) > 5  # unreachable lists and many winners
+    got_split, pos = D.split_read(out, pos, len(b.splits), TABLES.cfg.n_fft)
+    for z, got in zip(b.splits, got_split, strict=True):
+        want = F.power_of(*F.split_bins(z[:, :1], z[:, 1:], TABLES))[:, 0]
+        assert np.array_equal(got, want)
+    half, full = TABLES.cfg.n_fft // 2, F.split_factors(TABLES.split)
+    ties = sum(int((full[k, 0] * (z[k, 0] - z[half - k, 0]) -
+                    full[k, 1] * (z[k, 1] + z[half - k, 1])) % (1 << 30) == 1 << 29)
+               for z in b.splits[3:] for k in range(1, half // 2))
+    assert ties > 200, ties  # the split's rounding ties, which no audio reaches
     assert pos == len(out)
 
 

@@ -19,6 +19,9 @@
  *   5 WORDS     entries, then per entry: n, int32[n] ids; vocab_size, n_chunks, then per
  *               chunk: frames, int8[frames * vocab_size]
  *               -> per chunk: int32 index, score, free, frames (tg_words_result)
+ *   6 SPLIT     n_cases, then per case: int32[n_fft] doubled half-size FFT values 2Z
+ *               (re, im interleaved; built with TG_FRONTEND_TEST_HOOKS)
+ *               -> per case: uint32[n_fft + 2], the power as (low, high) halves
  *   0 END
  *
  * Host build: stdin to stdout. QEMU build (-DTG_DRIVER_SEMIHOST): audio_in.bin to
@@ -254,6 +257,31 @@ static int run_ring(void)
     return write_i32((int32_t)ring.overruns) && write_i32((int32_t)ring.dropped_samples);
 }
 
+/* The split and power on chosen FFT values (tg_frontend_split_power_test). */
+void tg_frontend_split_power_test(const tg_frontend_tables_t *t, const int32_t *z2,
+                                  uint32_t *power);
+
+static int run_split(void)
+{
+    static int32_t z2[TG_FRONTEND_MAX_FFT];
+    static uint32_t power[TG_FRONTEND_MAX_FFT + 2];
+    const int32_t n = tg_audio_frontend.n_fft;
+    int32_t cases, c;
+    if (!read_i32(&cases) || cases < 0) {
+        return 0;
+    }
+    for (c = 0; c < cases; ++c) {
+        if (!io_read(z2, 4L * n)) {
+            return 0;
+        }
+        tg_frontend_split_power_test(&tg_audio_frontend, z2, power);
+        if (!io_write(power, 4L * (n + 2))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int run_words(void)
 {
     tg_words_t words;
@@ -324,6 +352,7 @@ int main(void)
         case 3: ok = run_gate(); break;
         case 4: ok = run_ring(); break;
         case 5: ok = run_words(); break;
+        case 6: ok = run_split(); break;
         default: ok = 0; break;
         }
     }

@@ -325,7 +325,16 @@ def fft_split(v: np.ndarray, t: FrontendTables) -> tuple[np.ndarray, np.ndarray]
         np.subtract(ai, ti, out=o_im[:, 1])
         re, new_re, im, new_im = new_re, re, new_im, im
         size *= 2
-    # Split: Y[k] = E + T_k O with E = Z[k] + conj Z[-k], O = Z[k] - conj Z[-k].
+    return split_bins(re, im, t)
+
+
+def split_bins(re: np.ndarray, im: np.ndarray, t: FrontendTables
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The half-size FFT Z (real and imaginary parts, (n_fft/2, F) int64) -> 2X, the real
+    FFT's n_fft/2 + 1 bins: Y[k] = E + T_k O with E = Z[k] + conj Z[-k],
+    O = Z[k] - conj Z[-k], each product rounded once (tg_frontend.c's split)."""
+    half = t.cfg.n_fft // 2
+    rnd = 1 << (TWIDDLE_BITS - 1)
     k = np.arange(half + 1)
     kk, mk = k % half, (half - k) % half
     zr, zi, cr, ci = re[kk], im[kk], re[mk], -im[mk]
@@ -337,6 +346,11 @@ def fft_split(v: np.ndarray, t: FrontendTables) -> tuple[np.ndarray, np.ndarray]
     yr = er + ((sr * orr - si * oi + rnd) >> TWIDDLE_BITS)
     yi = ei + ((sr * oi + si * orr + rnd) >> TWIDDLE_BITS)
     return yr, yi
+
+
+def power_of(yr: np.ndarray, yi: np.ndarray) -> np.ndarray:
+    """P = (Yr^2 + Yi^2) >> POWER_SHIFT, int64."""
+    return (yr * yr + yi * yi) >> POWER_SHIFT
 
 
 def split_factors(split: np.ndarray) -> np.ndarray:
@@ -370,8 +384,7 @@ def frames_from_windows(x: np.ndarray, t: FrontendTables) -> np.ndarray:
     v = np.zeros((cfg.n_fft, frames), dtype=np.int64)
     v[:cfg.win_length] = _round_shift(x * t.window.astype(np.int64)[:, None],
                                       t.window_shift)
-    yr, yi = fft_split(v, t)
-    power = (yr * yr + yi * yi) >> POWER_SHIFT  # (bins, F)
+    power = power_of(*fft_split(v, t))  # (bins, F)
     mel = np.zeros((cfg.n_mels, frames), dtype=np.int64)
     weights = t.mel_weight.astype(np.int64)
     for m in range(cfg.n_mels):  # n_mels short dot products over all frames at once
