@@ -15,7 +15,7 @@
  *
  * On x86 (SSE2, every x86-64 host build) the same helpers take 16 bytes per operand and
  * step: widened to int16 and multiplied in pairs into int32 lanes (PMADDWD), which made
- * the host build 2.1x (mcu-tiny) and 4.7x (paper-5m) faster (bench/bench_host.py).
+ * the host build 2.0x (mcu-tiny) and 4.6x (paper-5m) faster (bench/bench_host.py).
  */
 #ifndef TG_DOT_H
 #define TG_DOT_H
