@@ -8,8 +8,9 @@ case's scratch size and tg_fully_connected_s8's (the portable kernel as built fo
 core, which takes the DSP tiles up to 168 features). The cases aim at the tile's edges:
 row counts that are odd or not a multiple of the block, channel counts not a multiple of
 4, depths not a multiple of 8 (zero padded) and of 4 (the byte tail), scratch that holds
-one row pair or all of them, shifts on both sides of the fast requantization (-2), ReLU
-clamps and biases at the int32 limits.
+one row pair or all of them, depths of every count of 8-column steps modulo 4 (where the
+tile's loop is entered), shifts on both sides of the fast requantization (-2) and past the
+folded one (-22), ReLU clamps and biases at the int32 limits.
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def cases() -> list[dict]:
     rng = np.random.default_rng(1717)
     shapes = [(1, 1, 1), (2, 8, 4), (3, 5, 3), (5, 7, 5), (7, 9, 6), (24, 64, 29),
               (24, 96, 10), (13, 63, 7), (4, 65, 9), (9, 3, 11), (6, 12, 2), (2, 200, 5),
-              (11, 168, 4), (3, 169, 3), (24, 384, 6), (17, 31, 17)]
+              (11, 168, 4), (3, 169, 3), (24, 384, 6), (17, 31, 17), (5, 24, 8),
+              (6, 88, 12), (9, 56, 5), (24, 64, 16)]
     out = []
     for case, (rows, d_in, d_out) in enumerate(shapes * 3):
         s_in, zp_in = log_scale(rng, -3, 0.5), zp(rng)
@@ -55,6 +57,8 @@ def cases() -> list[dict]:
         s_out, zp_out = acc_quant(rng, x, zp_in, w, d_in, s_in * float(np.median(s_w)), case)
         if case % 5 == 2:  # multiplier > 1 for some: shifts >= -1 take the generic path
             s_out = float(np.float32(s_in * min(s_w) * 10 ** rng.uniform(-1.5, 0.5)))
+        if case % 11 == 6:  # right shifts past 22: the fast path without the folded zp
+            s_out = float(np.float32(s_in * max(s_w) * 2.0 ** rng.uniform(22.5, 26)))
         act = activation(rng)
         p = K.prepare_fully_connected(s_in, zp_in, s_w, s_out, zp_out, act)
         has_bias = case % 4 != 1

@@ -156,38 +156,65 @@ static void tg_fft_walk(int32_t *a, int32_t span, const int32_t *w, int32_t stri
 {
     int32_t *b = a + span;
 #if TG_FRONTEND_ASM
-    /* TG_FFT_BUTTERFLY in 19 instructions (GCC's loop takes 23): ti first, then bi
-     * negated in place for tr = br wr + (-bi) wi */
+    /* TG_FFT_BUTTERFLY in 18 instructions (GCC's loop takes 23): ti first, then bi
+     * negated in place for tr = br wr + (-bi) wi. The twiddles' step is the post-increment
+     * of their load where it is one of the steps a 512- or 1024-point FFT takes (8 to 64
+     * bytes); other steps take one more instruction, an add. */
     int32_t *const end = a + 2 * count;
     const int32_t step = 4 * stride; /* bytes */
     int32_t wr, wi, br, bi, lo, hi, tr;
-    if (count > 0) { /* volatile: its only effect is on memory */
+#define TG_FFT_WALK_BODY                                                                 \
+    "ldrd %[br], %[bi], [%[b]]\n\t"                                                       \
+    "smull %[lo], %[hi], %[br], %[wi]\n\t"                                                \
+    "smlal %[lo], %[hi], %[bi], %[wr]\n\t"                                                \
+    "add %[hi], %[hi], %[lo], lsr #31\n\t" /* ti */                                       \
+    "rsb %[bi], %[bi], #0\n\t"                                                            \
+    "smull %[lo], %[tr], %[br], %[wr]\n\t"                                                \
+    "smlal %[lo], %[tr], %[bi], %[wi]\n\t"                                                \
+    "add %[tr], %[tr], %[lo], lsr #31\n\t" /* tr */                                       \
+    "ldrd %[wr], %[wi], [%[a]]\n\t"        /* ar, ai */                                   \
+    "add %[lo], %[wr], %[tr], lsl #1\n\t"                                                 \
+    "sub %[wr], %[wr], %[tr], lsl #1\n\t"                                                 \
+    "add %[br], %[wi], %[hi], lsl #1\n\t"                                                 \
+    "sub %[wi], %[wi], %[hi], lsl #1\n\t"                                                 \
+    "strd %[lo], %[br], [%[a]], #8\n\t"                                                   \
+    "strd %[wr], %[wi], [%[b]], #8\n\t"                                                   \
+    "cmp %[a], %[end]\n\t"                                                                \
+    "bne 1b\n\t"
+#define TG_FFT_WALK_OPERANDS                                                             \
+    : [a] "+&r"(a), [b] "+&r"(b), [w] "+&r"(w), [wr] "=&r"(wr), [wi] "=&r"(wi),          \
+      [br] "=&r"(br), [bi] "=&r"(bi), [lo] "=&r"(lo), [hi] "=&r"(hi), [tr] "=&r"(tr)     \
+    : [step] "r"(step), [end] "r"(end)                                                    \
+    : "cc", "memory"
+#define TG_FFT_WALK_IMM(imm)                                                             \
+    __asm__ volatile("1:\n\t"                                                            \
+                     "ldrd %[wr], %[wi], [%[w]], #" #imm "\n\t" TG_FFT_WALK_BODY          \
+                     TG_FFT_WALK_OPERANDS)
+    if (count <= 0) {
+        return;
+    }
+    switch (step) { /* volatile: its only effect is on memory */
+    case 8:
+        TG_FFT_WALK_IMM(8);
+        break;
+    case 16:
+        TG_FFT_WALK_IMM(16);
+        break;
+    case 32:
+        TG_FFT_WALK_IMM(32);
+        break;
+    case 64:
+        TG_FFT_WALK_IMM(64);
+        break;
+    default:
         __asm__ volatile("1:\n\t"
                          "ldrd %[wr], %[wi], [%[w]]\n\t"
-                         "add %[w], %[w], %[step]\n\t"
-                         "ldrd %[br], %[bi], [%[b]]\n\t"
-                         "smull %[lo], %[hi], %[br], %[wi]\n\t"
-                         "smlal %[lo], %[hi], %[bi], %[wr]\n\t"
-                         "add %[hi], %[hi], %[lo], lsr #31\n\t"     /* ti */
-                         "rsb %[bi], %[bi], #0\n\t"
-                         "smull %[lo], %[tr], %[br], %[wr]\n\t"
-                         "smlal %[lo], %[tr], %[bi], %[wi]\n\t"
-                         "add %[tr], %[tr], %[lo], lsr #31\n\t"     /* tr */
-                         "ldrd %[wr], %[wi], [%[a]]\n\t"            /* ar, ai */
-                         "add %[lo], %[wr], %[tr], lsl #1\n\t"
-                         "sub %[wr], %[wr], %[tr], lsl #1\n\t"
-                         "add %[br], %[wi], %[hi], lsl #1\n\t"
-                         "sub %[wi], %[wi], %[hi], lsl #1\n\t"
-                         "strd %[lo], %[br], [%[a]], #8\n\t"
-                         "strd %[wr], %[wi], [%[b]], #8\n\t"
-                         "cmp %[a], %[end]\n\t"
-                         "bne 1b\n\t"
-                         : [a] "+&r"(a), [b] "+&r"(b), [w] "+&r"(w), [wr] "=&r"(wr),
-                           [wi] "=&r"(wi), [br] "=&r"(br), [bi] "=&r"(bi), [lo] "=&r"(lo),
-                           [hi] "=&r"(hi), [tr] "=&r"(tr)
-                         : [step] "r"(step), [end] "r"(end)
-                         : "cc", "memory");
+                         "add %[w], %[w], %[step]\n\t" TG_FFT_WALK_BODY TG_FFT_WALK_OPERANDS);
+        break;
     }
+#undef TG_FFT_WALK_IMM
+#undef TG_FFT_WALK_OPERANDS
+#undef TG_FFT_WALK_BODY
 #else
     const int32_t *const end = w + count * stride;
     for (; w != end; w += stride, a += 2, b += 2) {
@@ -196,6 +223,39 @@ static void tg_fft_walk(int32_t *a, int32_t span, const int32_t *w, int32_t stri
     }
 #endif
 }
+
+/* One short-span stage's butterflies for one twiddle (wr, wi, nwi = -wi): a = the first
+ * group's top half, b = a + the half-span, groups `step` bytes apart, until a reaches
+ * end. TG_FFT_BUTTERFLY in 16 instructions (GCC's loop takes 19): the step is an
+ * immediate of the stores' post-increment, so tg_fft takes one copy per group size
+ * (sizes 8, 16 and 32: steps of 64, 128 and 256 bytes). */
+#if TG_FRONTEND_ASM
+#define TG_FFT_GROUPS_ASM(step)                                                          \
+    do {                                                                                 \
+        int32_t br_, bi_, lo_, hi_, tr_;                                                 \
+        __asm__ volatile("1:\n\t"                                                        \
+                         "ldrd %[br], %[bi], [%[b]]\n\t"                                 \
+                         "smull %[lo], %[hi], %[br], %[wi]\n\t"                          \
+                         "smlal %[lo], %[hi], %[bi], %[wr]\n\t"                          \
+                         "add %[hi], %[hi], %[lo], lsr #31\n\t" /* ti */                 \
+                         "smull %[lo], %[tr], %[br], %[wr]\n\t"                          \
+                         "smlal %[lo], %[tr], %[bi], %[nwi]\n\t"                         \
+                         "add %[tr], %[tr], %[lo], lsr #31\n\t" /* tr */                 \
+                         "ldrd %[br], %[bi], [%[a]]\n\t"        /* ar, ai */             \
+                         "add %[lo], %[br], %[tr], lsl #1\n\t"                           \
+                         "sub %[br], %[br], %[tr], lsl #1\n\t"                           \
+                         "add %[tr], %[bi], %[hi], lsl #1\n\t"                           \
+                         "sub %[bi], %[bi], %[hi], lsl #1\n\t"                           \
+                         "strd %[lo], %[tr], [%[a]], #" #step "\n\t"                     \
+                         "strd %[br], %[bi], [%[b]], #" #step "\n\t"                     \
+                         "cmp %[a], %[end]\n\t"                                          \
+                         "blo 1b\n\t"                                                    \
+                         : [a] "+&r"(a), [b] "+&r"(b), [br] "=&r"(br_), [bi] "=&r"(bi_), \
+                           [lo] "=&r"(lo_), [hi] "=&r"(hi_), [tr] "=&r"(tr_)              \
+                         : [wr] "r"(wr), [wi] "r"(wi), [nwi] "r"(nwi), [end] "r"(end)    \
+                         : "cc", "memory");                                              \
+    } while (0)
+#endif
 
 /* Radix-2 decimation-in-time FFT of `half` complex points, in place, on doubled values
  * (buf holds 2z: re, im interleaved, in bit-reversed order), with the Q31 twiddles.
@@ -255,6 +315,20 @@ TG_FRONTEND_NOINLINE static void tg_fft(int32_t *buf, int32_t half, const int32_
                 if (j == q) {
                     continue;
                 }
+#if TG_FRONTEND_ASM
+                if (size == 8) {
+                    TG_FFT_GROUPS_ASM(64);
+                    continue;
+                }
+                if (size == 16) {
+                    TG_FFT_GROUPS_ASM(128);
+                    continue;
+                }
+                if (size == 32) {
+                    TG_FFT_GROUPS_ASM(256);
+                    continue;
+                }
+#endif
                 for (; a < end; a += 2 * size, b += 2 * size) {
                     TG_FFT_BUTTERFLY(a, b, wr, wi, nwi);
                 }
@@ -345,15 +419,37 @@ static void tg_window_pack(const tg_frontend_tables_t *t, const int16_t *samples
     }
 }
 
+/* x[0] w[0] + round and x[1] w[1] + round for int16 pairs x, w: on cores with the DSP
+ * extension one word load per pair and SMLABB / SMLATT (the same products and sums). */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1 &&                              \
+    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 10))
+#include <arm_acle.h>
+#define TG_WINDOW_PRODUCTS(xp, wp, p0, p1)                                               \
+    do {                                                                                 \
+        int32_t xv_, wv_;                                                                \
+        memcpy(&xv_, (xp), sizeof xv_);                                                  \
+        memcpy(&wv_, (wp), sizeof wv_);                                                  \
+        p0 = __smlabb(xv_, wv_, round);                                                  \
+        p1 = __smlatt(xv_, wv_, round);                                                  \
+    } while (0)
+#else
+#define TG_WINDOW_PRODUCTS(xp, wp, p0, p1)                                               \
+    do {                                                                                 \
+        p0 = (xp)[0] * (wp)[0] + round;                                                  \
+        p1 = (xp)[1] * (wp)[1] + round;                                                  \
+    } while (0)
+#endif
+
 /* 2 v[2r] and 2 v[2r + 1] for sample pair r (v = 0 past the window; pairs: the pairs
  * the window covers whole; an odd window's last sample makes pair `pairs` half full). */
 #define TG_WINDOW_PAIR(r, re, im)                                                        \
     do {                                                                                 \
         const int32_t r_ = (r);                                                          \
         if (r_ < pairs) {                                                                \
-            const int16_t *const xp_ = x + 2 * r_, *const wp_ = w + 2 * r_;              \
-            re = 2 * ((xp_[0] * wp_[0] + round) >> s);                                   \
-            im = 2 * ((xp_[1] * wp_[1] + round) >> s);                                   \
+            int32_t p0_, p1_;                                                            \
+            TG_WINDOW_PRODUCTS(x + 2 * r_, w + 2 * r_, p0_, p1_);                        \
+            re = 2 * (p0_ >> s);                                                         \
+            im = 2 * (p1_ >> s);                                                         \
         } else {                                                                         \
             re = r_ == pairs && odd ? 2 * ((x[2 * r_] * w[2 * r_] + round) >> s) : 0;    \
             im = 0;                                                                      \
