@@ -222,9 +222,42 @@ def test_speech_to_phrase_import_keeps_recorded_sentences(tmp_path: Path) -> Non
         "set a timer for thirty seconds", "what's the date"]  # no oov_, no generated/
 
 
+# ---------------------------------------------------------------- speech-commands
+def test_speech_commands_import_leaves_digits_out(tmp_path: Path) -> None:
+    folder = tmp_path / "repo" / "speech_commands_v0.01"
+    clips = {"stop": ["0a7c2a8d_nohash_0", "1b4c9b89_nohash_1"], "on": ["0a7c2a8d_nohash_1"],
+             "seven": ["2c6d3924_nohash_0"], "zero": ["3b3d2f59_nohash_0"],
+             "_background_noise_": ["white_noise"], "off": ["not_a_clip"]}
+    for i, (word, names) in enumerate(sorted(clips.items())):
+        for j, name in enumerate(names):
+            write_audio(folder / word / f"{name}.wav", tone(0.2, 16000, 400 + 60 * i, 10 * i + j),
+                        16000)
+    (folder / "LICENSE").write_text("Creative Commons Attribution 4.0 International\n")
+    meta = build_corpus(importers()["speech-commands"](tmp_path / "repo", "53317d5"),
+                        tmp_path / "c", progress=False)
+    assert (meta["license"], meta["revision"], meta["dataset_version"]) == (
+        "CC-BY-4.0", "53317d5", "v0.01")
+    assert meta["utterances"] == {"train": 0, "dev": 0, "test": 3}
+    assert meta["left_out"] == {"digit_clips": 2}
+    test = manifest(tmp_path / "c", "test")
+    assert sorted((e["text"], e["speaker"]) for e in test) == [
+        ("on", "0a7c2a8d"), ("stop", "0a7c2a8d"), ("stop", "1b4c9b89")]
+    assert meta["speakers"]["test"] == ["0a7c2a8d", "1b4c9b89"]
+
+
+def test_speech_commands_with_only_digits_is_refused(tmp_path: Path) -> None:
+    for word in ("one", "two"):
+        write_audio(tmp_path / "sc" / word / "0a7c2a8d_nohash_0.wav", tone(0.2, 16000, 500, 1),
+                    16000)
+    res = run_cli("data", "import", "speech-commands", str(tmp_path / "sc"), "--out",
+                  str(tmp_path / "c"))
+    assert_one_line_error(res, "besides digits")
+    assert not (tmp_path / "c").exists()
+
+
 # ------------------------------------------------------------------------ errors
 @pytest.mark.parametrize("kind", ["wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx",
-                                  "speech-to-phrase"])
+                                  "speech-to-phrase", "speech-commands"])
 def test_malformed_source_is_one_line(tmp_path: Path, kind: str) -> None:
     src = tmp_path / "src"
     (src / "audio").mkdir(parents=True)

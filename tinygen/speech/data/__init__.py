@@ -79,13 +79,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     add_say(actions)
 
-    kinds = ("wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx", "speech-to-phrase")
+    kinds = ("wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx", "speech-to-phrase",
+             "speech-commands")
     i = actions.add_parser(
         "import", help="turn a real speech source into a corpus",
         description="Convert real recordings to 16 kHz WAV plus JSONL manifests, with the "
                     "source, its revision and license, and the split rule in corpus.json. "
-                    "SRC: wake-word-benchmark, dc-tts, speech-to-phrase: a checkout of the GitHub "
-                    "repository; asterisk and pocketsphinx: a folder into which the Debian "
+                    "SRC: wake-word-benchmark, dc-tts, speech-to-phrase: a checkout of the "
+                    "GitHub repository; speech-commands: a folder in Speech Commands' layout "
+                    "(<word>/<id>_nohash_<n>.wav) or a checkout that holds one, digits left "
+                    "out; asterisk and pocketsphinx: a folder into which the Debian "
                     "packages were extracted with `dpkg -x` (see docs/training.md).")
     i.add_argument("kind", choices=kinds, metavar="KIND", help=", ".join(kinds))
     i.add_argument("src", type=Path, metavar="SRC", help="the source folder")

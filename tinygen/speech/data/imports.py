@@ -335,9 +335,17 @@ def _link_or_copy(src: Path, dst: Path) -> None:
 # --------------------------------------------------------------------------- CLI
 def importers() -> dict[str, Callable[[Path, str | None], Source]]:
     """KIND -> scan(SRC) for every source tinygen imports."""
-    from tinygen.speech.data import asterisk, dctts, pocketsphinx, speechtophrase, wakeword
+    from tinygen.speech.data import (
+        asterisk,
+        dctts,
+        pocketsphinx,
+        speechcommands,
+        speechtophrase,
+        wakeword,
+    )
 
-    return {m.KIND: m.scan for m in (wakeword, dctts, asterisk, pocketsphinx, speechtophrase)}
+    return {m.KIND: m.scan for m in (wakeword, dctts, asterisk, pocketsphinx, speechtophrase,
+                                     speechcommands)}
 
 
 def cmd_import(args: argparse.Namespace) -> int:

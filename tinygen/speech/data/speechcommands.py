@@ -1,0 +1,84 @@
+"""Speech Commands clips, as repositories carry subsets of them
+(``tinygen data import speech-commands SRC``).
+
+Google's Speech Commands data set (Warden 2018, CC-BY-4.0) is one-second clips of single
+command words from many crowd-sourced speakers: ``<word>/<speaker>_nohash_<n>.wav``, 16
+kHz mono, the folder name is the transcript and the file name's first part the speaker's
+id. The full set is a download no registry here carries, but repositories commit subsets
+of it, e.g. github.com/vinsis/speech-commands-recognition (``speech_commands_v0.01/``: ten
+clips of each of 30 words). SRC is such a checkout, or the data set's own folder.
+
+What is read: every ``<word>/*_nohash_*.wav`` except
+- the digit words (zero to nine): spoken digits are never imported, one digit corpus is
+  kept as an outside check;
+- ``_background_noise_`` (no transcript) and files not named ``<id>_nohash_<n>.wav``.
+
+The speakers occur in no other source, so the corpus is held out whole: every clip in
+``test``, an evaluation of unseen speakers saying single words (``tinygen data merge
+--vocabulary-only`` keeps the words of the model's phrase vocabulary).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tinygen.speech.data import DataError
+from tinygen.speech.data.imports import Source, SourceItem, transcript
+
+KIND = "speech-commands"
+DIGITS = frozenset({"zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                    "nine"})
+CLIP = re.compile(r"([0-9a-f]+)_nohash_(\d+)")
+
+
+def _word_folders(folder: Path) -> list[Path]:
+    """The word folders of a Speech Commands folder: those holding <id>_nohash_<n>.wav."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("_")
+                  and any(CLIP.fullmatch(f.stem) for f in d.glob("*.wav")))
+
+
+def _root(src: Path) -> Path | None:
+    """SRC itself, or the one speech_commands* folder inside it, whichever holds clips."""
+    if not src.is_dir():
+        return None
+    for folder in [src, *sorted(d for d in src.glob("speech_commands*") if d.is_dir())]:
+        if _word_folders(folder):
+            return folder
+    return None
+
+
+def scan(src: Path, revision: str | None = None) -> Source:
+    root = _root(src)
+    items = []
+    digits = 0
+    for folder in _word_folders(root) if root is not None else []:
+        clips = sorted(f for f in folder.glob("*.wav") if CLIP.fullmatch(f.stem))
+        if folder.name.lower() in DIGITS:
+            digits += len(clips)
+            continue
+        text = transcript(folder.name.replace("_", " "))
+        for f in clips:
+            match = CLIP.fullmatch(f.stem)
+            assert match is not None
+            items.append(SourceItem(key=f"{folder.name}/{f.stem}", audio=f, text=text,
+                                    speaker=match.group(1), split="test"))
+    items = [it for it in items if it.text]
+    if not items:
+        raise DataError(f"{src} has no <word>/<id>_nohash_<n>.wav clips besides digits",
+                        "give a folder in Speech Commands' layout, e.g. a checkout of "
+                        "github.com/vinsis/speech-commands-recognition")
+    assert root is not None
+    version = re.search(r"v\d+\.\d+", root.name)
+    return Source(meta={
+        "source": KIND,
+        "url": "https://arxiv.org/abs/1804.03209 (Speech Commands; a subset as the "
+               "repository at the revision carries it)",
+        "revision": revision or "unknown",
+        "dataset_version": version.group() if version else "unknown",
+        "license": "CC-BY-4.0",
+        "speakers_note": "crowd-sourced, one speaker id per file name prefix",
+        "split_rule": "held out whole: every utterance in test",
+        "left_out": {"digit_clips": digits},
+        "words": sorted({it.text for it in items}),
+    }, items=items)
