@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 
 from tinygen.speech.data.augment import (
+    KINDS,
     add_noise,
     load_noise,
     random_augment,
@@ -157,3 +158,23 @@ def test_random_augment_is_seeded_and_sane() -> None:
         assert 0.85 * len(x) <= len(y) <= 1.15 * len(x)
         assert abs(power_db(y / 32768) - power_db(x / 32768)) < 6
     assert len({y.tobytes() for y in outs}) == 6
+
+
+def test_random_augment_keeps_only_the_kinds_asked_for() -> None:
+    """kinds=(): the input as it was; kinds={"telephone"}: exactly telephone() where the
+    chain's fourth coin (speed, VTLP, reverb, telephone) falls under 0.15, else the input;
+    every kind: the chain as before."""
+    x = (speechlike(7) * 32767).astype(np.int16)
+    noises = [np.random.default_rng(8).standard_normal(8000)]
+    hits = 0
+    for s in range(40):
+        assert np.array_equal(random_augment(x, np.random.default_rng(s), kinds=()), x)
+        coins = np.random.default_rng(s).random(4)
+        got = random_augment(x, np.random.default_rng(s), noises=noises, kinds={"telephone"})
+        want = telephone(x) if coins[3] < 0.15 else x
+        assert np.array_equal(got, want)
+        hits += int(coins[3] < 0.15)
+        assert np.array_equal(random_augment(x, np.random.default_rng(s), noises=noises),
+                              random_augment(x, np.random.default_rng(s), noises=noises,
+                                             kinds=KINDS))
+    assert 0 < hits < 40

@@ -114,6 +114,11 @@ def test_train_refuses_bad_noise_options(tmp_path: Path) -> None:
     assert_one_line_error(run_main(*base, "--noise", noise), "--augment")
     assert_one_line_error(run_main(*base, "--augment", "0.5", "--noise", noise), "does not exist")
     assert_one_line_error(run_main(*base, "--augment", "1.5"), "--augment")
+    assert_one_line_error(run_main(*base, "--augment", "0.5", "--augment-kinds", "speed,echo"),
+                          "'echo'")
+    assert_one_line_error(run_main(*base, "--augment-kinds", "speed"), "--augment P")
+    assert_one_line_error(run_main(*base, "--augment", "0.5", "--augment-kinds", "noise"),
+                          "--noise")
     assert not (tmp_path / "m.pt").exists()
 
 

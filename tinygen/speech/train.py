@@ -89,6 +89,7 @@ class TrainOptions:
     temperature: float = 2.0  # softmax temperature T of that term
     augment: float = 0.0  # share of training items given waveform augmentation
     noise: tuple[Path, ...] = ()  # background-noise WAVs the augmentation mixes in
+    augment_kinds: tuple[str, ...] = ()  # the augmentation's steps kept (empty: all of them)
     device: str = "cpu"  # torch device: cpu, cuda, cuda:N
     stream_lead_ms: float = 2560.0  # silence before each utterance of a streaming model
 
@@ -294,6 +295,19 @@ def _check(opts: TrainOptions) -> None:
     if opts.noise and opts.augment <= 0:
         raise TrainError("--noise is mixed in by the waveform augmentation",
                          "give --augment P too, e.g. --augment 0.5")
+    if opts.augment_kinds:
+        from tinygen.speech.data.augment import KINDS
+
+        unknown = [k for k in opts.augment_kinds if k not in KINDS]
+        if unknown:
+            raise TrainError(f"--augment-kinds: unknown kind {unknown[0]!r}",
+                             "choose from " + ", ".join(KINDS))
+        if opts.augment <= 0:
+            raise TrainError("--augment-kinds selects what the waveform augmentation applies",
+                             "give --augment P too, e.g. --augment 0.5")
+        if "noise" in opts.augment_kinds and not opts.noise:
+            raise TrainError("--augment-kinds noise needs recordings to mix in",
+                             "give --noise WAV...")
     for path in opts.noise:
         if not Path(path).is_file():
             raise TrainError(f"noise file {path} does not exist")
@@ -594,7 +608,7 @@ def _wave_augment(opts: TrainOptions, sample_rate: int
     background noise; :func:`tinygen.speech.data.augment.random_augment`), or None."""
     if opts.augment <= 0:
         return None
-    from tinygen.speech.data.augment import load_noise, random_augment
+    from tinygen.speech.data.augment import KINDS, load_noise, random_augment
 
     noises = []
     for path in opts.noise:
@@ -603,7 +617,8 @@ def _wave_augment(opts: TrainOptions, sample_rate: int
         except (RuntimeError, OSError, ValueError) as err:
             raise TrainError(f"cannot read noise file {path}: {str(err).splitlines()[0]}",
                              "give a WAV or FLAC recording") from None
-    return lambda wave, rng: random_augment(wave, rng, sample_rate, noises)
+    kinds = opts.augment_kinds or KINDS
+    return lambda wave, rng: random_augment(wave, rng, sample_rate, noises, kinds)
 
 
 def dev_scores(model: Conformer, dev: SpeechDataset, batch: int = 32, lead: int = 0
@@ -757,7 +772,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                         window_prob=args.window_prob, window_ms=args.window_ms,
                         init=args.init, teacher=args.teacher, distill=args.distill,
                         temperature=args.temperature, augment=args.augment,
-                        noise=tuple(args.noise), device=args.device,
+                        noise=tuple(args.noise), augment_kinds=tuple(args.augment_kinds),
+                        device=args.device,
                         stream_lead_ms=args.stream_lead_ms)
     cfg = load_preset(args.preset) if args.preset else None
     if args.chunk_frames is not None or args.left_chunks is not None:
@@ -838,6 +854,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "reverb, telephone band, --noise (default 0; docs/training.md)")
     p.add_argument("--noise", type=Path, nargs="+", default=[], metavar="WAV",
                    help="background-noise recordings that --augment mixes in at 5-25 dB SNR")
+    p.add_argument("--augment-kinds", type=lambda v: [k for k in v.split(",") if k],
+                   default=[], metavar="K[,K...]",
+                   help="keep only these steps of the augmentation: speed, vtlp, reverb, "
+                        "telephone, noise (default: all; to measure what each one does)")
     p.add_argument("--stream-lead-ms", type=float, default=d.stream_lead_ms, metavar="MS",
                    help="streaming models: silence in front of each utterance, so training "
                         "starts where a stream starts, from the silence state (default "

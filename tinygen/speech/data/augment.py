@@ -23,6 +23,7 @@ pull in scipy, which tinygen does not otherwise use.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -239,21 +240,27 @@ def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Ge
 
 
 # ------------------------------------------------------------------------ chain
+KINDS = ("speed", "vtlp", "reverb", "telephone", "noise")  # what random_augment applies
+
+
 def random_augment(x: np.ndarray, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE,
-                   noises: list[np.ndarray] | None = None) -> np.ndarray:
+                   noises: list[np.ndarray] | None = None,
+                   kinds: Collection[str] = KINDS) -> np.ndarray:
     """A seeded chain for a training loader: speed (p 0.5, 0.9-1.1), VTLP (p 0.5,
     alpha 0.9-1.1), reverb (p 0.3), telephone band (p 0.15) and, given ``noises``, one
-    of them at 5-25 dB SNR (p 0.5). Output length follows the speed change."""
+    of them at 5-25 dB SNR (p 0.5). Output length follows the speed change. ``kinds``
+    keeps a subset of the chain (names in :data:`KINDS`); a step left out still tosses its
+    coin and is then skipped. With every kind (the default) the chain is unchanged."""
     y = np.asarray(x)
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and "speed" in kinds:
         y = speed(y, float(rng.uniform(0.9, 1.1)))
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 and "vtlp" in kinds:
         y = vtlp(y, float(rng.uniform(0.9, 1.1)), sample_rate)
-    if rng.random() < 0.3:
+    if rng.random() < 0.3 and "reverb" in kinds:
         y = reverb(y, rng, sample_rate=sample_rate)
-    if rng.random() < 0.15:
+    if rng.random() < 0.15 and "telephone" in kinds:
         y = telephone(y, sample_rate=sample_rate)
-    if noises and rng.random() < 0.5:
+    if noises and rng.random() < 0.5 and "noise" in kinds:
         y = add_noise(y, noises[int(rng.integers(len(noises)))], float(rng.uniform(5, 25)),
                       rng)
     return y
