@@ -349,7 +349,9 @@ static void tg_fc_dsp_widen4(const int8_t *w, size_t stride, int32_t len, int32_
 }
 #endif
 
-/* One output channel's constants: its bias and requantization (tg_math.h). */
+/* One output channel's constants: its bias and requantization (tg_math.h). The tiles now
+ * start the accumulators at the bias, so tg_fc_dsp_requant passes bias 0; taking tg_requant_t
+ * alone instead was measured at 0.2 M more instructions per mcu-tiny inference with GCC. */
 typedef struct {
     int32_t bias;
     tg_requant_t q;
