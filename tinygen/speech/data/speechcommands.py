@@ -38,37 +38,37 @@ def _word_folders(folder: Path) -> list[Path]:
                   and any(CLIP.fullmatch(f.stem) for f in d.glob("*.wav")))
 
 
-def _root(src: Path) -> Path | None:
-    """SRC itself, or the one speech_commands* folder inside it, whichever holds clips."""
-    if not src.is_dir():
-        return None
-    for folder in [src, *sorted(d for d in src.glob("speech_commands*") if d.is_dir())]:
-        if _word_folders(folder):
-            return folder
-    return None
+def _root(src: Path) -> tuple[Path, list[Path]]:
+    """SRC itself, or the one speech_commands* folder inside it, whichever holds clips, with
+    its word folders (none: SRC and an empty list)."""
+    if src.is_dir():
+        for folder in [src, *sorted(d for d in src.glob("speech_commands*") if d.is_dir())]:
+            words = _word_folders(folder)
+            if words:
+                return folder, words
+    return src, []
 
 
 def scan(src: Path, revision: str | None = None) -> Source:
-    root = _root(src)
+    root, words = _root(src)
     items = []
     digits = 0
-    for folder in _word_folders(root) if root is not None else []:
-        clips = sorted(f for f in folder.glob("*.wav") if CLIP.fullmatch(f.stem))
-        if folder.name.lower() in DIGITS:
-            digits += len(clips)
-            continue
+    for folder in words:
+        is_digit = folder.name.lower() in DIGITS
         text = transcript(folder.name.replace("_", " "))
-        for f in clips:
+        for f in sorted(folder.glob("*.wav")):
             match = CLIP.fullmatch(f.stem)
-            assert match is not None
-            items.append(SourceItem(key=f"{folder.name}/{f.stem}", audio=f, text=text,
-                                    speaker=match.group(1), split="test"))
-    items = [it for it in items if it.text]
+            if match is None:
+                continue
+            if is_digit:
+                digits += 1
+            elif text:
+                items.append(SourceItem(key=f"{folder.name}/{f.stem}", audio=f, text=text,
+                                        speaker=match.group(1), split="test"))
     if not items:
         raise DataError(f"{src} has no <word>/<id>_nohash_<n>.wav clips besides digits",
                         "give a folder in Speech Commands' layout, e.g. a checkout of "
                         "github.com/vinsis/speech-commands-recognition")
-    assert root is not None
     version = re.search(r"v\d+\.\d+", root.name)
     return Source(meta={
         "source": KIND,
