@@ -11,10 +11,13 @@ import soundfile as sf
 from tinygen.speech.data.augment import (
     KINDS,
     add_noise,
+    fill_room_tone,
     load_noise,
+    noise_tail,
     random_augment,
     reverb,
     room_impulse_response,
+    room_tone,
     speed,
     telephone,
     vtlp,
@@ -178,3 +181,94 @@ def test_random_augment_keeps_only_the_kinds_asked_for() -> None:
                               random_augment(x, np.random.default_rng(s), noises=noises,
                                              kinds=KINDS))
     assert 0 < hits < 40
+
+
+def quiet_then_loud(seed: int) -> np.ndarray:
+    """0.5 s of faint hiss (amplitude 0.001), 1 s of syllable bursts over that hiss, then
+    0.5 s of the hiss again: a recording with a room tone to find."""
+    rng = np.random.default_rng(seed)
+    hiss = (0.001 * rng.standard_normal(2 * SR)).astype(np.float32)
+    hiss[SR // 2:SR // 2 + SR] += speechlike(seed)
+    return hiss
+
+
+def test_room_tone_is_the_quietest_quarter_of_the_frames_in_order() -> None:
+    x = quiet_then_loud(1)
+    tone = room_tone(x)
+    assert tone.dtype == x.dtype and len(tone) == 25 * 320  # 100 frames of 20 ms, a quarter
+    assert power_db(tone) == pytest.approx(power_db(0.001 * np.ones(1)), abs=0.5)
+    frames = x.reshape(100, 320)
+    picked = [next(i for i in range(100) if np.array_equal(frames[i], f))
+              for f in tone.reshape(25, 320)]
+    assert picked == sorted(picked)  # original order kept
+    energy = np.mean(frames.astype(np.float64) ** 2, axis=1)
+    rest = np.delete(energy, picked)
+    assert energy[picked].max() <= rest.min()  # the quietest, whether in pauses or not
+    short = x[:100]
+    assert np.array_equal(room_tone(short), short)
+
+
+def test_fill_room_tone_appends_only_background() -> None:
+    x = quiet_then_loud(2)
+    y = fill_room_tone(x, 3 * SR)
+    assert len(y) == 3 * SR and np.array_equal(y[:len(x)], x)
+    assert power_db(y[len(x):]) == pytest.approx(power_db(room_tone(x)), abs=0.5)
+    assert np.array_equal(fill_room_tone(x, len(x) - 5), x)  # long enough already
+    silent = np.zeros(SR, np.int16)
+    z = fill_room_tone(silent, 2 * SR)
+    assert z.dtype == np.int16 and len(z) == 2 * SR and not z.any()
+    assert np.array_equal(fill_room_tone(x, 3 * SR), y)  # no randomness
+
+
+def find(hay: np.ndarray, needle: np.ndarray) -> int:
+    """Offset of ``needle`` as an exact slice of ``hay``, or -1."""
+    for k in range(len(hay) - len(needle) + 1):
+        if hay[k] == needle[0] and np.array_equal(hay[k:k + len(needle)], needle):
+            return k
+    return -1
+
+
+def test_noise_tail_room_tone_keeps_the_speech_and_adds_background() -> None:
+    x = (quiet_then_loud(3) * 32767).astype(np.int16)
+    leads = []
+    for s in range(8):
+        y = noise_tail(x, np.random.default_rng(s))  # no noises: the room tone
+        assert y.dtype == np.int16
+        assert int(0.5 * SR) <= len(y) - len(x) <= 3 * SR
+        k = find(y, x)
+        assert 0 <= k <= 0.3 * (len(y) - len(x)) + 1
+        leads.append(k)
+        around = np.concatenate([y[:k], y[k + len(x):]]) / 32768
+        assert power_db(around) < power_db(x / 32768) - 20
+        assert np.array_equal(y, noise_tail(x, np.random.default_rng(s)))
+    assert len(set(leads)) > 1
+    capped = noise_tail(x, np.random.default_rng(0), max_samples=len(x) + 100)
+    assert len(capped) == len(x) + 100
+    assert np.array_equal(noise_tail(x, np.random.default_rng(0), max_samples=len(x) - 1), x)
+
+
+def test_noise_tail_noise_sits_under_and_around_the_speech_at_the_snr() -> None:
+    x = speechlike(4)
+    noise = np.random.default_rng(9).standard_normal(5000).astype(np.float32)
+    took_noise = 0
+    for s in range(12):
+        rng = np.random.default_rng(s)
+        y = noise_tail(x, rng, noises=[noise], max_samples=4 * SR)
+        extra = len(y) - len(x)
+        assert int(0.5 * SR) <= extra <= 3 * SR
+        if find(y.astype(np.float32), x) >= 0:
+            continue  # room tone of this clip: the speech untouched
+        took_noise += 1
+        best = min(range(int(0.3 * extra) + 2),
+                   key=lambda k: power_db(y[k:k + len(x)] - x))
+        added = y.astype(np.float64).copy()
+        added[best:best + len(x)] -= x
+        snr = power_db(x) - power_db(added)
+        assert 10 - 0.5 <= snr <= 30 + 0.5
+    assert took_noise > 0
+    silent = np.zeros(SR, np.float32)  # no room tone to loop: always the noise
+    for s in range(4):
+        y = noise_tail(silent, np.random.default_rng(s), noises=[noise])
+        assert len(y) > SR and np.abs(y).max() > 0
+    with pytest.raises(ValueError, match="silent"):
+        noise_tail(silent, np.random.default_rng(0), noises=[np.zeros(10)])

@@ -50,3 +50,22 @@ def test_an_empty_transcript_is_skipped_not_scored(tmp_path: Path) -> None:
     only_empty = corpus(tmp_path / "d", [("b.wav", None, "")])
     res = run_main("eval", "preset:share-blocks", "--data", str(only_empty), "--float-only")
     assert_one_line_error(res, "no usable utterance", "empty transcript")
+
+
+def test_room_tone_fills_each_recording_to_the_asked_length(tmp_path: Path) -> None:
+    """--room-tone-ms lengthens what is scored (the front end sees 3 s per 1 s clip), and
+    the report says so; without it the clips are scored as they are."""
+    from tinygen.speech.config import load_preset
+    from tinygen.speech.features import frontend_logmel
+
+    data = corpus(tmp_path / "c", [("a.wav", None, "abc"), ("b.wav", None, "de")])
+    base = ("eval", "preset:share-blocks", "--data", str(data), "--float-only", "--json")
+    plain = json.loads(run_main(*base).stdout)
+    res = run_main(*base, "--room-tone-ms", "3000")
+    assert res.returncode == 0, res.stderr
+    toned = json.loads(res.stdout)
+    cfg = load_preset("share-blocks")
+    frames = len(frontend_logmel(np.zeros(3 * cfg.sample_rate, np.float32), cfg))
+    assert toned["room_tone_ms"] == 3000.0 and plain["room_tone_ms"] is None
+    assert toned["feature_frames"] == 2 * frames > plain["feature_frames"]
+    assert_one_line_error(run_main(*base, "--room-tone-ms", "-1"), "--room-tone-ms")

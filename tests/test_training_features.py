@@ -119,6 +119,9 @@ def test_train_refuses_bad_noise_options(tmp_path: Path) -> None:
     assert_one_line_error(run_main(*base, "--augment-kinds", "speed"), "--augment P")
     assert_one_line_error(run_main(*base, "--augment", "0.5", "--augment-kinds", "noise"),
                           "--noise")
+    assert_one_line_error(run_main(*base, "--noise-tail", "0.5"), "--augment P")
+    assert_one_line_error(run_main(*base, "--augment", "0.5", "--noise-tail", "2"),
+                          "--noise-tail")
     assert not (tmp_path / "m.pt").exists()
 
 
@@ -149,3 +152,22 @@ def test_augmented_run_saves_a_loadable_checkpoint_and_resumes(
     assert meta["step"] == 2 and meta["options"]["noise"] == [str(noise)]
     fit(None, replace(opts, steps=3, resume=True))
     assert read_checkpoint(tmp_path / "m.pt")["meta"]["step"] == 3
+
+
+def test_noise_tail_follows_the_chain_and_stays_in_the_window() -> None:
+    """--noise-tail draws after the augmentation chain: at 0 the chain is what it was; at 1
+    every augmented item ends up longer, by the tail, and never past --window-ms."""
+    from tinygen.speech.data.augment import random_augment
+    from tinygen.speech.train import TrainOptions, _wave_augment
+
+    rng = np.random.default_rng(11)
+    wave = (0.2 * rng.standard_normal(16000)).astype(np.float32)
+    plain = _wave_augment(TrainOptions(data=Path("."), out=Path("m.pt"), augment=0.5), 16000)
+    tail = _wave_augment(TrainOptions(data=Path("."), out=Path("m.pt"), augment=0.5,
+                                      noise_tail=1.0, window_ms=2000.0), 16000)
+    assert plain is not None and tail is not None
+    for s in range(6):
+        chain = random_augment(wave, np.random.default_rng(s), 16000, [])
+        assert np.array_equal(plain(wave, np.random.default_rng(s)), chain)
+        longer = tail(wave, np.random.default_rng(s))
+        assert len(chain) < len(longer) <= 32000

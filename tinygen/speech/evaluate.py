@@ -289,8 +289,8 @@ def stream_backends(model: Conformer, data: Path | None, calib: int, workdir: Pa
 def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None = None,
              progress: bool = True, compiled: bool = True, window_ms: float = 0.0,
              calib: int = 32, streaming: bool = False, sources: Sequence[str] | None = None,
-             calib_data: Path | None = None, words_file: Path | None = None
-             ) -> dict[str, Any]:
+             calib_data: Path | None = None, words_file: Path | None = None,
+             room_tone_ms: float = 0.0) -> dict[str, Any]:
     """Score every available backend of ``model_spec`` on ``split`` of ``data``.
 
     ``sources`` keeps only utterances of those sources (see ``tinygen data merge``);
@@ -298,6 +298,10 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
     ``data``; a held-out test corpus has no train split). ``streaming`` requires a
     streaming model. ``words_file`` (tinygen.audio.words) also scores each backend's
     logits decoded as the best entry of that word list (``word_rows``).
+    ``room_tone_ms`` > 0 lengthens each recording to that many milliseconds with its own
+    room tone (:func:`tinygen.speech.data.augment.fill_room_tone`): the window then holds
+    sustained background after the speech, as when an energy gate stays open in a noisy
+    room, instead of the digital silence the listen firmware fills it with.
     """
     import tempfile
 
@@ -331,7 +335,13 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
                             f"sources there: {', '.join(have) if any(have) else 'none named'}")
     utterances = utterances[:limit]
     source_of = {u.uid: u.source or "" for u in utterances}
-    dataset = SpeechDataset(utterances, cfg)
+    prepare = None
+    if room_tone_ms > 0:
+        from tinygen.speech.data.augment import fill_room_tone
+
+        length = round(room_tone_ms * cfg.sample_rate / 1000)
+        prepare = lambda w: fill_room_tone(w, length, cfg.sample_rate)  # noqa: E731
+    dataset = SpeechDataset(utterances, cfg, prepare=prepare)
     skips = SkipLog()
     examples: list[tuple[np.ndarray, str]] = []
     groups: list[str] = []
@@ -398,6 +408,8 @@ def evaluate(model_spec: str, data: Path, split: str = "test", limit: int | None
         "utterances": len(examples),
         "skipped": skips.count,
         "window_frames": frames,
+        "room_tone_ms": room_tone_ms or None,
+        "feature_frames": sum(len(feats) for feats, _ in examples),
         "unique_params": unique_params(model),
         "virtual_params": virtual_params(model),
         "flash_bytes": build_report.get("flash", {}).get("total_bytes"),
@@ -437,12 +449,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           progress=not args.json, compiled=not args.float_only,
                           window_ms=args.window_ms, calib=args.calib,
                           streaming=args.streaming, sources=args.source,
-                          calib_data=args.calib_data, words_file=args.words)
+                          calib_data=args.calib_data, words_file=args.words,
+                          room_tone_ms=args.room_tone_ms)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    tone = (f", room tone to {report['room_tone_ms']:g} ms" if report["room_tone_ms"]
+            else "")
     table = Table(title=f"{report['name']} on {report['data']} ({report['split']}, "
-                        f"{report['utterances']} utterances)")
+                        f"{report['utterances']} utterances{tone})")
     for col in ("backend", "CER", "WER"):
         table.add_column(col, justify="right" if col in ("CER", "WER") else "left")
     for r in report["rows"]:
@@ -503,5 +518,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--words", type=Path, default=None, metavar="FILE",
                    help="also decode each backend's logits as the best entry of this word "
                         "list (one word or phrase per line; command recognition)")
+    p.add_argument("--room-tone-ms", type=float_arg(0.0, MAX_WINDOW_MS), default=0.0,
+                   metavar="MS",
+                   help="lengthen each recording to MS with its own room tone (its quietest "
+                        "20 ms frames, looped): sustained background after the speech, as "
+                        "when the gate stays open in a noisy room (default 0: none)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_eval)

@@ -90,6 +90,7 @@ class TrainOptions:
     augment: float = 0.0  # share of training items given waveform augmentation
     noise: tuple[Path, ...] = ()  # background-noise WAVs the augmentation mixes in
     augment_kinds: tuple[str, ...] = ()  # the augmentation's steps kept (empty: all of them)
+    noise_tail: float = 0.0  # share of augmented items given sustained background around them
     device: str = "cpu"  # torch device: cpu, cuda, cuda:N
     stream_lead_ms: float = 2560.0  # silence before each utterance of a streaming model
 
@@ -308,6 +309,11 @@ def _check(opts: TrainOptions) -> None:
         if "noise" in opts.augment_kinds and not opts.noise:
             raise TrainError("--augment-kinds noise needs recordings to mix in",
                              "give --noise WAV...")
+    if not 0.0 <= opts.noise_tail <= 1.0:
+        raise TrainError(f"--noise-tail {opts.noise_tail} must be between 0 and 1")
+    if opts.noise_tail > 0 and opts.augment <= 0:
+        raise TrainError("--noise-tail applies to the items --augment picks",
+                         "give --augment P too, e.g. --augment 0.5")
     for path in opts.noise:
         if not Path(path).is_file():
             raise TrainError(f"noise file {path} does not exist")
@@ -605,10 +611,13 @@ def _fit(cfg: ConformerConfig | None, opts: TrainOptions, world: World,
 def _wave_augment(opts: TrainOptions, sample_rate: int
                   ) -> Callable[[np.ndarray, np.random.Generator], np.ndarray] | None:
     """The waveform augmentation of ``--augment`` (speed, VTLP, reverb, telephone band,
-    background noise; :func:`tinygen.speech.data.augment.random_augment`), or None."""
+    background noise; :func:`tinygen.speech.data.augment.random_augment`), then, for a
+    share ``--noise-tail`` of those items, sustained background around the speech up to
+    the ``--window-ms`` window (:func:`~tinygen.speech.data.augment.noise_tail`), or None.
+    The tail draws after the chain, so without it the chain draws as before."""
     if opts.augment <= 0:
         return None
-    from tinygen.speech.data.augment import KINDS, load_noise, random_augment
+    from tinygen.speech.data.augment import KINDS, load_noise, noise_tail, random_augment
 
     noises = []
     for path in opts.noise:
@@ -618,7 +627,14 @@ def _wave_augment(opts: TrainOptions, sample_rate: int
             raise TrainError(f"cannot read noise file {path}: {str(err).splitlines()[0]}",
                              "give a WAV or FLAC recording") from None
     kinds = opts.augment_kinds or KINDS
-    return lambda wave, rng: random_augment(wave, rng, sample_rate, noises, kinds)
+    tail, most = opts.noise_tail, int(opts.window_ms * sample_rate / 1000)
+
+    def run(wave: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        y = random_augment(wave, rng, sample_rate, noises, kinds)
+        if tail > 0 and rng.random() < tail:
+            y = noise_tail(y, rng, sample_rate, noises, max_samples=most)
+        return y
+    return run
 
 
 def dev_scores(model: Conformer, dev: SpeechDataset, batch: int = 32, lead: int = 0
@@ -773,6 +789,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                         init=args.init, teacher=args.teacher, distill=args.distill,
                         temperature=args.temperature, augment=args.augment,
                         noise=tuple(args.noise), augment_kinds=tuple(args.augment_kinds),
+                        noise_tail=args.noise_tail,
                         device=args.device,
                         stream_lead_ms=args.stream_lead_ms)
     cfg = load_preset(args.preset) if args.preset else None
@@ -858,6 +875,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    default=[], metavar="K[,K...]",
                    help="keep only these steps of the augmentation: speed, vtlp, reverb, "
                         "telephone, noise (default: all; to measure what each one does)")
+    p.add_argument("--noise-tail", type=float_arg(0.0, 1.0), default=d.noise_tail, metavar="P",
+                   help="share of the --augment items given 0.5-3 s of sustained background "
+                        "(their own room tone or --noise) around the speech, up to --window-ms, "
+                        "so noise the gate lets through reads as nothing (default 0)")
     p.add_argument("--stream-lead-ms", type=float, default=d.stream_lead_ms, metavar="MS",
                    help="streaming models: silence in front of each utterance, so training "
                         "starts where a stream starts, from the silence state (default "

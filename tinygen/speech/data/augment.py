@@ -13,6 +13,10 @@ needs numpy alone.
 - :func:`add_noise`: a background recording (or any noise) at a chosen SNR;
   :func:`load_noise` reads one (e.g. ``doing_the_dishes.wav`` of the Speech Commands
   background noises, CC-BY-4.0; docs/training.md says where to get it);
+- :func:`room_tone` and :func:`fill_room_tone`: a recording's own background (its
+  quietest frames), looped to lengthen the recording without adding speech;
+- :func:`noise_tail`: sustained background before and after the speech (room tone or a
+  noise recording), as an energy gate that stays open in a noisy room passes it;
 - :func:`random_augment`: a seeded chain of the above, for a training loader.
 
 The room model is Polack's: a direct path, a few sparse early reflections, then Gaussian
@@ -237,6 +241,81 @@ def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Ge
     seg = np.tile(v, reps)[start:start + len(y)]
     seg *= _rms(y) / _rms(seg) / 10 ** (snr_db / 20)
     return _back(y + seg, was_int, np.asarray(x))
+
+
+# -------------------------------------------------------------------- room tone
+def room_tone(x: np.ndarray, sample_rate: int = SAMPLE_RATE, frame_ms: float = 20.0,
+              share: float = 0.25) -> np.ndarray:
+    """The recording's background without its speech: the quietest ``share`` of its
+    ``frame_ms`` frames (by RMS), joined in their original order. Same dtype as ``x``;
+    a recording shorter than one frame is returned whole."""
+    y = np.asarray(x)
+    if y.ndim != 1:
+        raise ValueError(f"expected a mono waveform (1-D), got shape {y.shape}")
+    n = max(int(sample_rate * frame_ms / 1000), 1)
+    count = len(y) // n
+    if count == 0:
+        return y.copy()
+    frames = y[:count * n].reshape(count, n)
+    energy = np.mean(frames.astype(np.float64) ** 2, axis=1)
+    keep = max(round(count * share), 1)
+    quiet = np.sort(np.argsort(energy, kind="stable")[:keep])
+    return frames[quiet].reshape(-1).copy()
+
+
+def _loop(tone: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """``n`` samples of ``tone`` played in a loop from sample ``start``."""
+    if n <= 0:
+        return tone[:0].copy()
+    reps = -(-(n + start) // len(tone))
+    return np.tile(tone, reps)[start:start + n]
+
+
+def fill_room_tone(x: np.ndarray, length: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """``x`` followed by its own :func:`room_tone`, looped, up to ``length`` samples
+    (no randomness; ``x`` unchanged when it is already that long). A recording whose
+    background is digital silence is followed by digital silence."""
+    y = np.asarray(x)
+    if len(y) >= length:
+        return y.copy()
+    tone = room_tone(y, sample_rate)
+    return np.concatenate([y, _loop(tone, length - len(y))])
+
+
+def noise_tail(x: np.ndarray, rng: np.random.Generator, sample_rate: int = SAMPLE_RATE,
+               noises: list[np.ndarray] | None = None, max_samples: int | None = None,
+               extra_s: tuple[float, float] = (0.5, 3.0), lead: tuple[float, float] = (0.0, 0.3),
+               snr_db: tuple[float, float] = (10.0, 30.0)) -> np.ndarray:
+    """``x`` lengthened by ``extra_s`` seconds (uniform; at most up to ``max_samples``)
+    of sustained background, a ``lead`` share of it before the speech and the rest after:
+    what a model meets when a noisy room keeps an energy gate open. The background is the
+    recording's own :func:`room_tone`, looped; or, given ``noises`` (chosen with p 0.5, or
+    always when the recording's background is digital silence), one of them under and
+    around the speech at ``snr_db`` (uniform) below the speech's level. The transcript is
+    unchanged: the model learns to emit nothing for the background."""
+    y, was_int = _float(x)
+    extra = int(rng.uniform(*extra_s) * sample_rate)
+    if max_samples is not None:
+        extra = min(extra, max_samples - len(y))
+    pick_noise = rng.random() < 0.5
+    before = int(extra * rng.uniform(*lead)) if extra > 0 else 0
+    if extra <= 0:
+        return _back(y, was_int, np.asarray(x))
+    tone = room_tone(y, sample_rate)
+    silent = _rms(tone) < 1e-5
+    if noises and (pick_noise or silent):
+        v = noises[int(rng.integers(len(noises)))].astype(np.float64)
+        if len(v) == 0 or _rms(v) == 0:
+            raise ValueError("the noise is empty or silent")
+        out = np.concatenate([np.zeros(before), y, np.zeros(extra - before)])
+        seg = _loop(v, len(out), int(rng.integers(len(v))))
+        level = max(_rms(y), 1e-4)  # a silent recording still gets audible noise
+        out += seg * (level / _rms(seg) / 10 ** (float(rng.uniform(*snr_db)) / 20))
+    else:
+        start = int(rng.integers(len(tone))) if len(tone) else 0
+        pad = _loop(tone, extra, start) if len(tone) else np.zeros(extra)
+        out = np.concatenate([pad[:before], y, pad[before:]])
+    return _back(out, was_int, np.asarray(x))
 
 
 # ------------------------------------------------------------------------ chain

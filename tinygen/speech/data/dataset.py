@@ -150,12 +150,16 @@ class SpeechDataset(Dataset):  # type: ignore[type-arg]
     :mod:`tinygen.speech.data.augment`) an item may also be asked for as ``(draw, i)``:
     utterance i augmented with the generator seeded by ``draw``, then run through the
     front end (not cached); ``augment_prob`` of the draws augment, the rest are clean.
+    ``prepare``, a fixed function of the waveform (e.g. ``tinygen eval --room-tone-ms``),
+    is applied to every item read from audio, before any augmentation.
     """
 
     def __init__(self, utterances: Sequence[Utterance], cfg: ConformerConfig,
                  cache: bool = False, augment: WaveAugment | None = None,
                  augment_prob: float = 0.0,
-                 features: Mapping[str, np.ndarray] | None = None) -> None:
+                 features: Mapping[str, np.ndarray] | None = None,
+                 prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.prepare = prepare
         self.utterances = list(utterances)
         self.features = features  # uid -> int8 front-end codes (a feature file)
         self.cfg = cfg
@@ -207,6 +211,8 @@ class SpeechDataset(Dataset):  # type: ignore[type-arg]
                 raise UnusableAudio(f"too short ({len(wave)} samples)")
         except UnusableAudio as err:
             return Skipped(utt.path, str(err))
+        if self.prepare is not None:
+            wave = self.prepare(wave)
         if augment is not None:
             wave = augment(wave)
         feats = torch.from_numpy(frontend_logmel(wave, self.cfg))  # (T, n_mels)
