@@ -17,7 +17,7 @@ from tinygen.speech.evaluate import evaluate
 # the streaming checkpoint, docs/training.md "The shipped models" (chunk by chunk). Update
 # these with those tables when models/ changes. The test allows each figure MARGIN points more.
 SHIPPED_CER = {
-    "mcu-tiny": {"float": 2.65, "int8-reference": 2.57, "host-c": 2.57},
+    "mcu-tiny": {"float": 2.55, "int8-reference": 2.40, "host-c": 2.40},
     "baseline-tiny": {"float": 0.67, "int8-reference": 0.66, "host-c": 0.66},
 }
 STREAMING_CER = {
