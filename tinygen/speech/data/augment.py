@@ -228,6 +228,14 @@ def load_noise(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def _loop(tone: np.ndarray, n: int, start: int = 0) -> np.ndarray:
+    """``n`` samples of ``tone`` played in a loop from sample ``start``."""
+    if n <= 0:
+        return tone[:0].copy()
+    reps = -(-(n + start) // len(tone))
+    return np.tile(tone, reps)[start:start + n]
+
+
 def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Generator
               ) -> np.ndarray:
     """``x`` plus a random stretch of ``noise`` (looped if shorter) scaled so that the
@@ -236,9 +244,7 @@ def add_noise(x: np.ndarray, noise: np.ndarray, snr_db: float, rng: np.random.Ge
     v, _ = _float(noise)
     if len(v) == 0 or _rms(v) == 0:
         raise ValueError("the noise is empty or silent")
-    reps = -(-len(y) // len(v)) + 1
-    start = int(rng.integers(len(v)))
-    seg = np.tile(v, reps)[start:start + len(y)]
+    seg = _loop(v, len(y), int(rng.integers(len(v))))
     seg *= _rms(y) / _rms(seg) / 10 ** (snr_db / 20)
     return _back(y + seg, was_int, np.asarray(x))
 
@@ -261,14 +267,6 @@ def room_tone(x: np.ndarray, sample_rate: int = SAMPLE_RATE, frame_ms: float = 2
     keep = max(round(count * share), 1)
     quiet = np.sort(np.argsort(energy, kind="stable")[:keep])
     return frames[quiet].reshape(-1).copy()
-
-
-def _loop(tone: np.ndarray, n: int, start: int = 0) -> np.ndarray:
-    """``n`` samples of ``tone`` played in a loop from sample ``start``."""
-    if n <= 0:
-        return tone[:0].copy()
-    reps = -(-(n + start) // len(tone))
-    return np.tile(tone, reps)[start:start + n]
 
 
 def fill_room_tone(x: np.ndarray, length: int, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
@@ -298,9 +296,9 @@ def noise_tail(x: np.ndarray, rng: np.random.Generator, sample_rate: int = SAMPL
     if max_samples is not None:
         extra = min(extra, max_samples - len(y))
     pick_noise = rng.random() < 0.5
-    before = int(extra * rng.uniform(*lead)) if extra > 0 else 0
     if extra <= 0:
         return _back(y, was_int, np.asarray(x))
+    before = int(extra * rng.uniform(*lead))
     tone = room_tone(y, sample_rate)
     silent = _rms(tone) < 1e-5
     if noises and (pick_noise or silent):
