@@ -80,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_say(actions)
 
     kinds = ("wake-word-benchmark", "dc-tts", "asterisk", "pocketsphinx", "speech-to-phrase",
-             "speech-commands")
+             "speech-commands", "common-voice", "recordings")
     i = actions.add_parser(
         "import", help="turn a real speech source into a corpus",
         description="Convert real recordings to 16 kHz WAV plus JSONL manifests, with the "
@@ -89,7 +89,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                     "GitHub repository; speech-commands: a folder in Speech Commands' layout "
                     "(<word>/<id>_nohash_<n>.wav) or a checkout that holds one, digits left "
                     "out; asterisk and pocketsphinx: a folder into which the Debian "
-                    "packages were extracted with `dpkg -x` (see docs/training.md).")
+                    "packages were extracted with `dpkg -x`; common-voice: the language "
+                    "folder of a Common Voice release (clips/, train.tsv, dev.tsv, "
+                    "test.tsv); recordings: your own recordings, listed in "
+                    "SRC/transcripts.tsv as FILE<TAB>TEXT[<TAB>SPEAKER] (see "
+                    "docs/training.md).")
     i.add_argument("kind", choices=kinds, metavar="KIND", help=", ".join(kinds))
     i.add_argument("src", type=Path, metavar="SRC", help="the source folder")
     i.add_argument("--out", type=Path, required=True, metavar="DIR",
@@ -97,11 +101,36 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     i.add_argument("--revision", default=None, metavar="REV",
                    help="the source's commit or version, recorded in corpus.json (Debian "
                         "sources: read from the package's changelog)")
+    i.add_argument("--max-per-split", type=int_arg(1, 10**9), default=None, metavar="N",
+                   help="import at most N recordings of each split, chosen by a hash of "
+                        "their names (the same N keeps the same ones; default: all)")
+    i.add_argument("--split", default=None, choices=("hash", "train", "dev", "test"),
+                   help="recordings only: deal them by a hash of their bytes (10%% test, "
+                        "10%% dev; the default) or put all in one split")
+    i.add_argument("--name", default=None, metavar="NAME",
+                   help="recordings only: the corpus's source name (default recordings)")
+    i.add_argument("--license", default=None, metavar="TEXT",
+                   help="recordings only: their license, recorded in corpus.json")
     i.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), metavar="J",
                    help="files converted in parallel (default: min(4, cores))")
     i.add_argument("--force", action="store_true", help="replace DIR if it exists")
     i.add_argument("--quiet", action="store_true", help="no progress bar")
     i.set_defaults(func=_cmd_import)
+
+    pr = actions.add_parser(
+        "prompts", help="write a list of phrases to record, for `data import recordings`",
+        description="Write DIR/transcripts.tsv: N distinct phrases of the model's vocabulary, "
+                    "each with the file to record it into (0001.wav, ...). Record them, "
+                    "then `tinygen data import recordings DIR --out CORPUS`.")
+    pr.add_argument("--out", type=Path, required=True, metavar="DIR",
+                    help="folder for transcripts.tsv and the recordings")
+    pr.add_argument("--count", type=int_arg(1, 10_000), default=200, metavar="N",
+                    help="phrases (default 200)")
+    pr.add_argument("--seed", type=int_arg(0, 2**32 - 1), default=0, metavar="S",
+                    help="the same seed gives the same phrases (default 0)")
+    pr.add_argument("--speaker", default="me", metavar="NAME",
+                    help="speaker written on every line (default me)")
+    pr.set_defaults(func=_cmd_prompts)
 
     m = actions.add_parser(
         "merge", help="join corpora into one, with a source field per utterance",
@@ -156,6 +185,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from tinygen.speech.data.imports import cmd_import
 
     return cmd_import(args)
+
+
+def _cmd_prompts(args: argparse.Namespace) -> int:
+    from tinygen.speech.data.recordings import cmd_prompts
+
+    return cmd_prompts(args)
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:

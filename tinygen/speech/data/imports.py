@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import subprocess
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -81,6 +82,14 @@ def spell_numbers(text: str) -> str:
         return f" {number(n)} " if n < 1_000_000 else " ".join(number(int(d)) for d in m.group())
 
     return _NUMBER.sub(words, text)
+
+
+def fold_accents(text: str) -> str:
+    """Letters without their accents ("café" -> "cafe") and typographic apostrophes as
+    ``'``, for sources written by people rather than for a telephone system."""
+    text = text.replace("\u2019", "'").replace("\u2018", "'").replace("`", "'")
+    return "".join(c for c in unicodedata.normalize("NFKD", text)
+                   if not unicodedata.combining(c))
 
 
 def transcript(text: str, vocab: str = DEFAULT_VOCAB) -> str:
@@ -135,6 +144,32 @@ def decode(item: SourceItem) -> np.ndarray:
         raise DataError(f"cannot decode {item.audio}: {err[-1] if err else 'no message'}",
                         hint)
     return np.frombuffer(proc.stdout, dtype="<f4").astype(np.float32)
+
+
+SOX_TYPES = frozenset({".wav", ".flac"})
+
+
+def decoder_for(path: Path) -> str:
+    """sox for WAV and FLAC, ffmpeg for every other audio type (MP3, Ogg, M4A, ...)."""
+    return "sox" if path.suffix.lower() in SOX_TYPES else "ffmpeg"
+
+
+def limit_split(items: Sequence[SourceItem], n: int) -> list[SourceItem]:
+    """At most ``n`` items of each split: those whose key has the smallest SHA-256, so the
+    same source and ``n`` always keep the same recordings, and a larger ``n`` keeps them
+    all and more."""
+    def rank(it: SourceItem) -> str:
+        return hashlib.sha256(it.key.encode()).hexdigest()
+
+    kept: list[SourceItem] = []
+    for split in SPLITS:
+        kept += sorted((it for it in items if it.split == split), key=rank)[:n]
+    return kept
+
+
+def limit_rule(n: int) -> str:
+    return (f"at most {n} per split: those with the smallest sha256(key), key being the "
+            "'original' field")
 
 
 def to_int16(x: np.ndarray) -> np.ndarray:
@@ -337,25 +372,42 @@ def importers() -> dict[str, Callable[[Path, str | None], Source]]:
     """KIND -> scan(SRC) for every source tinygen imports."""
     from tinygen.speech.data import (
         asterisk,
+        commonvoice,
         dctts,
         pocketsphinx,
+        recordings,
         speechcommands,
         speechtophrase,
         wakeword,
     )
 
     return {m.KIND: m.scan for m in (wakeword, dctts, asterisk, pocketsphinx, speechtophrase,
-                                     speechcommands)}
+                                     speechcommands, commonvoice, recordings)}
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from tinygen.speech.data import recordings
+
     scan = importers()[args.kind]
     src = Path(args.src)
+    own = {"--split": args.split, "--name": args.name, "--license": args.license}
+    given = [flag for flag, value in own.items() if value is not None]
+    if given and args.kind != recordings.KIND:
+        raise DataError(f"{given[0]} applies to recordings only",
+                        f"{args.kind} has a fixed split rule, name and license")
     if not src.exists():
         raise DataError(f"source folder {src} does not exist", "give the folder SRC "
                         "described by `tinygen data import --help`")
     check_out(Path(args.out), args.force)
-    meta = build_corpus(scan(src, args.revision), args.out, force=args.force, jobs=args.jobs,
+    if args.kind == recordings.KIND:
+        source = recordings.scan(src, args.revision, split=args.split or "hash",
+                                 license=args.license, name=args.name)
+    else:
+        source = scan(src, args.revision)
+    if args.max_per_split is not None:
+        source = Source(meta={**source.meta, "selection": limit_rule(args.max_per_split)},
+                        items=limit_split(source.items, args.max_per_split))
+    meta = build_corpus(source, args.out, force=args.force, jobs=args.jobs,
                         progress=not args.quiet)
     sizes = meta["utterances"]
     print(f"wrote {sum(sizes.values())} utterances ({meta['hours'] * 60:.1f} min) of "

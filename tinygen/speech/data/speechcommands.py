@@ -13,9 +13,14 @@ What is read: every ``<word>/*_nohash_*.wav`` except
   kept as an outside check;
 - ``_background_noise_`` (no transcript) and files not named ``<id>_nohash_<n>.wav``.
 
-The speakers occur in no other source, so the corpus is held out whole: every clip in
-``test``, an evaluation of unseen speakers saying single words (``tinygen data merge
---vocabulary-only`` keeps the words of the model's phrase vocabulary).
+A subset without the data set's lists is held out whole: every clip in ``test``, an
+evaluation of unseen speakers saying single words (``tinygen data merge
+--vocabulary-only`` keeps the words of the model's phrase vocabulary). The full data set
+(a download from Google, ``speech_commands_v0.02.tar.gz``) carries ``testing_list.txt``
+and ``validation_list.txt``; when both are there and every clip they list is too, they are
+the test and dev splits and every other clip is train. Google assigns them by a hash of the
+speaker id, so no speaker is in two splits. Repositories that carry a subset often carry
+the full lists as well; a subset is still held out whole.
 """
 
 from __future__ import annotations
@@ -49,10 +54,35 @@ def _root(src: Path) -> tuple[Path, list[Path]]:
     return src, []
 
 
+def _official_lists(root: Path) -> dict[str, str] | None:
+    """``word/<id>_nohash_<n>`` -> "test" or "dev" from the data set's own lists, or None
+    when SRC does not have both, or lacks a clip that they list (a subset)."""
+    test, dev = root / "testing_list.txt", root / "validation_list.txt"
+    if not (test.is_file() and dev.is_file()):
+        return None
+    split: dict[str, str] = {}
+    for name, path in (("test", test), ("dev", dev)):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            line = line.strip()
+            if not line:
+                continue
+            key = line.removesuffix(".wav")
+            if line == key or key.count("/") != 1:
+                raise DataError(f"{path}:{lineno} is not <word>/<file>.wav",
+                                "restore the list from the data set")
+            if split.setdefault(key, name) != name:
+                raise DataError(f"{path}:{lineno}: {line} is also in the other list",
+                                "restore the lists from the data set")
+    if not all((root / f"{key}.wav").is_file() for key in split):
+        return None
+    return split
+
+
 def scan(src: Path, revision: str | None = None) -> Source:
     root, words = _root(src)
     items = []
     digits = 0
+    lists = _official_lists(root)
     for folder in words:
         is_digit = folder.name.lower() in DIGITS
         text = transcript(folder.name.replace("_", " "))
@@ -63,8 +93,10 @@ def scan(src: Path, revision: str | None = None) -> Source:
             if is_digit:
                 digits += 1
             elif text:
-                items.append(SourceItem(key=f"{folder.name}/{f.stem}", audio=f, text=text,
-                                        speaker=match.group(1), split="test"))
+                key = f"{folder.name}/{f.stem}"
+                split = "test" if lists is None else lists.get(key, "train")
+                items.append(SourceItem(key=key, audio=f, text=text,
+                                        speaker=match.group(1), split=split))
     if not items:
         raise DataError(f"{src} has no <word>/<id>_nohash_<n>.wav clips besides digits",
                         "give a folder in Speech Commands' layout, e.g. a checkout of "
@@ -78,7 +110,9 @@ def scan(src: Path, revision: str | None = None) -> Source:
         "dataset_version": version.group() if version else "unknown",
         "license": "CC-BY-4.0",
         "speakers_note": "crowd-sourced, one speaker id per file name prefix",
-        "split_rule": "held out whole: every utterance in test",
+        "split_rule": "held out whole: every utterance in test" if lists is None else
+                      "the data set's testing_list.txt (test) and validation_list.txt (dev), "
+                      "every other clip train",
         "left_out": {"digit_clips": digits},
         "words": sorted({it.text for it in items}),
     }, items=items)
