@@ -388,7 +388,6 @@ def importers() -> dict[str, Callable[[Path, str | None], Source]]:
 def cmd_import(args: argparse.Namespace) -> int:
     from tinygen.speech.data import recordings
 
-    scan = importers()[args.kind]
     src = Path(args.src)
     own = {"--split": args.split, "--name": args.name, "--license": args.license}
     given = [flag for flag, value in own.items() if value is not None]
@@ -403,7 +402,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         source = recordings.scan(src, args.revision, split=args.split or "hash",
                                  license=args.license, name=args.name)
     else:
-        source = scan(src, args.revision)
+        source = importers()[args.kind](src, args.revision)
     if args.max_per_split is not None:
         source = Source(meta={**source.meta, "selection": limit_rule(args.max_per_split)},
                         items=limit_split(source.items, args.max_per_split))
